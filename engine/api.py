@@ -1,0 +1,164 @@
+"""The engine's public API: what the CLI, the console and tests drive.
+
+Harlequin-style: everything a user can do from the TUI is reachable here
+without it. ``Engine`` owns one :class:`~engine.store.Store`; a run executes in
+this process through :meth:`Engine.start` (a :class:`RunHandle` wraps the
+:class:`~engine.runner.Runner` and its live source), or elsewhere — then
+:meth:`Engine.attach` follows it through SQLite and steers it through the
+``control`` table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config import AppConfig
+from engine.errors import InputError
+from engine.metrics import build_report, report_markdown
+from engine.models import RunInfo, RunState
+from engine.processor import load_processor
+from engine.runner import Runner
+from engine.source import DbRunSource, LiveRunSource
+from engine.store import Store
+
+
+@dataclass
+class RunHandle:
+    runner: Runner
+    task: asyncio.Task
+    source: LiveRunSource
+
+    @property
+    def run_id(self) -> int:
+        return self.runner.run_id
+
+    async def wait(self) -> RunState:
+        return await self.task
+
+    async def pause(self) -> None:
+        await self.runner.pause()
+
+    async def resume(self) -> None:
+        await self.runner.resume()
+
+    async def cancel(self) -> None:
+        await self.runner.cancel()
+
+    async def stop(self, reason: str = "stopped") -> RunState:
+        await self.runner.stop(reason)
+        return await self.task
+
+
+class Engine:
+    def __init__(self, store: Store, config: AppConfig) -> None:
+        self.store = store
+        self.config = config
+        self.handles: dict[int, RunHandle] = {}
+
+    @classmethod
+    async def open(cls, db_path: str | Path, config: AppConfig | None = None) -> Engine:
+        return cls(await Store.open(db_path), config or AppConfig())
+
+    async def close(self) -> None:
+        for handle in list(self.handles.values()):
+            if not handle.task.done():
+                await handle.stop("engine closed")
+        await self.store.close()
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- runs -----------------------------------------------------------------------------------
+    async def create_run(self, kind: str, spec: dict[str, Any], config: AppConfig | None = None,
+                         *, parent_id: int | None = None) -> int:
+        load_processor(kind, **self._options(kind, spec))   # fail now, before anything is stored
+        cfg = config or self.config
+        return await self.store.create_run(kind, spec, cfg.to_dict(), parent_id=parent_id)
+
+    @staticmethod
+    def _options(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    async def start(self, run_id: int, *, github: Any = None, services: dict[str, Any] | None = None,
+                    config: AppConfig | None = None) -> RunHandle:
+        await self.store.detect_interrupted()
+        run = await self.store.require_run(run_id)
+        if run.state is RunState.RUNNING:
+            raise InputError(f"run {run_id} is already running in process {run.owner_pid}")
+        if run.state is RunState.COMPLETED:
+            raise InputError(f"run {run_id} has completed; replay it to run its failed items again")
+        if run.state is RunState.CANCELLED:
+            raise InputError(f"run {run_id} was cancelled; replay it to run its items again")
+        cfg = config or AppConfig.from_dict(run.config, source=f"run {run_id} config")
+        processor = load_processor(run.kind)
+        runner = Runner(self.store, run, processor, cfg, github=github, services=services)
+        task = asyncio.create_task(runner.run(), name=f"batchdeck-run-{run_id}")
+        handle = RunHandle(runner, task, LiveRunSource(runner))
+        self.handles[run_id] = handle
+        task.add_done_callback(lambda _t: self.handles.pop(run_id, None))
+        return handle
+
+    async def resume(self, run_id: int, **kw: Any) -> RunHandle:
+        return await self.start(run_id, **kw)
+
+    async def runs(self, limit: int = 50, before_id: int | None = None) -> list[RunInfo]:
+        return await self.store.list_runs(limit, before_id)
+
+    async def request(self, run_id: int, command: str, arg: str | None = None) -> None:
+        """Ask the process running ``run_id`` (this one or another) to pause, resume, cancel..."""
+        handle = self.handles.get(run_id)
+        if handle is not None:
+            await handle.runner.apply_command(command, arg)
+            return
+        run = await self.store.require_run(run_id)
+        if run.state.finished:
+            raise InputError(f"run {run_id} is {run.state.value}; nothing to {command}")
+        await self.store.send_control(run_id, command, arg)
+
+    def attach(self, run_id: int, *, readonly: bool = False) -> DbRunSource:
+        handle = self.handles.get(run_id)
+        source = DbRunSource(self.store, run_id, readonly=readonly)
+        if handle is not None:
+            source.local = handle.source
+        return source
+
+    # -- replay and reports ------------------------------------------------------------------------
+    async def replay(self, run_id: int, batch_id: int | None = None, *, config: AppConfig | None = None,
+                     overrides: dict[str, Any] | None = None) -> int:
+        """A child run holding copies of the failed items (of one batch or all)."""
+        parent = await self.store.require_run(run_id)
+        items = await self.store.failed_items(run_id, batch_id)
+        if not items:
+            where = f"batch {batch_id} of run {run_id}" if batch_id is not None else f"run {run_id}"
+            raise InputError(f"{where} has no failed items to replay")
+        cfg = config or AppConfig.from_dict(parent.config, source=f"run {run_id} config")
+        if overrides:
+            merged = cfg.to_dict()
+            from engine.config import load_config
+
+            cfg = load_config(None, env={}, overrides={**merged, **overrides})
+        spec = {**parent.spec, "replay_of": {"run": run_id, "batch": batch_id}}
+        child = await self.store.create_run(parent.kind, spec, cfg.to_dict(), parent_id=run_id, planned=True)
+        rows = [(child, i + 1, it["key"], it["payload"], it["priority"], it["lane"]) for i, it in enumerate(items)]
+        from engine.store import ITEM_INSERT_SQL
+
+        await self.store.write_many([(ITEM_INSERT_SQL, rows)])
+        graph = {"kind": parent.kind, "replay_of": {"run": run_id, "batch": batch_id}, "planned": len(rows),
+                 "keys": [it["key"] for it in items[:1000]]}
+        await self.store.add_artifact(child, "task_graph", graph,
+                                      summary=f"replay of {len(rows)} failed items of run {run_id}")
+        return child
+
+    async def report(self, run_id: int) -> dict[str, Any]:
+        return await build_report(self.store, run_id)
+
+    @staticmethod
+    def report_markdown(report: dict[str, Any]) -> str:
+        return report_markdown(report)
+

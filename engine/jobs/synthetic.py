@@ -1,0 +1,55 @@
+"""A job kind for tests and benchmarks: waits a given latency, fails a given fraction.
+
+Clearly not a real job: it exists so the engine can be measured and tested on
+its own (no network, no simulator). Spec::
+
+    {"items": 10000, "latency_ms": 0, "fail_rate": 0.05, "fatal_rate": 0.0,
+     "permanent_fail_rate": 0.0, "error_class": "server", "seed": 1}
+
+``fail_rate`` items fail on their first try only (with ``error_class``), so
+every retryable item recovers on retry; ``permanent_fail_rate`` items fail on
+every try (client errors: not retried). Which items fail is decided by a hash
+of the item key and the seed, so a resumed run fails the same items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any, ClassVar
+
+from engine.errors import ClientError, NetworkError, RequestTimeoutError, ServerError
+from engine.models import Item, PlannedItem
+
+ERRORS = {"server": ServerError, "network": NetworkError, "timeout": RequestTimeoutError, "client": ClientError}
+
+
+def _fraction(key: str, seed: int, salt: str) -> float:
+    digest = hashlib.blake2b(f"{seed}:{salt}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class SyntheticJob:
+    kind: ClassVar[str] = "synthetic"
+
+    def __init__(self) -> None:
+        self.processed: dict[str, int] = {}
+
+    def plan(self, spec: dict[str, Any], ctx: Any):
+        n = int(spec.get("items", 100))
+        for i in range(n):
+            yield PlannedItem(key=f"item-{i:07d}", payload={"i": i}, priority=0, lane=spec.get("lane", "default"))
+
+    async def process(self, item: Item, ctx: Any) -> Any:
+        spec = ctx.spec
+        latency = float(spec.get("latency_ms", 0)) / 1000
+        seed = int(spec.get("seed", 1))
+        self.processed[item.key] = self.processed.get(item.key, 0) + 1
+        if latency:
+            await asyncio.sleep(latency)
+        if _fraction(item.key, seed, "permanent") < float(spec.get("permanent_fail_rate", 0.0)):
+            raise ClientError(f"{item.key}: rejected (synthetic permanent failure)", status_code=422)
+        if item.attempts == 0 and _fraction(item.key, seed, "transient") < float(spec.get("fail_rate", 0.0)):
+            cls = ERRORS[spec.get("error_class", "server")]
+            raise cls(f"{item.key}: synthetic {spec.get('error_class', 'server')} failure")
+        return None

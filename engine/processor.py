@@ -1,0 +1,89 @@
+"""The contract between the engine and a job kind.
+
+A job kind is a class registered under the ``batchdeck.jobs`` entry-point group
+(see pyproject). The engine loads it by name and knows nothing else about it:
+
+* ``plan(spec, ctx)`` yields :class:`~engine.models.PlannedItem` (sync or async
+  iterable). Items are streamed into SQLite in chunks; planning runs once per
+  run (again after a crash during planning, idempotently by item key).
+* ``process(item, ctx)`` does one item and returns a JSON-serialisable result
+  (or ``None``). Raise an :mod:`engine.errors` exception to say how it failed;
+  anything else counts as ``unexpected`` and is not retried.
+* optional ``process_batch(items, ctx)`` takes a whole batch at once (one
+  GraphQL query for many files, say) and returns one result or exception per
+  item, in order. The engine then hands it whole batches of one lane.
+* ``ctx.spawn(PlannedItem)`` adds follow-up items to the run while it runs
+  (a repository item discovering its lockfiles, say).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from engine.errors import InputError
+from engine.models import Item, PlannedItem
+
+if TYPE_CHECKING:
+    from engine.breaker import BreakerRegistry
+    from engine.config import AppConfig
+    from engine.store import Store
+
+ENTRY_POINT_GROUP = "batchdeck.jobs"
+
+
+@dataclass
+class RunContext:
+    """What a job kind may use while planning and processing.
+
+    ``github`` is the rate-aware client when the run has one (None otherwise);
+    ``services`` holds anything else the caller wired in. ``counters`` are
+    summed into the run's report (``api_requests``, ``api_requests_saved``,
+    ``rate_limited``...): a job kind or the client adds to them.
+    """
+
+    run_id: int
+    config: AppConfig
+    store: Store
+    breakers: BreakerRegistry
+    spec: dict[str, Any] = field(default_factory=dict)
+    github: Any = None
+    services: dict[str, Any] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("batchdeck.job"))
+    _spawn: Any = None
+
+    def spawn(self, item: PlannedItem) -> None:
+        """Add a follow-up item to the running run (persisted by the recorder)."""
+        if self._spawn is None:
+            raise RuntimeError("spawn is only available while the run is processing")
+        self._spawn(item)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+
+@runtime_checkable
+class Processor(Protocol):
+    kind: ClassVar[str]
+
+    def plan(self, spec: dict[str, Any], ctx: RunContext) -> Iterable[PlannedItem] | AsyncIterable[PlannedItem]: ...
+
+    async def process(self, item: Item, ctx: RunContext) -> Any: ...
+
+
+def available_kinds() -> dict[str, Any]:
+    """Job kinds installed under the entry-point group, by name (not loaded)."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_processor(kind: str, **options: Any) -> Processor:
+    """Instantiate the job kind registered as ``kind``."""
+    kinds = available_kinds()
+    if kind not in kinds:
+        raise InputError(f"unknown job kind {kind!r}; installed kinds: {', '.join(sorted(kinds)) or 'none'}")
+    cls = kinds[kind].load()
+    return cls(**options)

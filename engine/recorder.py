@@ -1,0 +1,141 @@
+"""The one SQLite writer of a running engine.
+
+Workers, the feeder and job kinds never write to SQLite themselves: they hand
+rows to the :class:`Recorder`, which commits them together every
+``flush_interval`` seconds or as soon as ``flush_rows`` are waiting. Item
+updates are coalesced per item (the last state wins), so an item dispatched,
+retried and dispatched again inside one flush is written once, correctly.
+
+After each commit the recorder calls ``on_commit(finished_ids)`` so the feeder
+knows which items' states are now durable (and may be read back from SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from engine.store import ATTEMPT_INSERT_SQL, BATCH_UPSERT_SQL, ITEM_INSERT_SQL, ITEM_UPDATE_SQL, Store
+
+log = logging.getLogger("batchdeck.recorder")
+
+
+class Recorder:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        flush_interval: float = 0.1,
+        flush_rows: int = 2000,
+        on_commit: Callable[[list[int]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.flush_interval = flush_interval
+        self.flush_rows = flush_rows
+        self.on_commit = on_commit
+        self._inserts: list[tuple] = []
+        self._item_updates: dict[int, tuple] = {}
+        self._batches: dict[tuple[int, int], tuple] = {}
+        self._attempts: list[tuple] = []
+        self._ops: list[tuple[str, list[Sequence[Any]]]] = []
+        self._released: list[int] = []
+        self._pending_rows = 0
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self.commits = 0
+        self.error: BaseException | None = None
+
+    # -- producers (synchronous: never block a worker) ---------------------------------------
+    def insert_items(self, rows: list[tuple]) -> None:
+        """Rows ``(run_id, seq, key, payload_json, priority, lane)``."""
+        self._inserts.extend(rows)
+        self._bump(len(rows))
+
+    def update_item(self, row: tuple, *, release: bool) -> None:
+        """Row in ITEM_UPDATE_SQL order (id last); ``release`` once the state is final or requeued."""
+        self._item_updates[row[-1]] = row
+        if release:
+            self._released.append(row[-1])
+        self._bump(1)
+
+    def upsert_batch(self, row: tuple) -> None:
+        self._batches[(row[0], row[1])] = row
+        self._bump(1)
+
+    def add_attempt(self, row: tuple) -> None:
+        self._attempts.append(row)
+        self._bump(1)
+
+    def add(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        """Any other statement, kept in order (findings, caches, checkpoints...)."""
+        if self._ops and self._ops[-1][0] == sql:
+            self._ops[-1][1].extend(rows)
+        else:
+            self._ops.append((sql, list(rows)))
+        self._bump(len(rows))
+
+    def add_json(self, sql: str, *params: Any) -> None:
+        self.add(sql, [tuple(json.dumps(p) if isinstance(p, dict | list) else p for p in params)])
+
+    def _bump(self, n: int) -> None:
+        self._pending_rows += n
+        if self._pending_rows >= self.flush_rows:
+            self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        return self._pending_rows
+
+    # -- the loop ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="batchdeck-recorder")
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception as exc:  # the run cannot go on without its writer
+                log.exception("recorder flush failed")
+                self.error = exc
+                return
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._pending_rows:
+                return
+            inserts, self._inserts = self._inserts, []
+            updates, self._item_updates = list(self._item_updates.values()), {}
+            batches, self._batches = list(self._batches.values()), {}
+            attempts, self._attempts = self._attempts, []
+            ops, self._ops = self._ops, []
+            released, self._released = self._released, []
+            self._pending_rows = 0
+            statements: list[tuple[str, Sequence[Sequence[Any]]]] = [
+                (ITEM_INSERT_SQL, inserts),
+                (BATCH_UPSERT_SQL, batches),
+                (ITEM_UPDATE_SQL, updates),
+                (ATTEMPT_INSERT_SQL, attempts),
+                *ops,
+            ]
+            await self.store.write_many(statements)
+            self.commits += 1
+        if self.on_commit is not None:
+            self.on_commit(released)
+
+    async def stop(self) -> None:
+        """Flush what is left and end the loop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()

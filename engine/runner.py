@@ -1,0 +1,910 @@
+"""The runner: plans a run, feeds its items to a fixed pool of workers, records results.
+
+Shape (see docs/ARCHITECTURE in ../shared): a *feeder* keyset-reads pending
+items in (priority, seq) order, cuts them into batches of the size the
+:class:`~engine.sizing.BatchSizer` chose and puts them on a bounded queue; a
+fixed pool of worker tasks (as many as the largest allowed concurrency; those
+above the current limit park) takes them; the one
+:class:`~engine.recorder.Recorder` commits results in batches. Nothing here
+creates a task per item.
+
+Invariant (tested): ``pending + in_flight + done + failed + skipped == total``
+at every commit, in memory and in SQLite.
+
+Retries never hold a worker: a failed item goes back to ``pending`` with a
+``not_before`` and waits in a small in-memory heap (and in SQLite, so a crash
+loses nothing); the feeder dispatches it when due.
+
+Pause lets in-flight items finish, returns queued ones to pending and writes a
+checkpoint; cancel does the same and ends the run; a signal (SIGINT/SIGTERM)
+pauses and ends the process with a resumable run. A heartbeat lets another
+process see that a run whose owner died is ``interrupted``; resuming it puts
+its in-flight items back to pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import heapq
+import inspect
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.breaker import BreakerRegistry
+from engine.config import AppConfig, BatchStrategy
+from engine.errors import BatchProcessingError, ErrorClass, classify
+from engine.metrics import LatencyWindow, build_report, report_markdown
+from engine.models import (
+    BatchState,
+    BatchView,
+    Counts,
+    Item,
+    ItemState,
+    MetricSample,
+    PlannedItem,
+    RunInfo,
+    RunSnapshot,
+    RunState,
+)
+from engine.processor import Processor, RunContext
+from engine.recorder import Recorder
+from engine.retry import RetryPlanner
+from engine.sizing import BatchOutcome, BatchSizer
+from engine.source import EngineEvent
+from engine.store import Store
+
+log = logging.getLogger("batchdeck.runner")
+
+PLAN_CHUNK = 5000
+FEED_PAGE = 512
+TICK_S = 0.5
+RECENT_BATCHES = 200
+SERIES_LEN = 600
+EVENTS_LEN = 1000
+
+
+@dataclass(slots=True)
+class _Batch:
+    id: int
+    size: int
+    lane: str
+    started_at: float
+    remaining: int
+    done: int = 0
+    failed: int = 0
+    retried: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[ErrorClass, int] = field(default_factory=dict)
+
+    def view(self, run_id: int, state: BatchState, ended_at: float | None) -> BatchView:
+        return BatchView(
+            id=self.id, run_id=run_id, size=self.size, state=state, done=self.done, failed=self.failed,
+            retried=self.retried, p95_ms=_p95(self.latencies), started_at=self.started_at, ended_at=ended_at,
+        )
+
+
+def _p95(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:500]
+
+
+class Runner:
+    """Executes one run in this process. Create with :meth:`Engine.start`."""
+
+    def __init__(
+        self,
+        store: Store,
+        run: RunInfo,
+        processor: Processor,
+        config: AppConfig,
+        *,
+        github: Any = None,
+        services: dict[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.run_info = run
+        self.run_id = run.id
+        self.processor = processor
+        self.config = config
+        self.clock = clock
+        self.github = github
+        self.counts = Counts()
+        self.sizer = BatchSizer(config.batch, config.batch.default_strategy)
+        self.retry = RetryPlanner(config)
+        self.events: deque[EngineEvent] = deque(maxlen=EVENTS_LEN)
+        self.breakers = BreakerRegistry(config, on_transition=self._on_breaker)
+        self.ctx = RunContext(
+            run_id=run.id, config=config, store=store, breakers=self.breakers, github=github, spec=run.spec,
+            services=dict(services or {}), _spawn=self._spawn,
+        )
+        self.recorder = Recorder(store, on_commit=self._on_commit)
+        self.pool_size = config.batch.max_concurrent_requests
+        self._batch_mode = callable(getattr(processor, "process_batch", None))
+        self._queue: asyncio.Queue[list[Item]] = asyncio.Queue(
+            maxsize=self.pool_size if self._batch_mode else self.pool_size * 2
+        )
+        self._dispatched: set[int] = set()
+        self._awaiting: dict[int, Item] = {}
+        self._retry_heap: list[tuple[float, int, int]] = []
+        self._batches: dict[int, _Batch] = {}
+        self._recent: deque[BatchView] = deque(maxlen=RECENT_BATCHES)
+        self._series: deque[MetricSample] = deque(maxlen=SERIES_LEN)
+        self._latency = LatencyWindow()
+        self._interval_errors: dict[str, int] = {}
+        self.errors_by_class: dict[str, int] = {}
+        self.retries = 0
+        self._next_seq = 0
+        self._next_batch = 0
+        self._rewind: tuple[int, int] | None = None
+        self._gate = asyncio.Event()
+        self._gate_changed = asyncio.Event()
+        self._feed_wake = asyncio.Event()
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._done = asyncio.Event()
+        self._final: tuple[RunState, str | None] = (RunState.COMPLETED, None)
+        self._feeder_task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._handled_control: set[int] = set()
+        self._next_checkpoint = config.batch.checkpoint_interval
+        self._active_since: float | None = None
+        self._active_s = 0.0
+        self._rate = 0.0
+        self._last_tick = (0.0, 0)
+        self.state = RunState.PENDING
+        self._control_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ public control
+    async def pause(self, reason: str = "paused by operator") -> None:
+        async with self._control_lock:
+            if self.state is not RunState.RUNNING:
+                return
+            self._set_state(RunState.PAUSED, reason)
+            await self._halt()
+            self._checkpoint("pause")
+            await self.recorder.flush()
+
+    async def resume(self) -> None:
+        async with self._control_lock:
+            if self.state is not RunState.PAUSED or self._done.is_set():
+                return
+            self._set_state(RunState.RUNNING, "resumed")
+            self._open_gate()
+            self._check_complete()
+
+    async def cancel(self, reason: str = "cancelled by operator") -> None:
+        self._finish(RunState.CANCELLED, reason)
+
+    async def stop(self, reason: str = "stopped") -> None:
+        """End this process's part of the run, leaving it resumable (SIGINT/SIGTERM)."""
+        self._finish(RunState.PAUSED, reason)
+
+    def set_concurrency(self, n: int) -> int:
+        value = self.sizer.set_concurrency(n)
+        self._pulse()
+        self._event("concurrency", f"concurrency set to {self.sizer.concurrency}")
+        return value if value is not None else self.sizer.concurrency
+
+    def set_strategy(self, name: str) -> None:
+        self.sizer.set_strategy(name)
+        self._pulse()
+        self._event("strategy", f"strategy set to {name}")
+
+    async def wait(self) -> RunState:
+        await self._done.wait()
+        return self._final[0]
+
+    # ------------------------------------------------------------------ the run
+    async def run(self) -> RunState:
+        await self._start()
+        self.recorder.start()
+        try:
+            flags = await self.store.run_flags(self.run_id)
+            if not flags.get("planned"):
+                await self._plan()
+            if not self._done.is_set():
+                await self._process()
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                self._final = (RunState.PAUSED, "stopped")
+            else:
+                log.exception("run %s failed", self.run_id)
+                self._final = (RunState.FAILED, _short(exc))
+            raise
+        finally:
+            await self._close()
+        return self._final[0]
+
+    async def _start(self) -> None:
+        recovered = await self.store.recover_in_flight(self.run_id)
+        self.counts = await self.store.counts(self.run_id)
+        self._next_seq = await self.store.max_seq(self.run_id)
+        self._next_batch = await self.store.max_batch_id(self.run_id)
+        flags = await self.store.run_flags(self.run_id)
+        self._active_s = flags.get("active_s") or 0.0
+        stats = flags.get("stats") or {}
+        self.ctx.counters.update({k: v for k, v in stats.get("counters", {}).items() if isinstance(v, int)})
+        self.retries = stats.get("retries", 0)
+        self.errors_by_class = dict(stats.get("errors_by_class", {}))
+        now = self.clock()
+        await self.store.write(
+            "UPDATE runs SET state='running', started_at=coalesce(started_at, ?), heartbeat_at=?, owner_pid=?, "
+            "owner_host=?, message=NULL, finished_at=NULL WHERE id=?",
+            (now, now, os.getpid(), os.uname().nodename, self.run_id),
+        )
+        self._set_state(RunState.RUNNING, f"started ({recovered} in-flight items recovered)" if recovered
+                        else "started")
+        self._open_gate()
+
+    async def _plan(self) -> None:
+        self._event("run_state", "planning")
+        plan = self.processor.plan(self.run_info.spec, self.ctx)
+        if inspect.isawaitable(plan):
+            plan = await plan
+        chunk: list[tuple] = []
+        digest = hashlib.sha256()
+        lanes: dict[str, int] = {}
+        planned = 0
+
+        async def flush_chunk() -> None:
+            self.recorder.insert_items(chunk)
+            await self.recorder.flush()
+            chunk.clear()
+
+        def add(p: PlannedItem) -> None:
+            nonlocal planned
+            self._next_seq += 1
+            planned += 1
+            digest.update(p.key.encode() + b"\n")
+            lanes[p.lane] = lanes.get(p.lane, 0) + 1
+            chunk.append((self.run_id, self._next_seq, p.key, json.dumps(p.payload), p.priority, p.lane))
+
+        if hasattr(plan, "__aiter__"):
+            async for p in plan:
+                add(p)
+                if len(chunk) >= PLAN_CHUNK:
+                    await flush_chunk()
+        else:
+            for p in plan:
+                add(p)
+                if len(chunk) >= PLAN_CHUNK:
+                    await flush_chunk()
+        await flush_chunk()
+        self.counts = await self.store.counts(self.run_id)
+        self._next_seq = await self.store.max_seq(self.run_id)
+        graph = {
+            "kind": self.run_info.kind, "spec": self.run_info.spec, "planned": planned,
+            "total": self.counts.total, "lanes": lanes, "keys_sha256": digest.hexdigest(),
+            "table": "items", "note": "every planned item is a row of the items table of this run",
+        }
+        self.recorder.add_json(
+            "INSERT INTO artifacts (run_id, batch_id, kind, created_at, summary, data) VALUES (?, NULL, ?, ?, ?, ?)",
+            self.run_id, "task_graph", self.clock(), f"{planned} items planned", graph,
+        )
+        self.recorder.add("UPDATE runs SET planned=1 WHERE id=?", [(self.run_id,)])
+        await self.recorder.flush()
+        self._event("artifact", f"task graph stored: {planned} items")
+
+    async def _process(self) -> None:
+        self._tasks = [asyncio.create_task(self._worker(i), name=f"batchdeck-worker-{i}")
+                       for i in range(self.pool_size)]
+        self._tasks.append(asyncio.create_task(self._ticker(), name="batchdeck-ticker"))
+        self._start_feeder()
+        self._check_complete()
+        await self._done.wait()
+
+    async def _close(self) -> None:
+        state, message = self._final
+        try:
+            await self._halt()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._accumulate_active()
+        self._set_state(state, message)
+        self._checkpoint(state.value)
+        self._write_live()
+        now = self.clock()
+        finished_at = now if state.finished else None
+        owner = None
+        self.recorder.add(
+            "UPDATE runs SET state=?, message=?, finished_at=?, owner_pid=?, heartbeat_at=?, active_s=? WHERE id=?",
+            [(state.value, message, finished_at, owner, now, self._active_s, self.run_id)],
+        )
+        await self.recorder.stop()
+        if state in (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED):
+            report = await build_report(self.store, self.run_id)
+            await self.store.add_artifact(
+                self.run_id, "report", {"json": report, "markdown": report_markdown(report)},
+                summary=f"{report['done']}/{report['total']} done, {report['items_per_s']:.1f} items/s",
+            )
+            self._event("artifact", "performance report stored")
+
+    # ------------------------------------------------------------------ state helpers
+    def _set_state(self, state: RunState, message: str | None = None) -> None:
+        if state is RunState.RUNNING and self._active_since is None:
+            self._active_since = time.monotonic()
+        elif state is not RunState.RUNNING:
+            self._accumulate_active()
+        self.state = state
+        self.run_info.state = state
+        self.run_info.message = message
+        self.recorder.add("UPDATE runs SET state=?, message=? WHERE id=?", [(state.value, message, self.run_id)])
+        self._event("run_state", f"{state.value}" + (f": {message}" if message else ""))
+
+    def _accumulate_active(self) -> None:
+        if self._active_since is not None:
+            self._active_s += time.monotonic() - self._active_since
+            self._active_since = None
+
+    def _finish(self, state: RunState, message: str | None) -> None:
+        if not self._done.is_set():
+            self._final = (state, message)
+            self._done.set()
+            self._gate.clear()
+            self._pulse()
+
+    def _event(self, kind: str, message: str, **data: Any) -> None:
+        self.events.append(EngineEvent(self.clock(), kind, self.run_id, message, data))
+
+    def _on_breaker(self, lane: str, transition: Any) -> None:
+        self._event("breaker", f"breaker {lane}: {transition.from_state} → {transition.to_state} "
+                               f"({transition.reason})")
+
+    def _open_gate(self) -> None:
+        self._gate.set()
+        self._start_feeder()
+        self._pulse()
+
+    def _pulse(self) -> None:
+        self._gate_changed.set()
+        self._gate_changed = asyncio.Event()
+
+    def _start_feeder(self) -> None:
+        if self._tasks and (self._feeder_task is None or self._feeder_task.done()):
+            self._feeder_task = asyncio.create_task(self._feeder(), name="batchdeck-feeder")
+
+    async def _halt(self) -> None:
+        """Stop feeding, return queued items to pending, wait for in-flight ones."""
+        self._gate.clear()
+        self._pulse()
+        if self._feeder_task is not None:
+            self._feeder_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feeder_task
+            self._feeder_task = None
+        while not self._queue.empty():
+            for item in self._queue.get_nowait():
+                self._return_to_pending(item)
+        await self._idle.wait()
+
+    # ------------------------------------------------------------------ feeder
+    async def _feeder(self) -> None:
+        cursor: tuple[int, int] | None = None
+        while self._gate.is_set():
+            if self._rewind is not None:
+                if cursor is not None and self._rewind < cursor:
+                    cursor = self._rewind
+                self._rewind = None
+            rows = await self.store.pending_page(self.run_id, cursor, FEED_PAGE)
+            now = self.clock()
+            ready: list[Item] = []
+            for item_id, seq, key, payload, priority, lane, attempts, not_before in rows:
+                cursor = (priority, seq)
+                if item_id in self._dispatched or item_id in self._awaiting:
+                    continue
+                item = Item(item_id, self.run_id, seq, key, json.loads(payload), priority, lane, attempts)
+                if not_before is not None and not_before > now:
+                    self._schedule_retry(item, not_before)
+                    continue
+                ready.append(item)
+            # due retries last: the page above skipped them (they are still in _awaiting)
+            ready.extend(self._due_retries(now))
+            if ready:
+                await self._dispatch(ready)
+            if len(rows) < FEED_PAGE:
+                cursor = None
+                if not ready:
+                    timeout = 1.0
+                    if self._retry_heap:
+                        timeout = min(timeout, max(0.0, self._retry_heap[0][0] - self.clock()))
+                    self._feed_wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._feed_wake.wait(), timeout)
+
+    def _due_retries(self, now: float) -> list[Item]:
+        ready: list[Item] = []
+        while self._retry_heap and self._retry_heap[0][0] <= now:
+            due, _, item_id = heapq.heappop(self._retry_heap)
+            item = self._awaiting.get(item_id)
+            if item is None:
+                continue
+            if item_id in self._dispatched:      # its requeue is not committed yet: try again shortly
+                heapq.heappush(self._retry_heap, (now + 0.05, item.seq, item_id))
+                break
+            del self._awaiting[item_id]
+            ready.append(item)
+        return ready
+
+    def _schedule_retry(self, item: Item, not_before: float) -> None:
+        self._awaiting[item.id] = item
+        heapq.heappush(self._retry_heap, (not_before, item.seq, item.id))
+
+    async def _dispatch(self, items: list[Item]) -> None:
+        size = self.sizer.batch_size
+        start = 0
+        while start < len(items):
+            chunk = items[start:start + size]
+            start += size
+            if self._batch_mode:
+                by_lane: dict[str, list[Item]] = {}
+                for item in chunk:
+                    by_lane.setdefault(item.lane, []).append(item)
+                groups = list(by_lane.values())
+            else:
+                groups = [chunk]
+            for group in groups:
+                self._open_batch(group)
+                units = [group] if self._batch_mode else [[item] for item in group]
+                put = 0
+                try:
+                    for unit in units:
+                        await self._queue.put(unit)
+                        put += 1
+                except asyncio.CancelledError:
+                    for unit in units[put:]:
+                        for item in unit:
+                            self._return_to_pending(item)
+                    raise   # items[start:] were never claimed: still pending, nothing to undo
+
+    def _open_batch(self, items: list[Item]) -> _Batch:
+        self._next_batch += 1
+        now = self.clock()
+        batch = _Batch(self._next_batch, len(items), items[0].lane, now, len(items))
+        self._batches[batch.id] = batch
+        self.recorder.upsert_batch((self.run_id, batch.id, batch.size, batch.lane, BatchState.RUNNING.value,
+                                    0, 0, 0, None, now, None))
+        for item in items:
+            item.batch_id = batch.id
+            self._dispatched.add(item.id)
+            self.recorder.update_item(
+                (ItemState.IN_FLIGHT.value, item.attempts, None, batch.id, None, None, None, None, now, item.id),
+                release=False,
+            )
+        n = len(items)
+        self.counts.pending -= n
+        self.counts.in_flight += n
+        self._event("batch_started", f"batch {batch.id}: {n} items", batch=batch.id)
+        return batch
+
+    def _return_to_pending(self, item: Item) -> None:
+        self.recorder.update_item(
+            (ItemState.PENDING.value, item.attempts, None, None, None, None, None, None, self.clock(), item.id),
+            release=True,
+        )
+        self.counts.in_flight -= 1
+        self.counts.pending += 1
+        batch = self._batches.get(item.batch_id or -1)
+        if batch is not None:
+            batch.size -= 1
+            batch.remaining -= 1
+            if batch.remaining == 0:
+                self._end_batch(batch)
+
+    def _on_commit(self, released: list[int]) -> None:
+        if released:
+            self._dispatched.difference_update(released)
+        self._feed_wake.set()
+
+    def _spawn(self, planned: PlannedItem) -> None:
+        self._next_seq += 1
+        seq = self._next_seq
+        self.recorder.insert_items(
+            [(self.run_id, seq, planned.key, json.dumps(planned.payload), planned.priority, planned.lane)]
+        )
+        self.counts.total += 1
+        self.counts.pending += 1
+        mark = (planned.priority, seq - 1)
+        if self._rewind is None or mark < self._rewind:
+            self._rewind = mark
+
+    # ------------------------------------------------------------------ workers
+    async def _worker(self, index: int) -> None:
+        while True:
+            while index >= self.sizer.concurrency or not self._gate.is_set():
+                await self._gate_changed.wait()
+            unit = await self._queue.get()
+            self._busy += len(unit)
+            self._idle.clear()
+            try:
+                if self._batch_mode:
+                    await self._run_batch_unit(unit)
+                else:
+                    await self._run_item(unit[0])
+            finally:
+                self._busy -= len(unit)
+                if self._busy == 0:
+                    self._idle.set()
+
+    async def _admit(self, lane: str) -> Any:
+        breaker = self.breakers.get(lane)
+        permit = breaker.try_acquire()
+        if permit is not None:
+            return permit
+        self._event("breaker", f"lane {lane} waits for its breaker ({breaker.state.value})")
+        return await breaker.acquire()
+
+    async def _run_item(self, item: Item) -> None:
+        permit = await self._admit(item.lane)
+        started = self.clock()
+        t0 = time.perf_counter()
+        try:
+            result = await self.processor.process(item, self.ctx)
+        except asyncio.CancelledError:
+            permit.release()
+            self._return_to_pending(item)
+            raise
+        except Exception as exc:
+            duration = (time.perf_counter() - t0) * 1000
+            permit.failure(classify(exc))
+            self._failed(item, exc, started, duration)
+        else:
+            duration = (time.perf_counter() - t0) * 1000
+            permit.success()
+            self._succeeded(item, result, started, duration)
+
+    async def _run_batch_unit(self, items: list[Item]) -> None:
+        permit = await self._admit(items[0].lane)
+        started = self.clock()
+        t0 = time.perf_counter()
+        try:
+            results = await self.processor.process_batch(items, self.ctx)  # type: ignore[attr-defined]
+            if len(results) != len(items):
+                raise BatchProcessingError(
+                    f"process_batch returned {len(results)} results for {len(items)} items"
+                )
+        except asyncio.CancelledError:
+            permit.release()
+            for item in items:
+                self._return_to_pending(item)
+            raise
+        except Exception as exc:
+            results = [exc] * len(items)
+        duration = (time.perf_counter() - t0) * 1000 / max(1, len(items))
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            permit.failure(classify(errors[0]))
+        else:
+            permit.success()
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, BaseException):
+                self._failed(item, result, started, duration)
+            else:
+                self._succeeded(item, result, started, duration)
+
+    def _succeeded(self, item: Item, result: Any, started: float, duration_ms: float) -> None:
+        now = self.clock()
+        payload = None if result is None else json.dumps(result)
+        self.recorder.update_item(
+            (ItemState.DONE.value, item.attempts, None, item.batch_id, None, None, payload, duration_ms, now,
+             item.id),
+            release=True,
+        )
+        if self.config.batch.enable_performance_monitoring:
+            self.recorder.add_attempt((self.run_id, item.id, item.batch_id, started, duration_ms, "ok", None, None))
+        self.counts.in_flight -= 1
+        self.counts.done += 1
+        self._latency.add(duration_ms)
+        batch = self._batches.get(item.batch_id or -1)
+        if batch is not None:
+            batch.done += 1
+            batch.latencies.append(duration_ms)
+            self._batch_item_left(batch)
+        self._after_finish()
+
+    def _failed(self, item: Item, exc: BaseException, started: float, duration_ms: float) -> None:
+        now = self.clock()
+        error_class = classify(exc)
+        message = _short(exc)
+        status = getattr(exc, "status_code", None)
+        self.errors_by_class[error_class.value] = self.errors_by_class.get(error_class.value, 0) + 1
+        self._interval_errors[error_class.value] = self._interval_errors.get(error_class.value, 0) + 1
+        batch = self._batches.get(item.batch_id or -1)
+        if batch is not None:
+            batch.errors[error_class] = batch.errors.get(error_class, 0) + 1
+        if getattr(exc, "fatal", False):
+            # The item is not at fault (a revoked token, say): keep it for the resume.
+            self.recorder.add_attempt((self.run_id, item.id, item.batch_id, started, duration_ms, "fatal",
+                                       error_class.value, status))
+            self._return_to_pending(item)
+            self._event("error", f"fatal {error_class.value} error: {message}")
+            self._finish(RunState.FAILED, message)
+            return
+        decision = self.retry.decide(exc, item.attempts)
+        if decision.retry:
+            item.attempts += 1
+            not_before = now + decision.delay
+            self.recorder.update_item(
+                (ItemState.PENDING.value, item.attempts, not_before, item.batch_id, error_class.value, message,
+                 None, duration_ms, now, item.id),
+                release=True,
+            )
+            self.recorder.add_attempt((self.run_id, item.id, item.batch_id, started, duration_ms, "retry",
+                                       error_class.value, status))
+            self.retries += 1
+            self.counts.in_flight -= 1
+            self.counts.pending += 1
+            self._schedule_retry(item, not_before)
+            if batch is not None:
+                batch.retried += 1
+                self._batch_item_left(batch)
+            return
+        self.recorder.update_item(
+            (ItemState.FAILED.value, item.attempts, None, item.batch_id, error_class.value, message, None,
+             duration_ms, now, item.id),
+            release=True,
+        )
+        self.recorder.add_attempt((self.run_id, item.id, item.batch_id, started, duration_ms, "failed",
+                                   error_class.value, status))
+        self.counts.in_flight -= 1
+        self.counts.failed += 1
+        if batch is not None:
+            batch.failed += 1
+            self._batch_item_left(batch)
+        self._after_finish()
+
+    def _batch_item_left(self, batch: _Batch) -> None:
+        batch.remaining -= 1
+        if batch.remaining == 0:
+            self._end_batch(batch)
+
+    def _end_batch(self, batch: _Batch) -> None:
+        del self._batches[batch.id]
+        now = self.clock()
+        if batch.failed and batch.done:
+            state = BatchState.PARTIAL
+        elif batch.failed:
+            state = BatchState.FAILED
+        else:
+            state = BatchState.DONE
+        view = batch.view(self.run_id, state, now)
+        self._recent.append(view)
+        self.recorder.upsert_batch((self.run_id, batch.id, batch.size, batch.lane, state.value, batch.done,
+                                    batch.failed, batch.retried, view.p95_ms, batch.started_at, now))
+        self.sizer.on_batch_end(BatchOutcome(
+            size=batch.size, succeeded=batch.done, failed=batch.failed + batch.retried, errors=dict(batch.errors),
+            p95_ms=view.p95_ms, headroom=self._headroom(), breaker_open=self.breakers.any_not_closed(),
+        ))
+        self._pulse()
+        self._event("batch_ended", f"batch {batch.id} {state.value}: {batch.done} done, {batch.failed} failed, "
+                                   f"{batch.retried} retried", batch=batch.id)
+        if batch.failed:
+            self._replay_artifact(batch)
+
+    def _replay_artifact(self, batch: _Batch) -> None:
+        errors = {k.value: v for k, v in batch.errors.items()}
+        data = {
+            "batch_id": batch.id, "failed": batch.failed, "errors_by_class": errors,
+            "config": self.config.to_dict(), "recommendation": recommend(errors, self.sizer),
+            "items_query": {"run_id": self.run_id, "batch_id": batch.id, "state": "failed"},
+        }
+        self.recorder.add_json(
+            "INSERT INTO artifacts (run_id, batch_id, kind, created_at, summary, data) VALUES (?, ?, ?, ?, ?, ?)",
+            self.run_id, batch.id, "replay", self.clock(),
+            f"batch {batch.id}: {batch.failed} failed ({', '.join(sorted(errors)) or 'unknown'})", data,
+        )
+        self._event("artifact", f"replay artifact for batch {batch.id}", batch=batch.id)
+
+    def _after_finish(self) -> None:
+        if self.counts.finished >= self._next_checkpoint:
+            self._checkpoint("interval")
+            interval = self.config.batch.checkpoint_interval
+            self._next_checkpoint = (self.counts.finished // interval + 1) * interval
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        if self.counts.pending == 0 and self.counts.in_flight == 0 and self.state is RunState.RUNNING:
+            self._finish(RunState.COMPLETED, None)
+
+    def _headroom(self) -> float | None:
+        if self.github is None or not hasattr(self.github, "rate_limits"):
+            return None
+        gauges = [g for g in self.github.rate_limits() if g.limit]
+        return min((g.remaining / g.limit for g in gauges), default=None)
+
+    # ------------------------------------------------------------------ checkpoints, ticker
+    def _checkpoint(self, reason: str) -> None:
+        counts = {k: getattr(self.counts, k) for k in ("total", "pending", "in_flight", "done", "failed", "skipped")}
+        data = {"batch_size": self.sizer.batch_size, "concurrency": self.sizer.concurrency,
+                "strategy": str(self.sizer.strategy), "retries": self.retries, "next_batch": self._next_batch + 1}
+        self.recorder.add_json(
+            "INSERT INTO checkpoints (run_id, created_at, reason, counts, data) VALUES (?, ?, ?, ?, ?)",
+            self.run_id, self.clock(), reason, counts, data,
+        )
+        self._event("checkpoint", f"checkpoint ({reason}) at {self.counts.finished}/{self.counts.total}")
+
+    async def _ticker(self) -> None:
+        tick = 0
+        while True:
+            await asyncio.sleep(TICK_S)
+            tick += 1
+            if self.recorder.error is not None:
+                self._finish(RunState.FAILED, f"cannot write to {self.store.path}: {self.recorder.error}")
+                return
+            if tick % 2 == 0:
+                self._sample()
+            self._write_live()
+            await self._poll_control()
+
+    def _sample(self) -> None:
+        now = self.clock()
+        last_at, last_done = self._last_tick
+        finished = self.counts.finished
+        if last_at:
+            dt = max(1e-6, now - last_at)
+            instant = (finished - last_done) / dt
+            self._rate = instant if not self._rate else 0.5 * self._rate + 0.5 * instant
+        self._last_tick = (now, finished)
+        p50, p95 = self._latency.take()
+        sample = MetricSample(
+            at=now, items_per_s=round(self._rate, 3), p50_ms=p50, p95_ms=p95, batch_size=self.sizer.batch_size,
+            concurrency=self.sizer.concurrency, errors=self._interval_errors, done=finished,
+        )
+        self._interval_errors = {}
+        self._series.append(sample)
+        if self.config.batch.enable_performance_monitoring:
+            self.recorder.add_json("INSERT INTO metrics (run_id, at, sample) VALUES (?, ?, ?)",
+                                   self.run_id, now, sample_dict(sample))
+
+    def _live(self) -> dict[str, Any]:
+        snap = self._snapshot_parts()
+        return {
+            "concurrency": snap["concurrency"], "batch_size": snap["batch_size"], "strategy": snap["strategy"],
+            "items_per_s": snap["items_per_s"], "eta_s": snap["eta_s"],
+            "rate_limits": [gauge_dict(g) for g in snap["rate_limits"]],
+            "lanes": [lane_dict(lane) for lane in snap["lanes"]],
+            "breakers": [breaker_dict(b) for b in snap["breakers"]],
+            "in_flight_batches": [batch_dict(b) for b in snap["active_batches"]],
+        }
+
+    def _stats(self) -> dict[str, Any]:
+        return {"counters": dict(self.ctx.counters), "retries": self.retries,
+                "errors_by_class": dict(self.errors_by_class)}
+
+    def _write_live(self) -> None:
+        now = self.clock()
+        active = self._active_s + (time.monotonic() - self._active_since if self._active_since else 0.0)
+        self.recorder.add(
+            "UPDATE runs SET heartbeat_at=?, live=?, stats=?, active_s=? WHERE id=?",
+            [(now, json.dumps(self._live()), json.dumps(self._stats()), active, self.run_id)],
+        )
+
+    async def _poll_control(self) -> None:
+        try:
+            rows = await self.store.fetchall(
+                "SELECT id, command, arg FROM control WHERE run_id=? AND consumed_at IS NULL ORDER BY id",
+                (self.run_id,),
+            )
+        except Exception:  # a read failing must not stop the run; the next tick retries
+            log.exception("control poll failed")
+            return
+        for control_id, command, arg in rows:
+            if control_id in self._handled_control:
+                continue
+            self._handled_control.add(control_id)
+            self.recorder.add("UPDATE control SET consumed_at=? WHERE id=?", [(self.clock(), control_id)])
+            self._event("control", f"control command {command}" + (f" {arg}" if arg else ""))
+            await self.apply_command(command, arg)
+
+    async def apply_command(self, command: str, arg: str | None) -> None:
+        if command == "pause":
+            asyncio.create_task(self.pause("paused from another process"))
+        elif command == "resume":
+            await self.resume()
+        elif command == "cancel":
+            await self.cancel("cancelled from another process")
+        elif command == "concurrency" and arg:
+            self.set_concurrency(int(arg))
+        elif command == "strategy" and arg:
+            self.set_strategy(arg)
+
+    # ------------------------------------------------------------------ snapshot
+    def _snapshot_parts(self) -> dict[str, Any]:
+        remaining = self.counts.pending + self.counts.in_flight
+        eta = remaining / self._rate if self._rate > 0 else None
+        rate_limits = self.github.rate_limits() if self.github is not None and hasattr(self.github, "rate_limits") \
+            else []
+        lanes = self.github.lanes() if self.github is not None and hasattr(self.github, "lanes") else []
+        now = self.clock()
+        return {
+            "concurrency": self.sizer.concurrency, "batch_size": self.sizer.batch_size,
+            "strategy": str(getattr(self.sizer.strategy, "value", self.sizer.strategy)),
+            "items_per_s": round(self._rate, 3), "eta_s": eta, "rate_limits": rate_limits, "lanes": lanes,
+            "breakers": self.breakers.views(),
+            "active_batches": [b.view(self.run_id, BatchState.RUNNING, None) for b in list(self._batches.values())
+                               [-50:]],
+            "now": now,
+        }
+
+    def snapshot(self) -> RunSnapshot:
+        parts = self._snapshot_parts()
+        counts = Counts(**{k: getattr(self.counts, k) for k in
+                           ("total", "pending", "in_flight", "done", "failed", "skipped")})
+        batches = list(parts["active_batches"]) + list(reversed(self._recent))
+        return RunSnapshot(
+            run=self.run_info, counts=counts, items_per_s=parts["items_per_s"], eta_s=parts["eta_s"],
+            concurrency=parts["concurrency"], batch_size=parts["batch_size"], strategy=parts["strategy"],
+            retries=self.retries, api_requests=self.ctx.counters.get("api_requests", 0),
+            api_requests_saved=self.ctx.counters.get("api_requests_saved", 0),
+            errors_by_class=dict(self.errors_by_class), rate_limits=list(parts["rate_limits"]),
+            lanes=list(parts["lanes"]), breakers=parts["breakers"], recent_batches=batches,
+            series=list(self._series)[-300:], taken_at=parts["now"],
+        )
+
+
+# ---------------------------------------------------------------------- helpers shared with the DB source
+def recommend(errors: dict[str, int], sizer: BatchSizer | None = None) -> str:
+    """One line an operator can act on, from the error classes of a failed batch."""
+    if not errors:
+        return "replay as is"
+    top = max(errors, key=lambda k: errors[k])
+    return {
+        "rate_limited": "lower rate_limit_buffer or replay after the bucket resets",
+        "secondary_limited": "halve concurrency and replay with the conservative strategy",
+        "timeout": "halve concurrency and the batch size, then replay",
+        "network": "check connectivity, then replay with more retry_attempts",
+        "server": "replay later with more retry_attempts; the API was failing",
+        "client": "fix the input: client errors are not retried and will fail again as is",
+        "auth": "fix the token, then resume",
+    }.get(top, "inspect the errors, then replay")
+
+
+def sample_dict(s: MetricSample) -> dict[str, Any]:
+    return {"at": s.at, "items_per_s": s.items_per_s, "p50_ms": s.p50_ms, "p95_ms": s.p95_ms,
+            "batch_size": s.batch_size, "concurrency": s.concurrency, "errors": s.errors, "done": s.done}
+
+
+def gauge_dict(g: Any) -> dict[str, Any]:
+    return {"resource": g.resource, "limit": g.limit, "remaining": g.remaining, "used": g.used,
+            "reset_at": g.reset_at, "pace_per_s": g.pace_per_s, "buffer": g.buffer}
+
+
+def lane_dict(lane: Any) -> dict[str, Any]:
+    return {"name": lane.name, "paused_until": lane.paused_until, "pause_reason": lane.pause_reason,
+            "content_budget_per_min": lane.content_budget_per_min, "in_flight": lane.in_flight}
+
+
+def breaker_dict(b: Any) -> dict[str, Any]:
+    return {"lane": b.lane, "state": b.state, "failures": b.failures, "threshold": b.threshold,
+            "next_probe_at": b.next_probe_at,
+            "transitions": [{"at": t.at, "from_state": t.from_state, "to_state": t.to_state, "reason": t.reason}
+                            for t in b.transitions]}
+
+
+def batch_dict(b: BatchView) -> dict[str, Any]:
+    return {"id": b.id, "run_id": b.run_id, "size": b.size, "state": b.state.value, "done": b.done,
+            "failed": b.failed, "retried": b.retried, "p95_ms": b.p95_ms, "started_at": b.started_at,
+            "ended_at": b.ended_at}
+
+
+__all__ = ["Runner", "recommend", "BatchStrategy"]

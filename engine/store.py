@@ -1,0 +1,536 @@
+"""SQLite persistence: one file holds every run, item, batch, checkpoint and artifact.
+
+Why it looks like this:
+
+* WAL journal and ``synchronous=NORMAL`` so readers (the console, another
+  process attached to the run) never block the writer and a commit costs a
+  WAL append, not an fsync per transaction.
+* The engine writes through exactly one :class:`~engine.recorder.Recorder`
+  which commits in batches with ``executemany``; this module only offers the
+  statements and the reads. A transaction per item through aiosqlite costs
+  about ten times as much.
+* Reads that can grow without bound (runs, batches, items of a batch,
+  findings) are keyset-paged so a 100,000-item run never loads whole.
+* Batches are numbered per run (``(run_id, id)``): the engine allocates the
+  numbers in memory without a round trip, and an operator says "batch 12 of
+  run 3".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from engine.errors import InputError
+from engine.models import BatchState, BatchView, Counts, MetricSample, RunInfo, RunState
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    config TEXT NOT NULL,
+    parent_id INTEGER,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    heartbeat_at REAL,
+    owner_pid INTEGER,
+    owner_host TEXT,
+    planned INTEGER NOT NULL DEFAULT 0,
+    active_s REAL NOT NULL DEFAULT 0,
+    message TEXT,
+    stats TEXT NOT NULL DEFAULT '{}',
+    live TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    lane TEXT NOT NULL DEFAULT 'default',
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL,
+    batch_id INTEGER,
+    error_class TEXT,
+    last_error TEXT,
+    result TEXT,
+    duration_ms REAL,
+    updated_at REAL,
+    UNIQUE (run_id, key)
+);
+CREATE INDEX IF NOT EXISTS items_feed ON items (run_id, state, priority, seq);
+CREATE INDEX IF NOT EXISTS items_batch ON items (run_id, batch_id, id);
+CREATE TABLE IF NOT EXISTS batches (
+    run_id INTEGER NOT NULL,
+    id INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    lane TEXT,
+    state TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    retried INTEGER NOT NULL DEFAULT 0,
+    p95_ms REAL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    PRIMARY KEY (run_id, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    item_id INTEGER NOT NULL,
+    batch_id INTEGER,
+    started_at REAL NOT NULL,
+    duration_ms REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    error_class TEXT,
+    http_status INTEGER
+);
+CREATE INDEX IF NOT EXISTS attempts_run ON attempts (run_id, outcome);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    counts TEXT NOT NULL,
+    data TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS checkpoints_run ON checkpoints (run_id, id);
+CREATE TABLE IF NOT EXISTS artifacts (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    batch_id INTEGER,
+    kind TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    summary TEXT NOT NULL DEFAULT '',
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS artifacts_run ON artifacts (run_id, kind, id);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    at REAL NOT NULL,
+    sample TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, id);
+CREATE TABLE IF NOT EXISTS control (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    command TEXT NOT NULL,
+    arg TEXT,
+    created_at REAL NOT NULL,
+    consumed_at REAL
+);
+CREATE INDEX IF NOT EXISTS control_pending ON control (run_id, consumed_at);
+CREATE TABLE IF NOT EXISTS http_cache (
+    key TEXT PRIMARY KEY,
+    etag TEXT,
+    last_modified TEXT,
+    status INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    stored_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    sha TEXT NOT NULL,
+    parser TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    stored_at REAL NOT NULL,
+    PRIMARY KEY (sha, parser)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS findings (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    repo TEXT NOT NULL,
+    file_path TEXT NOT NULL,
+    line_number INTEGER,
+    package_name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    ecosystem TEXT NOT NULL,
+    ioc_source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    UNIQUE (run_id, repo, file_path, package_name, version, ioc_source, kind)
+);
+CREATE TABLE IF NOT EXISTS file_errors (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    repo TEXT NOT NULL,
+    file_path TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sync_map (
+    repo TEXT NOT NULL,
+    source_key TEXT NOT NULL,
+    issue_number INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (repo, source_key)
+) WITHOUT ROWID;
+"""
+
+ITEM_UPDATE_SQL = (
+    "UPDATE items SET state=?, attempts=?, not_before=?, batch_id=?, error_class=?, "
+    "last_error=?, result=?, duration_ms=?, updated_at=? WHERE id=?"
+)
+ITEM_INSERT_SQL = (
+    "INSERT OR IGNORE INTO items (run_id, seq, key, payload, priority, lane, state) "
+    "VALUES (?, ?, ?, ?, ?, ?, 'pending')"
+)
+BATCH_UPSERT_SQL = (
+    "INSERT OR REPLACE INTO batches (run_id, id, size, lane, state, done, failed, retried, p95_ms, "
+    "started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+ATTEMPT_INSERT_SQL = (
+    "INSERT INTO attempts (run_id, item_id, batch_id, started_at, duration_ms, outcome, error_class, "
+    "http_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+_RUN_COLUMNS = (
+    "id, kind, state, created_at, started_at, finished_at, parent_id, spec, config, message, "
+    "owner_pid, heartbeat_at"
+)
+
+#: a run whose heartbeat is older than this (seconds) has lost its process
+HEARTBEAT_STALE_S = 6.0
+
+
+def _run_from_row(row: Sequence[Any]) -> RunInfo:
+    return RunInfo(
+        id=row[0], kind=row[1], state=RunState(row[2]), created_at=row[3], started_at=row[4],
+        finished_at=row[5], parent_id=row[6], spec=json.loads(row[7]), config=json.loads(row[8]),
+        message=row[9], owner_pid=row[10], heartbeat_at=row[11],
+    )
+
+
+def _batch_from_row(row: Sequence[Any]) -> BatchView:
+    return BatchView(
+        run_id=row[0], id=row[1], size=row[2], state=BatchState(row[3]), done=row[4], failed=row[5],
+        retried=row[6], p95_ms=row[7], started_at=row[8], ended_at=row[9],
+    )
+
+
+def default_db_path() -> Path:
+    """``BATCHDECK_DB`` or ``batchdeck.db`` in the platform's user data dir."""
+    env = os.environ.get("BATCHDECK_DB")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("batchdeck", appauthor=False)) / "batchdeck.db"
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """An open batchdeck database. Use :meth:`open`."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    async def open(cls, path: str | Path, *, create: bool = True) -> Store:
+        path = Path(path)
+        if not create and not path.exists():
+            raise InputError(f"{path}: no such database")
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(path, timeout=30)
+        except sqlite3.Error as exc:
+            raise InputError(f"{path}: cannot open database: {exc}") from None
+        store = cls(db, path)
+        try:
+            await store._init()
+        except sqlite3.DatabaseError as exc:
+            await db.close()
+            raise InputError(f"{path}: not a batchdeck database or corrupt ({exc})") from None
+        return store
+
+    async def _init(self) -> None:
+        await self.db.execute("PRAGMA journal_mode=WAL")
+        await self.db.execute("PRAGMA synchronous=NORMAL")
+        await self.db.execute("PRAGMA busy_timeout=30000")
+        await self.db.execute("PRAGMA temp_store=MEMORY")
+        await self.db.executescript(SCHEMA)
+        async with self.db.execute("SELECT value FROM meta WHERE key='schema_version'") as cur:
+            row = await cur.fetchone()
+        if row is None:
+            await self.db.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise InputError(
+                f"{self.path}: written by a newer batchdeck (schema {row[0]} > {SCHEMA_VERSION})"
+            )
+        await self.db.commit()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- small helpers -----------------------------------------------------------------------
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        async with self.db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+        async with self.db.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One statement in its own transaction: for rare, user-driven writes only."""
+        cur = await self.db.execute(sql, params)
+        await self.db.commit()
+        return cur.lastrowid or 0
+
+    async def write_many(self, statements: Iterable[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        """Several executemany in one transaction (the recorder's flush)."""
+        for sql, rows in statements:
+            if rows:
+                await self.db.executemany(sql, rows)
+        await self.db.commit()
+
+    # -- runs ----------------------------------------------------------------------------------
+    async def create_run(
+        self, kind: str, spec: dict, config: dict, *, parent_id: int | None = None, planned: bool = False
+    ) -> int:
+        return await self.write(
+            "INSERT INTO runs (kind, state, spec, config, parent_id, created_at, planned) "
+            "VALUES (?, 'pending', ?, ?, ?, ?, ?)",
+            (kind, json.dumps(spec), json.dumps(config), parent_id, time.time(), int(planned)),
+        )
+
+    async def get_run(self, run_id: int) -> RunInfo | None:
+        row = await self.fetchone(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=?", (run_id,))
+        return _run_from_row(row) if row else None
+
+    async def require_run(self, run_id: int) -> RunInfo:
+        run = await self.get_run(run_id)
+        if run is None:
+            raise InputError(f"{self.path}: no run {run_id}")
+        return run
+
+    async def list_runs(self, limit: int = 50, before_id: int | None = None) -> list[RunInfo]:
+        await self.detect_interrupted()
+        if before_id is None:
+            rows = await self.fetchall(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = await self.fetchall(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id < ? ORDER BY id DESC LIMIT ?", (before_id, limit)
+            )
+        return [_run_from_row(r) for r in rows]
+
+    async def run_flags(self, run_id: int) -> dict[str, Any]:
+        row = await self.fetchone("SELECT planned, active_s, stats, live FROM runs WHERE id=?", (run_id,))
+        if row is None:
+            return {}
+        return {
+            "planned": bool(row[0]), "active_s": row[1], "stats": json.loads(row[2] or "{}"),
+            "live": json.loads(row[3]) if row[3] else None,
+        }
+
+    async def detect_interrupted(self) -> list[int]:
+        """Mark runs whose owner died as ``interrupted`` (stale heartbeat or dead pid here)."""
+        now = time.time()
+        rows = await self.fetchall(
+            "SELECT id, heartbeat_at, owner_pid, owner_host FROM runs WHERE state IN ('running', 'paused') "
+            "AND owner_pid IS NOT NULL"
+        )
+        host = os.uname().nodename
+        dead = []
+        for run_id, heartbeat, pid, owner_host in rows:
+            stale = heartbeat is None or now - heartbeat > HEARTBEAT_STALE_S
+            gone = owner_host == host and not pid_alive(pid)
+            if stale or gone:
+                dead.append(run_id)
+        for run_id in dead:
+            await self.db.execute(
+                "UPDATE runs SET state='interrupted', owner_pid=NULL, message=? WHERE id=?",
+                ("the process running it stopped without a checkpoint; resume to continue", run_id),
+            )
+        if dead:
+            await self.db.commit()
+        return dead
+
+    async def recover_in_flight(self, run_id: int) -> int:
+        """After a crash: items that were in flight go back to pending."""
+        cur = await self.db.execute(
+            "UPDATE items SET state='pending', not_before=NULL WHERE run_id=? AND state='in_flight'", (run_id,)
+        )
+        await self.db.execute(
+            "UPDATE batches SET state='partial', ended_at=? WHERE run_id=? AND state='running'",
+            (time.time(), run_id),
+        )
+        await self.db.commit()
+        return cur.rowcount
+
+    # -- items ---------------------------------------------------------------------------------
+    async def counts(self, run_id: int) -> Counts:
+        rows = await self.fetchall("SELECT state, count(*) FROM items WHERE run_id=? GROUP BY state", (run_id,))
+        c = Counts()
+        for state, n in rows:
+            setattr(c, state, n)
+        c.total = c.pending + c.in_flight + c.done + c.failed + c.skipped
+        return c
+
+    async def max_seq(self, run_id: int) -> int:
+        row = await self.fetchone("SELECT max(seq) FROM items WHERE run_id=?", (run_id,))
+        return row[0] or 0 if row else 0
+
+    async def max_batch_id(self, run_id: int) -> int:
+        row = await self.fetchone("SELECT max(id) FROM batches WHERE run_id=?", (run_id,))
+        return row[0] or 0 if row else 0
+
+    async def pending_page(
+        self, run_id: int, after: tuple[int, int] | None, limit: int
+    ) -> list[tuple]:
+        """Keyset page of pending items in (priority, seq) order."""
+        cols = "id, seq, key, payload, priority, lane, attempts, not_before"
+        if after is None:
+            return await self.fetchall(
+                f"SELECT {cols} FROM items WHERE run_id=? AND state='pending' ORDER BY priority, seq LIMIT ?",
+                (run_id, limit),
+            )
+        prio, seq = after
+        return await self.fetchall(
+            f"SELECT {cols} FROM items WHERE run_id=? AND state='pending' AND "
+            "(priority > ? OR (priority = ? AND seq > ?)) ORDER BY priority, seq LIMIT ?",
+            (run_id, prio, prio, seq, limit),
+        )
+
+    async def batch_items(self, run_id: int, batch_id: int, after_id: int = 0, limit: int = 200) -> list[dict]:
+        rows = await self.fetchall(
+            "SELECT id, seq, key, state, attempts, error_class, last_error, duration_ms FROM items "
+            "WHERE run_id=? AND batch_id=? AND id > ? ORDER BY id LIMIT ?",
+            (run_id, batch_id, after_id, limit),
+        )
+        keys = ("id", "seq", "key", "state", "attempts", "error_class", "last_error", "duration_ms")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    async def failed_items(self, run_id: int, batch_id: int | None = None) -> list[dict]:
+        sql = (
+            "SELECT id, seq, key, payload, priority, lane, attempts, error_class, last_error FROM items "
+            "WHERE run_id=? AND state='failed'"
+        )
+        params: list[Any] = [run_id]
+        if batch_id is not None:
+            sql += " AND batch_id=?"
+            params.append(batch_id)
+        rows = await self.fetchall(sql + " ORDER BY seq", params)
+        keys = ("id", "seq", "key", "payload", "priority", "lane", "attempts", "error_class", "last_error")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    # -- batches ----------------------------------------------------------------------------
+    async def list_batches(self, run_id: int, limit: int = 50, before_id: int | None = None) -> list[BatchView]:
+        cols = "run_id, id, size, state, done, failed, retried, p95_ms, started_at, ended_at"
+        if before_id is None:
+            rows = await self.fetchall(
+                f"SELECT {cols} FROM batches WHERE run_id=? ORDER BY id DESC LIMIT ?", (run_id, limit)
+            )
+        else:
+            rows = await self.fetchall(
+                f"SELECT {cols} FROM batches WHERE run_id=? AND id < ? ORDER BY id DESC LIMIT ?",
+                (run_id, before_id, limit),
+            )
+        return [_batch_from_row(r) for r in rows]
+
+    # -- checkpoints, artifacts, metrics --------------------------------------------------------
+    async def list_checkpoints(self, run_id: int) -> list[dict]:
+        rows = await self.fetchall(
+            "SELECT id, created_at, reason, counts, data FROM checkpoints WHERE run_id=? ORDER BY id", (run_id,)
+        )
+        return [
+            {"id": r[0], "created_at": r[1], "reason": r[2], "counts": json.loads(r[3]), "data": json.loads(r[4])}
+            for r in rows
+        ]
+
+    async def last_checkpoint(self, run_id: int) -> dict | None:
+        rows = await self.list_checkpoints(run_id)
+        return rows[-1] if rows else None
+
+    async def list_artifacts(self, run_id: int, kind: str | None = None) -> list[dict]:
+        sql = "SELECT id, batch_id, kind, created_at, summary, data FROM artifacts WHERE run_id=?"
+        params: list[Any] = [run_id]
+        if kind:
+            sql += " AND kind=?"
+            params.append(kind)
+        rows = await self.fetchall(sql + " ORDER BY id", params)
+        return [
+            {"id": r[0], "run_id": run_id, "batch_id": r[1], "kind": r[2], "created_at": r[3], "summary": r[4],
+             "data": json.loads(r[5])}
+            for r in rows
+        ]
+
+    async def add_artifact(self, run_id: int, kind: str, data: dict, *, summary: str = "",
+                           batch_id: int | None = None) -> int:
+        return await self.write(
+            "INSERT INTO artifacts (run_id, batch_id, kind, created_at, summary, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, batch_id, kind, time.time(), summary, json.dumps(data)),
+        )
+
+    async def metric_series(self, run_id: int, limit: int = 300) -> list[MetricSample]:
+        rows = await self.fetchall(
+            "SELECT sample FROM metrics WHERE run_id=? ORDER BY id DESC LIMIT ?", (run_id, limit)
+        )
+        return [MetricSample(**json.loads(r[0])) for r in reversed(rows)]
+
+    # -- control -----------------------------------------------------------------------------
+    async def send_control(self, run_id: int, command: str, arg: str | None = None) -> int:
+        return await self.write(
+            "INSERT INTO control (run_id, command, arg, created_at) VALUES (?, ?, ?, ?)",
+            (run_id, command, arg, time.time()),
+        )
+
+    async def take_control(self, run_id: int) -> list[tuple[int, str, str | None]]:
+        rows = await self.fetchall(
+            "SELECT id, command, arg FROM control WHERE run_id=? AND consumed_at IS NULL ORDER BY id", (run_id,)
+        )
+        if rows:
+            await self.db.executemany(
+                "UPDATE control SET consumed_at=? WHERE id=?", [(time.time(), r[0]) for r in rows]
+            )
+            await self.db.commit()
+        return rows
+
+    # -- ioc-scan reads ------------------------------------------------------------------------
+    async def findings(self, run_id: int, after_id: int = 0, limit: int = 200) -> list[dict]:
+        rows = await self.fetchall(
+            "SELECT id, repo, file_path, line_number, package_name, version, ecosystem, ioc_source, kind "
+            "FROM findings WHERE run_id=? AND id > ? ORDER BY id LIMIT ?",
+            (run_id, after_id, limit),
+        )
+        keys = ("id", "repo", "file_path", "line_number", "package_name", "version", "ecosystem", "ioc_source",
+                "kind")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
