@@ -36,6 +36,7 @@ from engine.config import AppConfig, BatchConfig, BatchStrategy
 from engine.errors import ErrorClass, InputError
 
 ERROR_RATE_THRESHOLD = 0.10
+ERROR_WINDOW_ITEMS = 30     # items the error rate is judged over (a few batches)
 LOW_HEADROOM = 0.20
 LATENCY_HOLD_FACTOR = 3.0
 LATENCY_FLOOR_MS = 10.0
@@ -118,6 +119,7 @@ class BatchSizer:
         self._pinned = False
         self._best_p95: float | None = None
         self.history: deque[SizingDecision] = deque(maxlen=HISTORY_LEN)
+        self._window: deque[tuple[int, int]] = deque(maxlen=8)
         self.set_strategy(strategy or self.config.default_strategy)
 
     @property
@@ -170,8 +172,17 @@ class BatchSizer:
     def _trouble(self, o: BatchOutcome) -> str | None:
         """Why to shrink, or None."""
         errors_only = self.preset.adapt is Adapt.ERRORS_ONLY
-        if o.error_rate >= ERROR_RATE_THRESHOLD:
-            return f"error rate {o.error_rate:.0%}"
+        # Judge the error rate over the last few batches, not one: with batches of
+        # ten, a steady 5% failure rate puts one batch in two over 10% and would halve
+        # concurrency forever. A whole batch failing still counts at once.
+        self._window.append((o.succeeded, o.failed))
+        seen = sum(s + f for s, f in self._window)
+        failed = sum(f for _, f in self._window)
+        rate = failed / seen if seen else 0.0
+        burst = o.error_rate >= 2 * ERROR_RATE_THRESHOLD and o.succeeded + o.failed >= 10
+        if (seen >= ERROR_WINDOW_ITEMS and rate >= ERROR_RATE_THRESHOLD) or burst or (o.failed and not o.succeeded):
+            self._window.clear()
+            return f"error rate {max(rate, o.error_rate):.0%}"
         if o.errors.get(ErrorClass.TIMEOUT):
             return "timeouts"
         limited = o.errors.get(ErrorClass.RATE_LIMITED, 0) + o.errors.get(ErrorClass.SECONDARY_LIMITED, 0)

@@ -3,12 +3,13 @@
 Clearly not a real job: it exists so the engine can be measured and tested on
 its own (no network, no simulator). Spec::
 
-    {"items": 10000, "latency_ms": 0, "fail_rate": 0.05, "fatal_rate": 0.0,
-     "permanent_fail_rate": 0.0, "error_class": "server", "seed": 1}
+    {"items": 10000, "latency_ms": 0, "fail_rate": 0.05, "permanent_fail_rate": 0.0,
+     "error_class": "server", "seed": 1, "journal": "/path/to/file"}
 
 ``fail_rate`` items fail on their first try only (with ``error_class``), so
 every retryable item recovers on retry; ``permanent_fail_rate`` items fail on
-every try (client errors: not retried). Which items fail is decided by a hash
+every try (client errors: not retried). ``journal`` appends each processed key
+to a file, so a test can tell which items a killed process had really run. Which items fail is decided by a hash
 of the item key and the seed, so a resumed run fails the same items.
 """
 
@@ -45,6 +46,9 @@ class SyntheticJob:
         latency = float(spec.get("latency_ms", 0)) / 1000
         seed = int(spec.get("seed", 1))
         self.processed[item.key] = self.processed.get(item.key, 0) + 1
+        if spec.get("journal"):
+            with open(spec["journal"], "a") as journal:
+                journal.write(item.key + "\n")
         if latency:
             await asyncio.sleep(latency)
         if _fraction(item.key, seed, "permanent") < float(spec.get("permanent_fail_rate", 0.0)):

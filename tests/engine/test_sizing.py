@@ -190,3 +190,14 @@ def test_never_leaves_bounds_under_random_outcomes(strategy, seed):
             headroom=rng.choice([None, rng.random()]), breaker_open=rng.random() < 0.05))
         assert cfg.min_batch_size <= s.batch_size <= cfg.max_batch_size
         assert 1 <= s.concurrency <= cfg.max_concurrent_requests
+
+
+def test_a_steady_five_percent_failure_rate_does_not_collapse_concurrency():
+    """Batches of ten at a steady 5% failure rate: every other batch has one failure
+    (10% on its own); judged over a window, the sizer keeps growing instead of halving."""
+    s = BatchSizer(CFG, "adaptive")
+    start = s.concurrency
+    for i in range(40):
+        failed = 1 if i % 2 else 0
+        s.on_batch_end(BatchOutcome(10, 10 - failed, failed, {ErrorClass.SERVER: failed} if failed else {}, 20.0, 0.9))
+    assert s.concurrency > start

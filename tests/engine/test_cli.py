@@ -1,0 +1,152 @@
+"""The batchdeck command as a user meets it: exit codes, one-line errors, control from a second process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "console.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def job_file(tmp_path: Path, items: int = 200, **spec) -> Path:
+    path = tmp_path / "job.yaml"
+    spec_text = ", ".join(f"{k}: {v}" for k, v in {"items": items, **spec}.items())
+    path.write_text(f"kind: synthetic\nspec: {{{spec_text}}}\n"
+                    "config:\n  batch:\n    performance: {retry_delay_base: 0.1}\n")
+    return path
+
+
+def wait_for_state(db: Path, run_id: int, states: set[str], timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(db) as conn:
+                row = conn.execute("SELECT state FROM runs WHERE id=?", (run_id,)).fetchone()
+        except sqlite3.OperationalError:      # the other process has not created the schema yet
+            row = None
+        state = row[0] if row else ""
+        if state in states:
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} stayed {state!r}")
+
+
+def done_count(db: Path, run_id: int) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM items WHERE run_id=? AND state='done'", (run_id,)).fetchone()[0]
+
+
+@pytest.mark.parametrize("config_text,needle", [
+    ("batch:\n  concurrency:\n    max_concurrent_requests: 99\n", "max_concurrent_requests"),
+    ("batch:\n  concurrency: [1, 2\n", "line"),
+    ("batch:\n  concurency: {}\n", "concurency"),
+])
+def test_bad_config_is_one_line_exit_2_and_names_the_problem(tmp_path, config_text, needle):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(config_text)
+    result = cli("run", str(job_file(tmp_path)), "--db", str(tmp_path / "x.db"), "--config", str(cfg), "--headless")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert str(cfg) in lines[0] and needle in lines[0]
+
+
+def test_bad_env_var_names_the_variable(tmp_path):
+    result = cli("runs", "--db", str(tmp_path / "x.db"), env={"BATCHDECK_RETRY_ATTEMPTS": "eleven"})
+    assert result.returncode == 2 and "BATCHDECK_RETRY_ATTEMPTS" in result.stderr
+
+
+def test_bad_arguments_and_unknown_kind_and_corrupt_db(tmp_path):
+    result = cli("runs", "--format", "xml")
+    assert result.returncode == 2 and "invalid choice" in result.stderr and len(result.stderr.splitlines()) == 1
+    bad_job = tmp_path / "job.yaml"
+    bad_job.write_text("kind: nope\nspec: {}\n")
+    result = cli("run", str(bad_job), "--db", str(tmp_path / "x.db"), "--headless")
+    assert result.returncode == 2 and "unknown job kind 'nope'" in result.stderr
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not sqlite" * 100)
+    result = cli("runs", "--db", str(corrupt))
+    assert result.returncode == 2 and str(corrupt) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_runs_show_report(tmp_path):
+    db = tmp_path / "r.db"
+    result = cli("run", str(job_file(tmp_path, 300, permanent_fail_rate=0.05)), "--db", str(db), "--headless")
+    assert result.returncode == 1, result.stderr      # failed items remain → 1
+    cli("run", str(job_file(tmp_path, 50)), "--db", str(db), "--headless")
+    runs = json.loads(cli("runs", "--format", "json", "--db", str(db)).stdout)
+    assert [r["id"] for r in runs] == [2, 1]
+    assert set(runs[0]) >= {"id", "kind", "state", "created_at", "parent"}
+    report = json.loads(cli("report", "1", "--format", "json", "--db", str(db)).stdout)
+    for key in ("run_id", "kind", "state", "total", "done", "failed", "skipped", "pending", "api_requests",
+                "api_requests_saved", "rate_limited", "retries", "duration_s", "items_per_s"):
+        assert key in report
+    assert report["total"] == 300 and report["failed"] > 0 and report["done"] + report["failed"] == 300
+    md = cli("report", "1", "--db", str(db)).stdout
+    assert "| throughput |" in md and "batchdeck replay 1" in md
+    shown = cli("show", "1", "--db", str(db)).stdout
+    assert "task_graph" in shown and "replay batch" in shown
+    replay = cli("replay", "1", "--db", str(db), "--headless")
+    assert replay.returncode == 1 and "replay of run 1" in replay.stderr
+    runs = json.loads(cli("runs", "--format", "json", "--db", str(db)).stdout)
+    assert runs[0]["parent"] == 1
+
+
+def test_pause_resume_cancel_reach_a_run_in_another_process(tmp_path):
+    db = tmp_path / "ctl.db"
+    proc = start("run", str(job_file(tmp_path, 20000, latency_ms=2)), "--db", str(db), "--headless")
+    try:
+        wait_for_state(db, 1, {"running"})
+        while done_count(db, 1) < 200:
+            time.sleep(0.05)
+        assert cli("pause", "1", "--db", str(db)).returncode == 0
+        wait_for_state(db, 1, {"paused"})
+        frozen = done_count(db, 1)
+        time.sleep(0.5)
+        assert done_count(db, 1) == frozen
+        assert cli("resume", "1", "--db", str(db)).returncode == 0
+        deadline = time.monotonic() + 20
+        while done_count(db, 1) == frozen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert done_count(db, 1) > frozen
+        assert cli("cancel", "1", "--db", str(db)).returncode == 0
+        assert proc.wait(timeout=30) == 0
+        assert wait_for_state(db, 1, {"cancelled"}) == "cancelled"
+    finally:
+        proc.kill()
+
+
+def test_sigint_leaves_a_resumable_run_and_exits_130(tmp_path):
+    db = tmp_path / "sig.db"
+    proc = start("run", str(job_file(tmp_path, 3000, latency_ms=2)), "--db", str(db), "--headless")
+    try:
+        wait_for_state(db, 1, {"running"})
+        while done_count(db, 1) < 100:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        proc.kill()
+    assert wait_for_state(db, 1, {"paused"}) == "paused"
+    result = cli("resume", "1", "--db", str(db), "--headless")
+    assert result.returncode == 0, result.stderr
+    assert done_count(db, 1) == 3000
