@@ -119,6 +119,11 @@ class CircuitBreaker:
         return self._state
 
     @property
+    def closed(self) -> bool:
+        """Cheap check for the hot path: a closed breaker has no timed transition."""
+        return self._state is BreakerState.CLOSED
+
+    @property
     def failures(self) -> int:
         return self._failures
 

@@ -31,6 +31,8 @@ import heapq
 import inspect
 import json
 import logging
+
+import orjson
 import os
 import time
 from collections import deque
@@ -64,7 +66,7 @@ from engine.store import Store
 log = logging.getLogger("batchdeck.runner")
 
 PLAN_CHUNK = 5000
-FEED_PAGE = 512
+FEED_PAGE = 2048
 TICK_S = 0.5
 RECENT_BATCHES = 200
 SERIES_LEN = 600
@@ -96,6 +98,11 @@ def _p95(values: list[float]) -> float | None:
         return None
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3)
+
+
+def _dumps(value: Any) -> str:
+    """JSON text for SQLite; orjson because the planner and feeder do this per item."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _short(exc: BaseException) -> str:
@@ -135,9 +142,13 @@ class Runner:
         )
         self.recorder = Recorder(store, on_commit=self._on_commit)
         self.pool_size = config.batch.max_concurrent_requests
+        # A first try that succeeds is fully described by its item row (state, batch,
+        # duration_ms); attempts rows record every try only when log_batch_metrics asks
+        # for it, and every failed try always. This halves the rows a run writes.
+        self._record_ok_attempts = config.batch.log_batch_metrics
         self._batch_mode = callable(getattr(processor, "process_batch", None))
         self._queue: asyncio.Queue[list[Item]] = asyncio.Queue(
-            maxsize=self.pool_size if self._batch_mode else self.pool_size * 2
+            maxsize=self.pool_size if self._batch_mode else self.pool_size * 8
         )
         self._dispatched: set[int] = set()
         self._awaiting: dict[int, Item] = {}
@@ -274,7 +285,7 @@ class Runner:
             planned += 1
             digest.update(p.key.encode() + b"\n")
             lanes[p.lane] = lanes.get(p.lane, 0) + 1
-            chunk.append((self.run_id, self._next_seq, p.key, json.dumps(p.payload), p.priority, p.lane))
+            chunk.append((self.run_id, self._next_seq, p.key, _dumps(p.payload), p.priority, p.lane))
 
         if hasattr(plan, "__aiter__"):
             async for p in plan:
@@ -401,19 +412,31 @@ class Runner:
     # ------------------------------------------------------------------ feeder
     async def _feeder(self) -> None:
         cursor: tuple[int, int] | None = None
+        prefetch: asyncio.Future | None = None
+        prefetch_from: tuple[int, int] | None = None
         while self._gate.is_set():
             if self._rewind is not None:
                 if cursor is not None and self._rewind < cursor:
                     cursor = self._rewind
                 self._rewind = None
-            rows = await self.store.pending_page(self.run_id, cursor, FEED_PAGE)
+            if prefetch is not None and prefetch_from == cursor:
+                rows = await prefetch
+            else:
+                if prefetch is not None:
+                    prefetch.cancel()
+                rows = await self.store.pending_page(self.run_id, cursor, FEED_PAGE)
+            prefetch = None
+            if len(rows) == FEED_PAGE:
+                # read the next page while this one is dispatched (put blocks while workers are busy)
+                prefetch_from = (rows[-1][4], rows[-1][1])
+                prefetch = asyncio.ensure_future(self.store.pending_page(self.run_id, prefetch_from, FEED_PAGE))
             now = self.clock()
             ready: list[Item] = []
             for item_id, seq, key, payload, priority, lane, attempts, not_before in rows:
                 cursor = (priority, seq)
                 if item_id in self._dispatched or item_id in self._awaiting:
                     continue
-                item = Item(item_id, self.run_id, seq, key, json.loads(payload), priority, lane, attempts)
+                item = Item(item_id, self.run_id, seq, key, orjson.loads(payload), priority, lane, attempts)
                 if not_before is not None and not_before > now:
                     self._schedule_retry(item, not_before)
                     continue
@@ -520,7 +543,7 @@ class Runner:
         self._next_seq += 1
         seq = self._next_seq
         self.recorder.insert_items(
-            [(self.run_id, seq, planned.key, json.dumps(planned.payload), planned.priority, planned.lane)]
+            [(self.run_id, seq, planned.key, _dumps(planned.payload), planned.priority, planned.lane)]
         )
         self.counts.total += 1
         self.counts.pending += 1
@@ -555,22 +578,25 @@ class Runner:
         return await breaker.acquire()
 
     async def _run_item(self, item: Item) -> None:
-        permit = await self._admit(item.lane)
+        breaker = self.breakers.get(item.lane)
+        # Hot path: a closed breaker needs no permit (permits matter for half-open probes).
+        permit = None if breaker.closed else await self._admit(item.lane)
         started = self.clock()
         t0 = time.perf_counter()
         try:
             result = await self.processor.process(item, self.ctx)
         except asyncio.CancelledError:
-            permit.release()
+            if permit is not None:
+                permit.release()
             self._return_to_pending(item)
             raise
         except Exception as exc:
             duration = (time.perf_counter() - t0) * 1000
-            permit.failure(classify(exc))
+            breaker.record_failure(classify(exc), permit)
             self._failed(item, exc, started, duration)
         else:
             duration = (time.perf_counter() - t0) * 1000
-            permit.success()
+            breaker.record_success(permit)
             self._succeeded(item, result, started, duration)
 
     async def _run_batch_unit(self, items: list[Item]) -> None:
@@ -604,13 +630,13 @@ class Runner:
 
     def _succeeded(self, item: Item, result: Any, started: float, duration_ms: float) -> None:
         now = self.clock()
-        payload = None if result is None else json.dumps(result)
+        payload = None if result is None else _dumps(result)
         self.recorder.update_item(
             (ItemState.DONE.value, item.attempts, None, item.batch_id, None, None, payload, duration_ms, now,
              item.id),
             release=True,
         )
-        if self.config.batch.enable_performance_monitoring:
+        if self._record_ok_attempts:
             self.recorder.add_attempt((self.run_id, item.id, item.batch_id, started, duration_ms, "ok", None, None))
         self.counts.in_flight -= 1
         self.counts.done += 1
