@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -222,7 +223,15 @@ async def _services_for(run: Any, args: argparse.Namespace, engine: Any) -> dict
     return await hook(run, args, engine) if hook else {}
 
 
-_KIND_SERVICES: dict[str, Callable[..., Any]] = {}
+async def _ioc_scan_services(run: Any, args: argparse.Namespace, engine: Any) -> dict[str, Any]:
+    from engine.github.auth import resolve_token
+    from engine.jobs.ioc_scan.scan import make_client
+
+    api_url = getattr(args, "api_url", None) or run.spec.get("api_url") or engine.config.github.api_url
+    return {"github": make_client(engine, api_url, resolve_token(getattr(args, "token", None)))}
+
+
+_KIND_SERVICES: dict[str, Callable[..., Any]] = {"ioc-scan": _ioc_scan_services}
 
 
 async def cmd_replay(args: argparse.Namespace) -> int:
@@ -246,6 +255,79 @@ async def cmd_console(args: argparse.Namespace) -> int:
         await run_console(engine, run_id=args.run, readonly=args.readonly, theme=cfg.theme, keymap=cfg.keymap,
                           refresh_hz=cfg.refresh_hz)
         return EXIT_OK
+
+
+async def cmd_scan(args: argparse.Namespace, *, announce: bool = True) -> int:
+    from engine.github.auth import resolve_token
+    from engine.jobs.ioc_scan.output import render
+    from engine.jobs.ioc_scan.scan import (
+        ScanTargets,
+        build_spec,
+        findings,
+        make_client,
+        parse_failures,
+        read_repos_file,
+    )
+
+    repos = list(args.repo) + (read_repos_file(args.repos_file) if args.repos_file else [])
+    config = _config(args)
+    spec = build_spec(ScanTargets(orgs=args.org, users=args.user, repos=repos), args.iocs,
+                      include_archived=args.include_archived, include_forks=args.include_forks, match=args.match,
+                      api_url=config.github.api_url)
+    token = resolve_token(getattr(args, "token", None))
+    async with await _engine(args, config) as engine:
+        run_id = await engine.create_run("ioc-scan", spec, config)
+        if announce:
+            print(f"run {run_id} created: ioc-scan of {config.github.api_url}", file=sys.stderr)
+        client = make_client(engine, config.github.api_url, token)
+        matches: list = []
+
+        async def emit() -> None:
+            matches.extend(await findings(engine.store, run_id))
+            run = await engine.store.require_run(run_id)
+            text = render(matches, args.format, await parse_failures(engine.store, run_id),
+                          run_info={"run_id": run_id, "state": run.state.value, "api_url": config.github.api_url})
+            if args.output:
+                Path(args.output).write_text(text)
+                print(f"{len(matches)} findings written to {args.output} ({args.format})", file=sys.stderr)
+            else:
+                print(text, end="" if text.endswith("\n") else "\n")
+
+        try:
+            code = await drive(engine, run_id, args, github=client, after=emit)
+        finally:
+            await client.aclose()
+        if getattr(args, "show_report", False):
+            print(engine.report_markdown(await engine.report(run_id)))
+        return EXIT_FAILED if matches and code == EXIT_OK else code
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the simulator in a child process (a real HTTP server on loopback), scan its org."""
+    from engine.jobs.ioc_scan.scan import DEFAULT_IOCS
+
+    sim = subprocess.Popen(  # noqa: ASYNC220 - started once, before the scan
+        [sys.executable, "-m", "engine.sim.server", "--repos", str(args.repos), "--seed", str(args.seed),
+         "--latency-ms", str(args.latency_ms), "--org", "acme"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        url = (sim.stdout.readline() if sim.stdout else "").strip()
+        if not url.startswith("http"):
+            raise InputError("the simulator did not start (run `batchdeck sim` to see why)")
+        print(f"simulator: {url} (org acme, {args.repos} repositories, {args.latency_ms:g} ms latency)",
+              file=sys.stderr)
+        args.api_url = url
+        args.org, args.user, args.repo, args.repos_file = ["acme"], [], [], None
+        args.iocs = [str(DEFAULT_IOCS)]
+        args.include_archived = args.include_forks = True
+        args.match, args.format, args.output, args.token = "*", "table", None, "demo-token"
+        args.show_report = True
+        return await cmd_scan(args)
+    finally:
+        sim.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            sim.wait(timeout=5)
 
 
 def cmd_sim(argv: list[str]) -> int:
@@ -313,21 +395,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_console)
 
     sub.add_parser("sim", help="the GitHub API simulator (see batchdeck sim --help)", add_help=False)
-    for register in _EXTRA_COMMANDS:
-        register(sub, common)
+
+    p = sub.add_parser("scan", parents=[common], help="scan repositories for compromised package versions")
+    p.add_argument("--org", action="append", default=[], help="every repository of an organisation (repeatable)")
+    p.add_argument("--user", action="append", default=[], help="every repository of a user (repeatable)")
+    p.add_argument("--repo", action="append", default=[], help="one repository owner/name (repeatable)")
+    p.add_argument("--repos-file", help="a file of owner/name lines")
+    p.add_argument("--iocs", action="append", default=[], help="IOC list: CSV, JSON, YAML or text (repeatable)")
+    p.add_argument("--include-archived", action="store_true")
+    p.add_argument("--include-forks", action="store_true")
+    p.add_argument("--match", default="*", help="only repositories whose name matches this glob")
+    p.add_argument("--format", choices=["table", "json", "sarif", "csv"], default="table")
+    p.add_argument("-o", "--output", help="write the findings here instead of stdout")
+    p.add_argument("--token", help="GitHub token (default: GITHUB_TOKEN, GH_TOKEN or `gh auth token`)")
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("demo", parents=[common], help="simulator + IOC scan of a generated org")
+    p.add_argument("--repos", type=int, default=300)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--latency-ms", type=float, default=30.0, help="simulated API latency")
+    p.set_defaults(func=cmd_demo)
     return parser
-
-
-#: job kinds add their own subcommands (scan, demo...) here without the CLI importing them by name
-_EXTRA_COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
-
-
-def _load_extra_commands() -> None:
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="batchdeck.commands"):
-        with contextlib.suppress(ImportError):
-            ep.load()(_EXTRA_COMMANDS, _KIND_SERVICES)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,7 +423,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "sim":
             return cmd_sim(argv[1:])
-        _load_extra_commands()
         args = build_parser().parse_args(argv)
         return asyncio.run(args.func(args))
     except InputError as exc:

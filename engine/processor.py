@@ -9,9 +9,9 @@ A job kind is a class registered under the ``batchdeck.jobs`` entry-point group
 * ``process(item, ctx)`` does one item and returns a JSON-serialisable result
   (or ``None``). Raise an :mod:`engine.errors` exception to say how it failed;
   anything else counts as ``unexpected`` and is not retried.
-* optional ``process_batch(items, ctx)`` takes a whole batch at once (one
-  GraphQL query for many files, say) and returns one result or exception per
-  item, in order. The engine then hands it whole batches of one lane.
+* optional ``process_batch(items, ctx)`` with a ``batch_lanes`` set: items of
+  those lanes come as whole batches (one GraphQL query for many files, say),
+  one result or exception per item, in order; other lanes item by item.
 * ``ctx.spawn(PlannedItem)`` adds follow-up items to the run while it runs
   (a repository item discovering its lockfiles, say).
 """
@@ -55,6 +55,13 @@ class RunContext:
     counters: dict[str, int] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("batchdeck.job"))
     _spawn: Any = None
+    _write: Any = None
+
+    def write(self, sql: str, rows: list[tuple]) -> None:
+        """Persist job rows (findings, caches) through the run's one writer, in its next commit."""
+        if self._write is None:
+            raise RuntimeError("write is only available while the run is active")
+        self._write(sql, rows)
 
     def spawn(self, item: PlannedItem) -> None:
         """Add a follow-up item to the running run (persisted by the recorder)."""

@@ -31,14 +31,14 @@ import heapq
 import inspect
 import json
 import logging
-
-import orjson
 import os
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from engine.breaker import BreakerRegistry
 from engine.config import AppConfig, BatchStrategy
@@ -141,15 +141,19 @@ class Runner:
             services=dict(services or {}), _spawn=self._spawn,
         )
         self.recorder = Recorder(store, on_commit=self._on_commit)
+        self.ctx._write = self.recorder.add
+        if github is not None and hasattr(github, "bind"):
+            # the client feeds this run's breakers and counters (api_requests, saved, rate_limited...)
+            github.bind(breakers=self.breakers, on_count=self.ctx.count)
         self.pool_size = config.batch.max_concurrent_requests
         # A first try that succeeds is fully described by its item row (state, batch,
         # duration_ms); attempts rows record every try only when log_batch_metrics asks
         # for it, and every failed try always. This halves the rows a run writes.
         self._record_ok_attempts = config.batch.log_batch_metrics
-        self._batch_mode = callable(getattr(processor, "process_batch", None))
-        self._queue: asyncio.Queue[list[Item]] = asyncio.Queue(
-            maxsize=self.pool_size if self._batch_mode else self.pool_size * 8
-        )
+        has_batch = callable(getattr(processor, "process_batch", None))
+        self._batch_lanes: frozenset[str] | None = (
+            frozenset(getattr(processor, "batch_lanes", None) or ()) or None) if has_batch else frozenset()
+        self._queue: asyncio.Queue[list[Item]] = asyncio.Queue(maxsize=self.pool_size * 8)
         self._dispatched: set[int] = set()
         self._awaiting: dict[int, Item] = {}
         self._retry_heap: list[tuple[float, int, int]] = []
@@ -226,6 +230,7 @@ class Runner:
     async def run(self) -> RunState:
         await self._start()
         self.recorder.start()
+        self._attach_cache()
         try:
             flags = await self.store.run_flags(self.run_id)
             if not flags.get("planned"):
@@ -313,6 +318,11 @@ class Runner:
         await self.recorder.flush()
         self._event("artifact", f"task graph stored: {planned} items")
 
+    def _attach_cache(self) -> None:
+        cache = getattr(self.github, "cache", None) or getattr(self.github, "_cache", None)
+        if cache is not None and hasattr(cache, "attach"):
+            cache.attach(self.recorder)
+
     async def _process(self) -> None:
         self._tasks = [asyncio.create_task(self._worker(i), name=f"batchdeck-worker-{i}")
                        for i in range(self.pool_size)]
@@ -342,6 +352,9 @@ class Runner:
             "UPDATE runs SET state=?, message=?, finished_at=?, owner_pid=?, heartbeat_at=?, active_s=? WHERE id=?",
             [(state.value, message, finished_at, owner, now, self._active_s, self.run_id)],
         )
+        cache = getattr(self.github, "cache", None) or getattr(self.github, "_cache", None)
+        if cache is not None and hasattr(cache, "detach"):
+            cache.detach()
         await self.recorder.stop()
         if state in (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED):
             report = await build_report(self.store, self.run_id)
@@ -479,16 +492,16 @@ class Runner:
         while start < len(items):
             chunk = items[start:start + size]
             start += size
-            if self._batch_mode:
+            if self._batch_lanes == frozenset():
+                groups = [chunk]
+            else:
                 by_lane: dict[str, list[Item]] = {}
                 for item in chunk:
                     by_lane.setdefault(item.lane, []).append(item)
                 groups = list(by_lane.values())
-            else:
-                groups = [chunk]
             for group in groups:
                 self._open_batch(group)
-                units = [group] if self._batch_mode else [[item] for item in group]
+                units = [group] if self._whole_batch(group[0].lane) else [[item] for item in group]
                 put = 0
                 try:
                     for unit in units:
@@ -499,6 +512,11 @@ class Runner:
                         for item in unit:
                             self._return_to_pending(item)
                     raise   # items[start:] were never claimed: still pending, nothing to undo
+
+    def _whole_batch(self, lane: str) -> bool:
+        """Does this lane go to ``process_batch`` (None: every lane does)?"""
+        lanes = self._batch_lanes
+        return lanes is None or lane in lanes
 
     def _open_batch(self, items: list[Item]) -> _Batch:
         self._next_batch += 1
@@ -560,7 +578,7 @@ class Runner:
             self._busy += len(unit)
             self._idle.clear()
             try:
-                if self._batch_mode:
+                if self._whole_batch(unit[0].lane) and self._batch_lanes != frozenset():
                     await self._run_batch_unit(unit)
                 else:
                     await self._run_item(unit[0])
