@@ -93,6 +93,7 @@ class IocScanJob:
     batch_lanes: ClassVar[frozenset[str]] = frozenset({"graphql"})
 
     def __init__(self) -> None:
+        self._repo_slots: asyncio.Semaphore | None = None
         self._index: IOCIndex | None = None
         self._parsed: OrderedDict[tuple[str, str], _Parsed] = OrderedDict()
         self._inflight: dict[tuple[str, str], asyncio.Future] = {}
@@ -147,7 +148,12 @@ class IocScanJob:
     # -------------------------------------------------------------------- repositories
     async def process(self, item: Item, ctx: Any) -> Any:
         if item.key.startswith("repo:"):
-            return await self._scan_repo(item, ctx)
+            # max_concurrent_repos (the seed's setting): how many repositories are walked at
+            # once; file fetches, spawned with a higher priority, fill the other workers.
+            if self._repo_slots is None:
+                self._repo_slots = asyncio.Semaphore(ctx.config.batch.max_concurrent_repos)
+            async with self._repo_slots:
+                return await self._scan_repo(item, ctx)
         return await self._scan_file_rest(item, ctx)
 
     async def _scan_repo(self, item: Item, ctx: Any) -> dict[str, int]:
