@@ -42,7 +42,7 @@ import orjson
 
 from engine.breaker import BreakerRegistry
 from engine.config import AppConfig, BatchStrategy
-from engine.errors import BatchProcessingError, ErrorClass, classify
+from engine.errors import BatchProcessingError, ErrorClass, InputError, classify
 from engine.metrics import LatencyWindow, build_report, report_markdown
 from engine.models import (
     BatchState,
@@ -237,13 +237,16 @@ class Runner:
                 await self._plan()
             if not self._done.is_set():
                 await self._process()
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                self._final = (RunState.PAUSED, "stopped")
-            else:
-                log.exception("run %s failed", self.run_id)
-                self._final = (RunState.FAILED, _short(exc))
+        except asyncio.CancelledError:
+            self._final = (RunState.PAUSED, "stopped")
             raise
+        except (BatchProcessingError, InputError) as exc:
+            # A 401 while listing repositories, a bad spec: the run fails with the reason,
+            # and keeps what it had (resumable once the cause is fixed).
+            self._final = (RunState.FAILED, _short(exc))
+        except Exception as exc:
+            log.exception("run %s failed", self.run_id)
+            self._final = (RunState.FAILED, f"{type(exc).__name__}: {_short(exc)}")
         finally:
             await self._close()
         return self._final[0]

@@ -209,26 +209,33 @@ class IocScanJob:
         return {"matches": self._record(ctx, parsed, p["full_name"], p["path"])}
 
     async def process_batch(self, items: list[Item], ctx: Any) -> list[Any]:
-        """Files of many repositories in one GraphQL query (one alias per distinct blob)."""
+        """Files of many repositories in one GraphQL query (one alias per distinct blob).
+
+        A blob another batch is already fetching is waited for, not fetched again:
+        the single-flight future is registered in the same step (no await) as the
+        check that found no one fetching it.
+        """
         results: list[Any] = [None] * len(items)
-        todo: dict[tuple[str, str], list[int]] = {}
-        for i, item in enumerate(items):
-            p = item.payload
-            key = (p["sha"], p["parser"])
-            parsed = self._parsed.get(key)
-            if parsed is None and key not in self._inflight:
-                parsed = await self._from_db(ctx, key)
-            if parsed is not None:
-                results[i] = {"matches": self._record(ctx, parsed, p["full_name"], p["path"])}
-            else:
-                todo.setdefault(key, []).append(i)
-        waiting = {k: v for k, v in todo.items() if k in self._inflight}
-        fetch = {k: v for k, v in todo.items() if k not in self._inflight}
+        fetch: dict[tuple[str, str], list[int]] = {}
+        waiting: dict[tuple[str, str], list[int]] = {}
         futures: dict[tuple[str, str], asyncio.Future] = {}
         loop = asyncio.get_running_loop()
-        for key in fetch:
-            futures[key] = self._inflight[key] = loop.create_future()
         try:
+            for i, item in enumerate(items):
+                p = item.payload
+                key = (p["sha"], p["parser"])
+                parsed = self._parsed.get(key)
+                if parsed is None and key not in self._inflight and key not in fetch:
+                    parsed = await self._from_db(ctx, key) or self._parsed.get(key)
+                if parsed is not None:
+                    results[i] = {"matches": self._record(ctx, parsed, p["full_name"], p["path"])}
+                elif key in fetch:
+                    fetch[key].append(i)
+                elif key in self._inflight:
+                    waiting.setdefault(key, []).append(i)
+                else:
+                    fetch[key] = [i]
+                    futures[key] = self._inflight[key] = loop.create_future()
             if fetch:
                 requests = [(items[idx[0]].payload["owner"], items[idx[0]].payload["name"], key[0])
                             for key, idx in fetch.items()]
@@ -236,18 +243,16 @@ class IocScanJob:
                 for (key, idx), text in zip(fetch.items(), texts, strict=True):
                     first = items[idx[0]].payload
                     if isinstance(text, Exception):
-                        outcome: _Parsed | Exception = text
-                    elif text is None:            # binary or too large for GraphQL: take the blob endpoint
-                        outcome = self._parse(first["path"], await ctx.github.get_blob(first["owner"], first["name"],
-                                                                                     key[0]))
-                    else:
-                        outcome = self._parse(first["path"], text)
-                    if isinstance(outcome, _Parsed):
-                        self._remember(ctx, key, outcome)
-                        futures[key].set_result(outcome)
-                    else:
-                        futures[key].set_exception(outcome)
+                        futures[key].set_exception(text)
                         futures[key].exception()      # retrieved: the items below carry it
+                        continue
+                    if text is None:            # binary or too large for GraphQL: take the blob endpoint
+                        data: str | bytes = await ctx.github.get_blob(first["owner"], first["name"], key[0])
+                    else:
+                        data = text
+                    parsed = self._parse(first["path"], data)
+                    self._remember(ctx, key, parsed)
+                    futures[key].set_result(parsed)
         except BaseException as exc:
             for future in futures.values():
                 if not future.done():
@@ -255,9 +260,9 @@ class IocScanJob:
                     future.exception()
             raise
         finally:
-            for key in fetch:
+            for key in futures:
                 self._inflight.pop(key, None)
-        for key, idx in {**fetch, **waiting}.items():
+        for key, idx in (*fetch.items(), *waiting.items()):
             future = futures.get(key) or self._inflight.get(key)
             try:
                 parsed = await future if future is not None else self._parsed.get(key)
@@ -291,9 +296,12 @@ class IocScanJob:
         running = self._inflight.get(key)
         if running is not None:
             return await running
-        parsed = await self._from_db(ctx, key)
+        parsed = await self._from_db(ctx, key) or self._parsed.get(key)
         if parsed is not None:
             return parsed
+        running = self._inflight.get(key)      # someone may have started while we read the cache
+        if running is not None:
+            return await running
         future = self._inflight[key] = asyncio.get_running_loop().create_future()
         try:
             parsed = await fetch()

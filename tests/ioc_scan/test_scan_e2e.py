@@ -1,0 +1,121 @@
+"""ioc-scan end to end against the simulator (in process): truth, fetch-once, limits, re-scan cost."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from engine.api import Engine
+from engine.config import load_config
+from engine.jobs.ioc_scan.scan import (
+    DEFAULT_IOCS,
+    ScanTargets,
+    build_spec,
+    findings,
+    make_client,
+    parse_failures,
+)
+from engine.models import RunState
+from engine.sim import SimConfig, create_app
+
+
+def scan_config(**overrides):
+    return load_config(
+        None, env={}, overrides={"retry_delay_base": 0.1, "max_concurrent_requests": 20, **overrides}
+    )
+
+
+async def sim_get(app, path):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://sim") as client:
+        if path.startswith("POST "):
+            return (await client.post(path[5:])).json()
+        return (await client.get(path)).json()
+
+
+async def run_scan(engine, app, *, token="sim-token", **spec_kw):
+    spec = build_spec(ScanTargets(orgs=["acme"]), [DEFAULT_IOCS], api_url="http://sim", **spec_kw)
+    client = make_client(engine, "http://sim", token, transport=httpx.ASGITransport(app))
+    run_id = await engine.create_run("ioc-scan", spec)
+    try:
+        state = await (await engine.start(run_id, github=client)).wait()
+    finally:
+        await client.aclose()
+    return run_id, state
+
+
+def as_set(matches):
+    return {(m.repo, m.file_path, m.package_name, m.version, m.kind, m.line_number) for m in matches}
+
+
+@pytest.fixture(scope="module")
+def org_app():
+    return create_app(SimConfig(repos=500, seed=11, core_limit=100000, graphql_limit=100000))
+
+
+async def test_a_500_repo_org_matches_the_truth_fetching_each_blob_once(org_app, tmp_path):
+    app = org_app
+    await sim_get(app, "POST /_sim/reset")
+    async with await Engine.open(tmp_path / "scan.db", scan_config()) as engine:
+        run_id, state = await run_scan(engine, app, include_archived=True, include_forks=True)
+        assert state is RunState.COMPLETED
+        truth = await sim_get(app, "/_sim/truth")
+        stats = await sim_get(app, "/_sim/stats")
+        got = as_set(await findings(engine.store, run_id))
+        expected = {
+            (t["repo"], t["path"], t["package"], t["version"], t["kind"], t["line"])
+            for t in truth["findings"]
+        }
+        assert len(expected) > 100
+        assert got == expected
+        failures = {(f["repo"], f["file_path"]) for f in await parse_failures(engine.store, run_id)}
+        assert failures == {(m["repo"], m["path"]) for m in truth["malformed"]}
+        assert stats["violations"] == 0
+        assert stats["blob_fetches"] and max(stats["blob_fetches"].values()) == 1  # no file fetched twice
+        assert stats["graphql_queries"] > 0
+        first_points = sum(stats["points_used"].values())
+        counts = await engine.store.counts(run_id)
+        assert counts.failed == 0 and counts.balanced()
+
+        # the unchanged org again: trees answer 304 from the ETag cache, blobs come from the sha cache
+        await sim_get(app, "POST /_sim/reset")
+        run2, state2 = await run_scan(engine, app, include_archived=True, include_forks=True)
+        assert state2 is RunState.COMPLETED
+        stats2 = await sim_get(app, "/_sim/stats")
+        assert as_set(await findings(engine.store, run2)) == expected
+        assert sum(stats2["points_used"].values()) <= 0.05 * first_points
+        assert not stats2["blob_fetches"]
+        report = await engine.report(run2)
+        assert report["api_requests_saved"] > 0
+
+
+async def test_rest_only_path_finds_the_same_and_filters_archived_and_forks(tmp_path):
+    """Every file through the blob endpoint: more than GitHub's 900 REST points a minute, so the
+    read lane meets secondary limits and pauses (time scaled by 1/100 on both sides)."""
+    app = create_app(SimConfig(repos=300, seed=11, core_limit=100000, time_scale=0.01))
+    config = scan_config(enable_cross_repo_batching=False, time_scale=0.01)
+    async with await Engine.open(tmp_path / "rest.db", config) as engine:
+        run_id, state = await run_scan(engine, app)
+        assert state is RunState.COMPLETED
+        truth = await sim_get(app, "/_sim/truth")
+        stats = await sim_get(app, "/_sim/stats")
+        assert stats["violations"] == 0
+        got = as_set(await findings(engine.store, run_id))
+        archived_or_fork = {t["repo"] for t in truth["findings"]} - {m[0] for m in got}
+        expected = {
+            (t["repo"], t["path"], t["package"], t["version"], t["kind"], t["line"])
+            for t in truth["findings"]
+            if t["repo"] not in archived_or_fork
+        }
+        assert got == expected and archived_or_fork  # some planted repos were archived or forks
+        assert stats["graphql_queries"] == 0 and max(stats["blob_fetches"].values()) == 1
+
+
+async def test_a_bad_token_stops_the_run_with_one_request_and_a_clear_message(tmp_path):
+    app = create_app(SimConfig(repos=20, seed=2))
+    async with await Engine.open(tmp_path / "auth.db", scan_config()) as engine:
+        run_id, state = await run_scan(engine, app, token="bad-token")
+        assert state is RunState.FAILED
+        run = await engine.store.get_run(run_id)
+        assert "401" in run.message and "bad-token" not in run.message
+        stats = await sim_get(app, "/_sim/stats")
+        assert stats["requests_total"] == 1  # no retry storm
