@@ -155,6 +155,9 @@ class Runner:
             frozenset(getattr(processor, "batch_lanes", None) or ()) or None) if has_batch else frozenset()
         self._queue: asyncio.Queue[list[Item]] = asyncio.Queue(maxsize=self.pool_size * 8)
         self._dispatched: set[int] = set()
+        # ids released by recent commits, for pages read before those commits (see _stale_ids)
+        self._commit_epoch = 0
+        self._released_log: deque[tuple[int, list[int]]] = deque(maxlen=256)
         self._awaiting: dict[int, Item] = {}
         self._retry_heap: list[tuple[float, int, int]] = []
         self._batches: dict[int, _Batch] = {}
@@ -426,50 +429,79 @@ class Runner:
         await self._idle.wait()
 
     # ------------------------------------------------------------------ feeder
+    async def _read_page(self, cursor: tuple[int, int] | None) -> tuple[list[tuple], int]:
+        """A page of pending rows and the commit epoch it was read at (see :meth:`_fresh`)."""
+        epoch = self._commit_epoch
+        return await self.store.pending_page(self.run_id, cursor, FEED_PAGE), epoch
+
+    def _stale_ids(self, epoch: int) -> set[int] | None:
+        """Items released by commits after ``epoch``: a page read before those commits may show
+        them as pending although they are done (or requeued, and waiting in the retry heap).
+        None when the log no longer reaches back that far: the page must be read again."""
+        if epoch == self._commit_epoch:
+            return set()
+        if not self._released_log:
+            return set()
+        if self._released_log[0][0] > epoch + 1 and len(self._released_log) == self._released_log.maxlen:
+            return None
+        stale: set[int] = set()
+        for committed, ids in self._released_log:
+            if committed > epoch:
+                stale.update(ids)
+        return stale
+
     async def _feeder(self) -> None:
         cursor: tuple[int, int] | None = None
         prefetch: asyncio.Future | None = None
         prefetch_from: tuple[int, int] | None = None
-        while self._gate.is_set():
-            if self._rewind is not None:
-                if cursor is not None and self._rewind < cursor:
-                    cursor = self._rewind
-                self._rewind = None
-            if prefetch is not None and prefetch_from == cursor:
-                rows = await prefetch
-            else:
-                if prefetch is not None:
-                    prefetch.cancel()
-                rows = await self.store.pending_page(self.run_id, cursor, FEED_PAGE)
-            prefetch = None
-            if len(rows) == FEED_PAGE:
-                # read the next page while this one is dispatched (put blocks while workers are busy)
-                prefetch_from = (rows[-1][4], rows[-1][1])
-                prefetch = asyncio.ensure_future(self.store.pending_page(self.run_id, prefetch_from, FEED_PAGE))
-            now = self.clock()
-            ready: list[Item] = []
-            for item_id, seq, key, payload, priority, lane, attempts, not_before in rows:
-                cursor = (priority, seq)
-                if item_id in self._dispatched or item_id in self._awaiting:
-                    continue
-                item = Item(item_id, self.run_id, seq, key, orjson.loads(payload), priority, lane, attempts)
-                if not_before is not None and not_before > now:
-                    self._schedule_retry(item, not_before)
-                    continue
-                ready.append(item)
-            # due retries last: the page above skipped them (they are still in _awaiting)
-            ready.extend(self._due_retries(now))
-            if ready:
-                await self._dispatch(ready)
-            if len(rows) < FEED_PAGE:
-                cursor = None
-                if not ready:
-                    timeout = 1.0
-                    if self._retry_heap:
-                        timeout = min(timeout, max(0.0, self._retry_heap[0][0] - self.clock()))
-                    self._feed_wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._feed_wake.wait(), timeout)
+        try:
+            while self._gate.is_set():
+                if self._rewind is not None:
+                    if cursor is not None and self._rewind < cursor:
+                        cursor = self._rewind
+                    self._rewind = None
+                if prefetch is not None and prefetch_from == cursor:
+                    rows, epoch = await prefetch
+                else:
+                    if prefetch is not None:
+                        prefetch.cancel()
+                    rows, epoch = await self._read_page(cursor)
+                prefetch = None
+                stale = self._stale_ids(epoch)
+                if stale is None:
+                    rows, epoch = await self._read_page(cursor)
+                    stale = self._stale_ids(epoch) or set()
+                if len(rows) == FEED_PAGE:
+                    # read the next page while this one is dispatched (put blocks while workers are busy)
+                    prefetch_from = (rows[-1][4], rows[-1][1])
+                    prefetch = asyncio.ensure_future(self._read_page(prefetch_from))
+                now = self.clock()
+                ready: list[Item] = []
+                for item_id, seq, key, payload, priority, lane, attempts, not_before in rows:
+                    cursor = (priority, seq)
+                    if item_id in self._dispatched or item_id in self._awaiting or item_id in stale:
+                        continue
+                    item = Item(item_id, self.run_id, seq, key, orjson.loads(payload), priority, lane, attempts)
+                    if not_before is not None and not_before > now:
+                        self._schedule_retry(item, not_before)
+                        continue
+                    ready.append(item)
+                # due retries last: the page above skipped them (they are still in _awaiting)
+                ready.extend(self._due_retries(now))
+                if ready:
+                    await self._dispatch(ready)
+                if len(rows) < FEED_PAGE:
+                    cursor = None
+                    if not ready:
+                        timeout = 1.0
+                        if self._retry_heap:
+                            timeout = min(timeout, max(0.0, self._retry_heap[0][0] - self.clock()))
+                        self._feed_wake.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._feed_wake.wait(), timeout)
+        finally:
+            if prefetch is not None:
+                prefetch.cancel()
 
     def _due_retries(self, now: float) -> list[Item]:
         ready: list[Item] = []
@@ -556,8 +588,10 @@ class Runner:
                 self._end_batch(batch)
 
     def _on_commit(self, released: list[int]) -> None:
+        self._commit_epoch += 1
         if released:
             self._dispatched.difference_update(released)
+            self._released_log.append((self._commit_epoch, released))
         self._feed_wake.set()
 
     def _spawn(self, planned: PlannedItem) -> None:
