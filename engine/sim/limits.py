@@ -1,0 +1,245 @@
+"""GitHub's primary and secondary rate limits, kept per token (or client IP).
+
+Why it is built this way:
+
+* Primary limits are fixed windows that start with the first request that
+  counts, like GitHub's (``x-ratelimit-reset`` is an hour after the window
+  opened, not a rolling hour). Peeking (``GET /rate_limit``, headers of a
+  refused request) never opens a window.
+* A request reserves its point when it is admitted, before it does any work:
+  otherwise 100 concurrent requests could all see ``remaining: 1`` and overdraw
+  the bucket. A 304 gets its point back (GitHub does not charge authenticated
+  conditional hits).
+* Secondary limits cannot be observed by a client (GitHub says so), so only a
+  request sent while a secondary block is already active, or sent while the
+  primary bucket was already announced empty, is a *violation*: the requests a
+  well-behaved client would not have sent. Tripping a limit is not one.
+* Whether a secondary refusal is 403 or 429 and whether it carries
+  ``retry-after`` is drawn from ``Random(f"{seed}:{n}")`` for the n-th refusal,
+  so a test run is reproducible while clients still see both forms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass, field
+
+from engine.sim.config import SimConfig
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+HOUR = 3600.0
+MINUTE = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a request counts against: a token's user, or the client IP."""
+
+    key: str                    # a digest of the token (never the token) or "ip:<addr>"
+    user_id: int | None
+    ip: str
+
+    @property
+    def authenticated(self) -> bool:
+        return self.user_id is not None
+
+    @property
+    def login(self) -> str:
+        return f"sim-user-{self.user_id}" if self.user_id is not None else "anonymous"
+
+
+def identity_for(token: str | None, ip: str) -> Identity:
+    if not token:
+        return Identity(key=f"ip:{ip}", user_id=None, ip=ip)
+    digest = hashlib.sha256(token.encode()).digest()
+    return Identity(key="tok:" + digest[:12].hex(), user_id=10_000_000 + int.from_bytes(digest[:4]) % 90_000_000,
+                    ip=ip)
+
+
+@dataclass(slots=True)
+class FixedWindow:
+    """A counter that empties ``seconds`` after the first unit was taken."""
+
+    limit: int
+    seconds: float
+    used: int = 0
+    reset_at: float | None = None
+
+    def _live(self, now: float) -> bool:
+        return self.reset_at is not None and now < self.reset_at
+
+    def remaining(self, now: float) -> int:
+        return max(0, self.limit - self.used) if self._live(now) else self.limit
+
+    def used_now(self, now: float) -> int:
+        return self.used if self._live(now) else 0
+
+    def reset_time(self, now: float) -> float:
+        return self.reset_at if self._live(now) else now + self.seconds  # type: ignore[return-value]
+
+    def take(self, now: float, amount: int = 1) -> None:
+        if not self._live(now):
+            self.used, self.reset_at = 0, now + self.seconds
+        self.used += amount
+
+    def give_back(self, now: float, amount: int = 1) -> None:
+        if self._live(now):
+            self.used = max(0, self.used - amount)
+
+    def fits(self, now: float, amount: int) -> bool:
+        return self.used_now(now) + amount <= self.limit
+
+
+@dataclass(slots=True)
+class RateSnapshot:
+    """What the ``x-ratelimit-*`` headers of one response say."""
+
+    resource: str
+    limit: int
+    remaining: int
+    used: int
+    reset: float
+
+
+@dataclass(slots=True)
+class SecondaryState:
+    rest_points: FixedWindow
+    graphql_points: FixedWindow
+    content_minute: FixedWindow
+    content_hour: FixedWindow
+    in_flight: int = 0
+    blocked_until: float = 0.0           # every request refused until then
+    content_blocked_until: float = 0.0   # content creation refused until then
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    kind: str                 # "primary" | "secondary"
+    reason: str               # bucket_empty | blocked | concurrency | points | content_minute | content_hour
+    violation: bool           # the client should have known better
+    status: int
+    retry_after: float | None = None
+    content: bool = False     # a content-creation block (GitHub words it differently)
+
+
+@dataclass
+class RateLimiter:
+    config: SimConfig
+    _primary: dict[tuple[str, str], FixedWindow] = field(default_factory=dict)
+    _secondary: dict[str, SecondaryState] = field(default_factory=dict)
+    in_flight_total: int = 0
+    peak_concurrency: int = 0
+    _refusals: int = 0
+
+    # -- primary ----------------------------------------------------------
+    def limit_for(self, ident: Identity, resource: str) -> tuple[int, float]:
+        cfg = self.config
+        if resource == "search":
+            # GitHub: 30 searches a minute with a token, 10 without
+            return (cfg.search_limit if ident.authenticated else max(1, cfg.search_limit // 3)), cfg.window(MINUTE)
+        if resource == "graphql":
+            return cfg.graphql_limit, cfg.window(HOUR)
+        return (cfg.core_limit if ident.authenticated else cfg.unauthenticated_limit), cfg.window(HOUR)
+
+    def bucket(self, ident: Identity, resource: str) -> FixedWindow:
+        key = (ident.key, resource)
+        if key not in self._primary:
+            limit, seconds = self.limit_for(ident, resource)
+            self._primary[key] = FixedWindow(limit, seconds)
+        return self._primary[key]
+
+    def snapshot(self, ident: Identity, resource: str, now: float) -> RateSnapshot:
+        b = self.bucket(ident, resource)
+        return RateSnapshot(resource, b.limit, b.remaining(now), b.used_now(now), b.reset_time(now))
+
+    # -- concurrency ------------------------------------------------------
+    def _state(self, ident: Identity) -> SecondaryState:
+        if ident.key not in self._secondary:
+            cfg = self.config
+            self._secondary[ident.key] = SecondaryState(
+                rest_points=FixedWindow(cfg.secondary_points_per_minute, cfg.window(MINUTE)),
+                graphql_points=FixedWindow(cfg.secondary_graphql_points_per_minute, cfg.window(MINUTE)),
+                content_minute=FixedWindow(cfg.content_create_per_minute, cfg.window(MINUTE)),
+                content_hour=FixedWindow(cfg.content_create_per_hour, cfg.window(HOUR)),
+            )
+        return self._secondary[ident.key]
+
+    def enter(self, ident: Identity) -> None:
+        self._state(ident).in_flight += 1
+        self.in_flight_total += 1
+        self.peak_concurrency = max(self.peak_concurrency, self.in_flight_total)
+
+    def leave(self, ident: Identity) -> None:
+        self._state(ident).in_flight -= 1
+        self.in_flight_total -= 1
+
+    # -- admission --------------------------------------------------------
+    def admit(self, ident: Identity, method: str, resource: str | None, now: float,
+              creates_content: bool = False) -> Refusal | None:
+        """Check every limit for a request that has already ``enter``-ed.
+
+        On success the request's secondary points, its content-creation unit and
+        (for REST resources) its primary point are taken. GraphQL's primary cost
+        is only known once the query is parsed: the GraphQL handler takes it.
+        """
+        st = self._state(ident)
+        cfg = self.config
+        if now < st.blocked_until:
+            return self._secondary_refusal("blocked", st.blocked_until, now, violation=True)
+        if creates_content and now < st.content_blocked_until:
+            return self._secondary_refusal("blocked", st.content_blocked_until, now, violation=True,
+                                           content=True)
+        if resource is not None:
+            bucket = self.bucket(ident, resource)
+            if bucket.remaining(now) <= 0:
+                return Refusal("primary", "bucket_empty", violation=True, status=cfg.primary_status)
+        if st.in_flight > cfg.secondary_max_concurrent:
+            return self._trip(st, "concurrency", now)
+        points_window = st.graphql_points if resource == "graphql" else st.rest_points
+        points = 1 if method in SAFE_METHODS else 5
+        if not points_window.fits(now, points):
+            return self._trip(st, "points", now)
+        if creates_content:
+            if not st.content_minute.fits(now, 1):
+                return self._trip(st, "content_minute", now, content=True)
+            if not st.content_hour.fits(now, 1):
+                return self._trip(st, "content_hour", now, content=True)
+            st.content_minute.take(now)
+            st.content_hour.take(now)
+        points_window.take(now, points)
+        if resource is not None and resource != "graphql":
+            self.bucket(ident, resource).take(now)
+        return None
+
+    def _trip(self, st: SecondaryState, reason: str, now: float, content: bool = False) -> Refusal:
+        until = now + self.config.window(self.config.secondary_penalty_s)
+        if content:
+            st.content_blocked_until = until
+        else:
+            st.blocked_until = until
+        return self._secondary_refusal(reason, until, now, violation=False, content=content)
+
+    def _secondary_refusal(self, reason: str, until: float, now: float, *, violation: bool,
+                           content: bool = False) -> Refusal:
+        cfg = self.config
+        self._refusals += 1
+        draw = random.Random(f"{cfg.seed}:{self._refusals}")
+        with_retry_after = {"always": True, "never": False}.get(cfg.secondary_retry_after, draw.random() < 0.5)
+        status = {"403": 403, "429": 429}.get(cfg.secondary_status, 403 if draw.random() < 0.5 else 429)
+        wait = max(0.0, until - now)
+        if cfg.time_scale == 1.0:
+            wait = float(math.ceil(wait))
+        return Refusal("secondary", reason, violation=violation, status=status,
+                       retry_after=wait if with_retry_after else None, content=content)
+
+    def reset(self) -> None:
+        """Refill every bucket and lift every block (``POST /_sim/reset``); keep in-flight counts."""
+        self._primary.clear()
+        for st in self._secondary.values():
+            for window in (st.rest_points, st.graphql_points, st.content_minute, st.content_hour):
+                window.used, window.reset_at = 0, None
+            st.blocked_until = st.content_blocked_until = 0.0
+        self.peak_concurrency = self.in_flight_total
+        self._refusals = 0
