@@ -49,7 +49,7 @@ def as_set(matches):
 
 @pytest.fixture(scope="module")
 def org_app():
-    return create_app(SimConfig(repos=500, seed=11, core_limit=100000, graphql_limit=100000))
+    return create_app(SimConfig(repos=500, seed=11))
 
 
 async def test_a_500_repo_org_matches_the_truth_fetching_each_blob_once(org_app, tmp_path):

@@ -1,0 +1,50 @@
+"""The rate-aware GitHub client: auth, lanes, pacing, conditional requests, errors.
+
+See :mod:`engine.github.client` for the design; the names below are the public API.
+
+Where it can point (``api_url``; the CLI's ``--api-url``):
+
+* github.com — the default ``https://api.github.com``; the token comes from
+  ``--token``, ``GITHUB_TOKEN``, ``GH_TOKEN`` or ``gh auth token``
+  (:func:`resolve_token`).
+* GitHub Enterprise Server — ``https://HOST/api/v3``; GraphQL is then derived
+  as ``https://HOST/api/graphql``. Servers with rate limiting disabled send no
+  ``x-ratelimit-*`` headers: the pacer notices and stops pacing.
+* the simulator — ``batchdeck sim`` prints its base URL; pass that, and set
+  ``github.time_scale`` to the simulator's ``time_scale`` so the client's fixed
+  waits (a minute after a secondary limit, a second between mutations) shrink
+  with the simulator's clock. No token is needed (``bad-token`` gets a 401).
+"""
+
+from engine.github.auth import RedactingFilter, redact, register_secret, resolve_token
+from engine.github.cache import CachedEntry, HttpCache, MemoryHttpCache, cache_key
+from engine.github.client import GitHubClient, Response, parse_links
+from engine.github.errors import error_for_exception, error_for_response, limit_kind
+from engine.github.lanes import ContentBudget, Lane, Lanes
+from engine.github.ratelimit import Bucket, RateHeaders, RateLimiter, parse_rate_headers
+from engine.github.transport import make_transport
+
+__all__ = [
+    "Bucket",
+    "CachedEntry",
+    "ContentBudget",
+    "GitHubClient",
+    "HttpCache",
+    "Lane",
+    "Lanes",
+    "MemoryHttpCache",
+    "RateHeaders",
+    "RateLimiter",
+    "RedactingFilter",
+    "Response",
+    "cache_key",
+    "error_for_exception",
+    "error_for_response",
+    "limit_kind",
+    "make_transport",
+    "parse_links",
+    "parse_rate_headers",
+    "redact",
+    "register_secret",
+    "resolve_token",
+]

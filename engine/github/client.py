@@ -1,0 +1,615 @@
+"""The rate-aware GitHub client every job kind talks to.
+
+One ``httpx.AsyncClient`` (one connection pool, reused by every request of the
+run; transport choice in :mod:`engine.github.transport`) wrapped in the
+behaviour GitHub asks of integrators, which no HTTP library provides because
+it is GitHub's domain logic, not HTTP's:
+
+* **primary limits** — every response's ``x-ratelimit-*`` headers feed a
+  tracker per resource, and a pacer admits each request against
+  ``rate_limit_buffer × limit`` spread over the window
+  (:mod:`engine.github.ratelimit`); a refusal waits for the reset and retries;
+* **secondary limits** — lanes (read, write, search, graphql) pause as a whole
+  on a secondary limit, space mutations and budget content creation
+  (:mod:`engine.github.lanes`); a refused request is retried after the pause;
+* **conditional requests** — GETs revalidate what the :class:`HttpCache`
+  holds; a 304 costs no rate limit and is served from the cache;
+* **errors** — every failure leaves as an :mod:`engine.errors` class
+  (:mod:`engine.github.errors`), and the lane's circuit breaker sees it.
+
+Limit waits are the only retries done here: they are the server's instruction,
+and every caller of the lane must observe them together. Everything else
+(server errors, network trouble) is raised for the engine's retry policy, which
+requeues the item instead of holding a worker.
+
+**Breakers.** The client records the outcome of every request on the lane's
+breaker (``record_success`` / ``record_failure(error_class)``, without permits)
+and, while the breaker is *open*, waits before sending until it half-opens. It
+takes no half-open probe slot itself: the runner gates items with
+``breaker.allow()``; if the client took a slot too, a half-open breaker with one
+probe would deadlock the item holding it. Rate limits and client errors are
+neutral to the breaker by its own rules.
+
+**Token.** Sent as ``Authorization: Bearer`` only to the API's own origin (a
+``Link`` or redirect to another host never gets it), registered for redaction,
+and absent from every message and ``repr`` this package builds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json as jsonlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from engine.errors import (
+    BatchProcessingError,
+    ClientError,
+    RateLimitError,
+    SecondaryRateLimitError,
+)
+from engine.github.auth import RedactingFilter, register_secret
+from engine.github.cache import CachedEntry, HttpCache, cache_key
+from engine.github.errors import error_for_exception, error_for_response
+from engine.github.lanes import Lanes
+from engine.github.ratelimit import RateLimiter, Reservation, parse_rate_headers
+from engine.github.transport import make_transport
+from engine.models import LaneView, RateLimitGauge
+
+try:   # aiohttp errors can escape httpx-aiohttp's mapping; catch them as network failures
+    from aiohttp import ClientError as _AiohttpClientError
+except ImportError:   # pragma: no cover - aiohttp is a dependency
+    _AiohttpClientError = OSError
+
+log = logging.getLogger("engine.github")
+log.addFilter(RedactingFilter())
+
+DEFAULT_API_URL = "https://api.github.com"
+API_VERSION = "2022-11-28"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CACHED_HEADERS = ("content-type", "link", "etag", "last-modified")
+DEFAULTS = {"rate_limit_buffer": 0.8, "time_scale": 1.0, "timeout": 30.0, "transport": "aiohttp"}
+_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([^";]+)"?')
+_SEND_FAILURES = (httpx.HTTPError, OSError, TimeoutError, _AiohttpClientError)
+
+CountCallback = Callable[[str, int], None]
+
+
+def _user_agent() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"batchdeck/{version('batchdeck')}"
+    except Exception:
+        return "batchdeck"
+
+
+def parse_links(value: str | None) -> dict[str, str]:
+    """``{rel: url}`` of a ``Link`` header."""
+    return {rel: url for url, rel in _LINK.findall(value or "")}
+
+
+@dataclass(slots=True)
+class Response:
+    """An answer: ``data`` is the parsed JSON (None for an empty or non-JSON body)."""
+
+    status: int
+    data: Any
+    headers: httpx.Headers
+    from_cache: bool = False
+    url: str = ""
+    content: bytes = field(default=b"", repr=False)
+
+    @property
+    def links(self) -> dict[str, str]:
+        return parse_links(self.headers.get("link"))
+
+
+def _setting(config: Any, name: str) -> Any:
+    """A value from a duck-typed config: ``config.batch.<name>``, ``config.github.<name>`` or ``config.<name>``."""
+    if config is None:
+        return None
+    for section in ("batch", "github"):
+        value = getattr(getattr(config, section, None), name, None)
+        if value is not None:
+            return value
+    return getattr(config, name, None)
+
+
+def _is_graphql_rate_limit(error: dict) -> bool:
+    # GitHub answers an exhausted GraphQL bucket with 200 and type RATE_LIMITED.
+    return str(error.get("type", "")).upper() in ("RATE_LIMITED", "RATE_LIMIT") or (
+        not error.get("path") and "rate limit" in str(error.get("message", "")).lower())
+
+
+def _parse_body(content: bytes) -> Any:
+    if not content:
+        return None
+    try:
+        return jsonlib.loads(content)
+    except ValueError:
+        return None
+
+
+class GitHubClient:
+    """Rate-aware async GitHub REST and GraphQL client (see the module docstring).
+
+    Settings come from the keyword arguments, else from ``config`` (an
+    ``AppConfig``: ``batch.rate_limit_buffer``, ``github.time_scale``,
+    ``github.request_timeout``, ``github.transport``, ``github.api_url``), else
+    the defaults: ``rate_limit_buffer=0.8``, ``time_scale=1.0``,
+    ``timeout=30.0``, the aiohttp transport. ``transport`` may be a name
+    (``"aiohttp"``, ``"httpx"``) or any ``httpx.AsyncBaseTransport``.
+    ``on_count(name, n)`` hears ``api_requests``, ``api_requests_saved``,
+    ``rate_limited``, ``secondary_limited`` and ``retries_after_wait``.
+    """
+
+    def __init__(
+        self,
+        api_url: str | None = None,
+        token: str | None = None,
+        *,
+        config: Any = None,
+        rate_limit_buffer: float | None = None,
+        time_scale: float | None = None,
+        timeout: float | None = None,
+        breakers: Any = None,
+        cache: HttpCache | None = None,
+        transport: httpx.AsyncBaseTransport | str | None = None,
+        max_connections: int = 100,
+        on_count: CountCallback | None = None,
+        limit_retries: int = 3,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        def pick(value: Any, name: str, config_name: str | None = None) -> Any:
+            if value is not None:
+                return value
+            from_config = _setting(config, config_name or name)
+            return from_config if from_config is not None else DEFAULTS[name]
+
+        self.api_url = (api_url or _setting(config, "api_url") or DEFAULT_API_URL).rstrip("/")
+        self._origin = httpx.URL(self.api_url).copy_with(path="/", query=None, fragment=None)
+        self._token = token or None
+        register_secret(self._token)
+        self.rate_limit_buffer = float(pick(rate_limit_buffer, "rate_limit_buffer"))
+        self.time_scale = float(pick(time_scale, "time_scale"))
+        self.timeout = float(pick(timeout, "timeout", "request_timeout"))
+        if transport is None or isinstance(transport, str):
+            self.transport_name = transport or pick(None, "transport")
+            transport = make_transport(self.transport_name, max_connections=max_connections)
+        else:
+            self.transport_name = type(transport).__name__
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(self.timeout),
+            follow_redirects=True,   # renamed repos answer 301; httpx drops auth across origins
+            headers={
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": _user_agent(),
+            },
+        )
+        self._breakers = breakers
+        self._cache = cache
+        self._on_count = on_count
+        self._limit_retries = limit_retries
+        self._clock = clock
+        self._sleep = sleep
+        self._limiter = RateLimiter(self.rate_limit_buffer, time_scale=self.time_scale, clock=clock, sleep=sleep)
+        self._lanes = Lanes(time_scale=self.time_scale, clock=clock, sleep=sleep)
+        self.counters: dict[str, int] = {}
+
+    def bind(self, *, breakers: Any = None, on_count: CountCallback | None = None) -> None:
+        """Attach a run's breaker registry and counter sink (the runner calls this):
+        the client is built before the run that uses it."""
+        if breakers is not None:
+            self._breakers = breakers
+        if on_count is not None:
+            self._on_count = on_count
+
+    @property
+    def cache(self) -> HttpCache | None:
+        return self._cache
+
+    def __repr__(self) -> str:
+        return (f"GitHubClient(api_url={self.api_url!r}, token={'set' if self._token else 'none'}, "
+                f"transport={self.transport_name!r})")
+
+    async def __aenter__(self) -> GitHubClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- observability ----------------------------------------------------------------
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+        if self._on_count is not None:
+            self._on_count(name, n)
+
+    def rate_limits(self) -> list[RateLimitGauge]:
+        """The primary buckets as last seen, with the pace each currently allows."""
+        return self._limiter.gauges()
+
+    def lanes(self) -> list[LaneView]:
+        """Each lane's pause and write budget."""
+        return self._lanes.views()
+
+    # -- routing ----------------------------------------------------------------------
+
+    @property
+    def graphql_url(self) -> str:
+        # GitHub Enterprise serves REST under /api/v3 and GraphQL under /api/graphql.
+        if self.api_url.endswith("/api/v3"):
+            return self.api_url[: -len("/v3")] + "/graphql"
+        return self.api_url + "/graphql"
+
+    def _url(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("http://", "https://")):
+            return path_or_url
+        return self.api_url + "/" + path_or_url.lstrip("/")
+
+    def _same_origin(self, url: httpx.URL) -> bool:
+        return (url.scheme, url.host, url.port) == (self._origin.scheme, self._origin.host, self._origin.port)
+
+    @staticmethod
+    def _resource_for(url: httpx.URL, graphql_url: str) -> str:
+        if str(url).startswith(graphql_url):
+            return "graphql"
+        path = url.path
+        if "/search/code" in path:
+            return "code_search"
+        if "/search/" in path:
+            return "search"
+        return "core"
+
+    @staticmethod
+    def _lane_for(method: str, resource: str) -> str:
+        if resource == "graphql":
+            return "graphql"
+        if resource in ("search", "code_search"):
+            return "search"
+        return "read" if method in SAFE_METHODS else "write"
+
+    # -- the request path -------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        lane: str | None = None,
+        resource: str | None = None,
+        conditional: bool = True,
+    ) -> Response:
+        """Send one request through the lane, the pacer and the cache.
+
+        Raises an :mod:`engine.errors` exception for any failure; limit refusals
+        are waited out and retried (up to ``limit_retries``) first.
+        """
+        method = method.upper()
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        http_request = self._http.build_request(method, self._url(path_or_url), params=params, json=json)
+        if headers and self._same_origin(http_request.url):
+            http_request.headers.update(headers)
+        url = str(http_request.url)
+        resource = resource or self._resource_for(http_request.url, self.graphql_url)
+        lane_name = lane or self._lane_for(method, resource)
+        mutation = method not in SAFE_METHODS and (resource != "graphql" or lane_name == "write")
+        creates_content = mutation and method == "POST"
+
+        cached: CachedEntry | None = None
+        key = cache_key(method, url) if method == "GET" and conditional and self._cache is not None else None
+        if key is not None:
+            cached = await self._cache.get(key)
+            if cached is not None:
+                if cached.etag:
+                    http_request.headers["If-None-Match"] = cached.etag
+                if cached.last_modified:
+                    http_request.headers["If-Modified-Since"] = cached.last_modified
+
+        lane_obj = self._lanes.get(lane_name)
+        breaker = self._breakers.get(lane_name) if self._breakers is not None else None
+        waits = 0
+        while True:
+            await self._wait_for_breaker(breaker)
+            reservation, sent_at = await self._admit(lane_name, resource, mutation, creates_content)
+            settled = False
+            try:
+                self._count("api_requests")
+                try:
+                    response = await self._http.send(http_request)
+                except _SEND_FAILURES as exc:
+                    self._limiter.settle(reservation, None)
+                    settled = True
+                    error = error_for_exception(exc, method=method, url=url, lane=lane_name)
+                    self._record(breaker, error)
+                    raise error from exc
+                rate = parse_rate_headers(response.headers)
+                status = response.status_code
+                content = response.content
+
+                if status == 304 and cached is not None:
+                    self._limiter.settle(reservation, rate)
+                    settled = True
+                    self._count("api_requests_saved")
+                    self._record(breaker, None)
+                    merged = httpx.Headers(cached.headers)
+                    merged.update(response.headers)
+                    return Response(cached.status, _parse_body(cached.body), merged, True, url, cached.body)
+
+                if status < 400:
+                    self._limiter.settle(reservation, rate, ok_without_headers=True)
+                    settled = True
+                    self._record(breaker, None)
+                    if key is not None and status == 200:
+                        await self._store(key, response, content)
+                    return Response(status, _parse_body(content), response.headers, False, url, content)
+
+                error = error_for_response(
+                    status, response.headers, content, method=method, url=url, lane=lane_name,
+                    api_url=self.api_url, had_token=self._token is not None, now=self._clock(),
+                )
+                if isinstance(error, SecondaryRateLimitError):
+                    self._limiter.settle(reservation, rate)
+                    settled = True
+                    self._count("secondary_limited")
+                    pause = self._lanes.get(lane_name).secondary_limit(
+                        error.retry_after, sent_at, reason=f"secondary rate limit ({status})")
+                    if error.retry_after is None:
+                        error.retry_after = pause
+                    log.warning("lane %s paused %.1fs after a secondary rate limit on %s %s",
+                                lane_name, pause, method, http_request.url.path)
+                elif isinstance(error, RateLimitError):
+                    self._limiter.refused(reservation, rate)
+                    settled = True
+                    self._count("rate_limited")
+                    log.info("primary rate limit on %s; waiting for its reset", resource)
+                else:
+                    self._limiter.settle(reservation, rate)
+                    settled = True
+                self._record(breaker, error)
+                if isinstance(error, RateLimitError) and waits < self._limit_retries:
+                    waits += 1
+                    self._count("retries_after_wait")
+                    continue
+                raise error
+            finally:
+                if not settled:   # cancelled mid-flight: give the reservation back
+                    self._limiter.settle(reservation, None)
+                lane_obj.record_done()
+
+    async def _admit(self, lane_name: str, resource: str, mutation: bool,
+                     creates_content: bool) -> tuple[Reservation, float]:
+        lane = self._lanes.get(lane_name)
+        if not mutation:
+            return await self._admit_now(lane, resource, mutation, creates_content)
+        async with lane.mutation_lock:
+            return await self._admit_now(lane, resource, mutation, creates_content)
+
+    async def _admit_now(self, lane: Any, resource: str, mutation: bool,
+                         creates_content: bool) -> tuple[Reservation, float]:
+        while True:
+            await lane.wait_while_paused()
+            if creates_content:
+                await lane.wait_for_content_budget()
+            reservation = await self._limiter.acquire(resource)
+            try:
+                if mutation:
+                    await lane.wait_for_mutation_slot()
+            except BaseException:
+                self._limiter.settle(reservation, None)
+                raise
+            if lane.paused():   # a sibling was refused while we queued for the pacer
+                self._limiter.settle(reservation, None)
+                continue
+            return reservation, lane.record_sent(mutation=mutation, creates_content=creates_content)
+
+    async def _wait_for_breaker(self, breaker: Any) -> None:
+        while breaker is not None and getattr(breaker, "state", None) == "open":
+            next_probe_at = breaker.view().next_probe_at
+            wait = (next_probe_at - self._clock()) if next_probe_at is not None else 0.0
+            await self._sleep(min(max(wait, 0.01), 1.0))
+
+    @staticmethod
+    def _record(breaker: Any, error: BatchProcessingError | None) -> None:
+        if breaker is None:
+            return
+        if error is None:
+            breaker.record_success()
+        else:
+            breaker.record_failure(error.error_class)
+
+    async def _store(self, key: str, response: httpx.Response, content: bytes) -> None:
+        etag = response.headers.get("etag")
+        last_modified = response.headers.get("last-modified")
+        if not etag and not last_modified:
+            return
+        kept = {name: response.headers[name] for name in CACHED_HEADERS if name in response.headers}
+        await self._cache.put(key, CachedEntry(etag, last_modified, response.status_code, content, kept))
+
+    # -- REST helpers -----------------------------------------------------------------
+
+    async def get_json(self, path: str, params: Mapping[str, Any] | None = None, lane: str = "read") -> Any:
+        return (await self.request("GET", path, params=params, lane=lane)).data
+
+    async def paginate(self, path: str, params: Mapping[str, Any] | None = None,
+                       lane: str = "read") -> AsyncIterator[dict]:
+        """Every item of a listing, following ``Link: rel="next"`` (100 per page).
+
+        Search answers (``{"items": [...]}``) and wrapped listings
+        (``{"repositories": [...]}``) are unwrapped.
+        """
+        query = dict(params or {})
+        query.setdefault("per_page", 100)
+        url: str | None = path
+        first = True
+        while url:
+            response = await self.request("GET", url, params=query if first else None, lane=lane)
+            first = False
+            data = response.data
+            if isinstance(data, dict):
+                data = next((data[k] for k in ("items", "repositories", "workflow_runs") if k in data), [])
+            for item in data or []:
+                yield item
+            url = response.links.get("next")
+
+    async def list_org_repos(self, org: str) -> list[dict]:
+        return [repo async for repo in self.paginate(f"/orgs/{quote(org, safe='')}/repos", {"type": "all"})]
+
+    async def list_user_repos(self, user: str) -> list[dict]:
+        return [repo async for repo in self.paginate(f"/users/{quote(user, safe='')}/repos", {"type": "owner"})]
+
+    async def get_repo(self, owner: str, repo: str) -> dict:
+        return await self.get_json(self._repo_path(owner, repo))
+
+    async def get_tree(self, owner: str, repo: str, ref: str, recursive: bool = True) -> list[dict]:
+        """Every entry of a tree (paths from its root).
+
+        A recursive listing that GitHub truncated is completed by walking the
+        tree: each subdirectory is listed recursively (one request when it
+        fits) and, when that is truncated too, one level at a time.
+        """
+        base = f"{self._repo_path(owner, repo)}/git/trees/"
+        first = await self.get_json(base + quote(ref, safe="/"), {"recursive": 1} if recursive else None)
+        if not recursive or not first.get("truncated"):
+            return list(first.get("tree", []))
+        entries: dict[str, dict] = {}
+        pending: list[tuple[str, str, bool]] = [("", quote(ref, safe="/"), False)]
+        while pending:
+            prefix, sha, try_recursive = pending.pop()
+            if try_recursive:
+                listing = await self.get_json(base + sha, {"recursive": 1})
+                if not listing.get("truncated"):
+                    for entry in listing.get("tree", []):
+                        entries.setdefault(prefix + entry["path"], {**entry, "path": prefix + entry["path"]})
+                    continue
+            listing = await self.get_json(base + sha)
+            for entry in listing.get("tree", []):
+                path = prefix + entry["path"]
+                entries.setdefault(path, {**entry, "path": path})
+                if entry.get("type") == "tree":
+                    pending.append((path + "/", entry["sha"], True))
+        return list(entries.values())
+
+    async def get_blob(self, owner: str, repo: str, sha: str) -> bytes:
+        data = await self.get_json(f"{self._repo_path(owner, repo)}/git/blobs/{quote(sha, safe='')}")
+        content = data.get("content") or ""
+        if data.get("encoding") == "base64":
+            return base64.b64decode(content)
+        return content.encode("utf-8")
+
+    async def create_issue(self, owner: str, repo: str, title: str, body: str | None = None,
+                           **fields: Any) -> dict:
+        payload = {"title": title, **({"body": body} if body is not None else {}), **fields}
+        response = await self.request("POST", f"{self._repo_path(owner, repo)}/issues", json=payload, lane="write")
+        return response.data
+
+    async def update_issue(self, owner: str, repo: str, number: int, **fields: Any) -> dict:
+        response = await self.request("PATCH", f"{self._repo_path(owner, repo)}/issues/{int(number)}",
+                                      json=fields, lane="write")
+        return response.data
+
+    async def list_issues(self, owner: str, repo: str, *, state: str = "open", **params: Any) -> list[dict]:
+        query = {"state": state, **params}
+        return [issue async for issue in self.paginate(f"{self._repo_path(owner, repo)}/issues", query)]
+
+    async def search_issues(self, query: str, **params: Any) -> list[dict]:
+        return [item async for item in self.paginate("/search/issues", {"q": query, **params}, lane="search")]
+
+    @staticmethod
+    def _repo_path(owner: str, repo: str) -> str:
+        return f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
+
+    # -- GraphQL ----------------------------------------------------------------------
+
+    async def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict:
+        """Run a GraphQL query; returns ``{"data": ..., "errors": [field errors]}``.
+
+        Errors about the whole query (no ``path``, or no ``data`` at all) raise
+        :class:`~engine.errors.ClientError`; errors of single fields (a
+        repository that does not exist: ``NOT_FOUND``) come back in the list so
+        one missing alias does not sink a query of fifty. GraphQL's primary
+        limit (a 200 with ``type: RATE_LIMITED``) waits for the reset and
+        retries like a REST refusal. Mutations go through the write lane.
+        """
+        is_mutation = query.lstrip().startswith("mutation")
+        lane = "write" if is_mutation else "graphql"
+        body = {"query": query, "variables": dict(variables or {})}
+        waits = 0
+        while True:
+            response = await self.request("POST", self.graphql_url, json=body, lane=lane,
+                                          resource="graphql", conditional=False)
+            payload = response.data if isinstance(response.data, dict) else {}
+            errors = [e for e in payload.get("errors") or [] if isinstance(e, dict)]
+            if any(_is_graphql_rate_limit(e) for e in errors):
+                self._limiter.refused(None, parse_rate_headers(response.headers))
+                self._count("rate_limited")
+                if waits < self._limit_retries:
+                    waits += 1
+                    self._count("retries_after_wait")
+                    continue
+                rate = parse_rate_headers(response.headers)
+                raise RateLimitError("GitHub GraphQL rate limit exhausted",
+                                     reset_time=rate.reset if rate else None, lane=lane, status_code=200)
+            whole_query = [e for e in errors if not e.get("path")]
+            if whole_query or payload.get("data") is None:
+                messages = "; ".join(str(e.get("message", "")) for e in (whole_query or errors)) or "no data"
+                raise ClientError(f"GitHub GraphQL query failed: {messages[:300]}", status_code=response.status,
+                                  lane=lane)
+            return {"data": payload["data"], "errors": errors}
+
+    async def get_file_texts_graphql(
+        self, requests: list[tuple[str, str, str]]
+    ) -> list[str | None | Exception]:
+        """The text of many files in one query: ``(owner, repo, "REF:path")`` each.
+
+        Per request: the text; None when the file does not exist or is binary;
+        a :class:`~engine.errors.ClientError` when the repository is missing or
+        forbidden. Callers keep a query to a few dozen files (GitHub caps a
+        query's nodes and its cost grows with it).
+        """
+        if not requests:
+            return []
+        declarations, fields_, variables = [], [], {}
+        for i, (owner, repo, expression) in enumerate(requests):
+            declarations.append(f"$o{i}: String!, $n{i}: String!, $e{i}: String!")
+            fields_.append(f"f{i}: repository(owner: $o{i}, name: $n{i}) "
+                           f"{{ object(expression: $e{i}) {{ ... on Blob {{ text }} }} }}")
+            variables.update({f"o{i}": owner, f"n{i}": repo, f"e{i}": expression})
+        query = f"query({', '.join(declarations)}) {{ {' '.join(fields_)} }}"
+        result = await self.graphql(query, variables)
+        data, field_errors = result["data"], {}
+        for error in result["errors"]:
+            field_errors.setdefault(str(error["path"][0]), error)
+        out: list[str | None | Exception] = []
+        for i, (owner, repo, expression) in enumerate(requests):
+            alias = f"f{i}"
+            error = field_errors.get(alias)
+            node = data.get(alias)
+            if error is not None and node is None:
+                status = 404 if error.get("type") == "NOT_FOUND" else 403 if error.get("type") == "FORBIDDEN" else None
+                out.append(ClientError(f"GitHub GraphQL: {owner}/{repo} {expression}: {error.get('message', '')}",
+                                       status_code=status, lane="graphql"))
+            elif node is None:
+                out.append(ClientError(f"GitHub GraphQL: repository {owner}/{repo} not found",
+                                       status_code=404, lane="graphql"))
+            else:
+                blob = node.get("object")
+                out.append(blob.get("text") if isinstance(blob, dict) else None)
+        return out

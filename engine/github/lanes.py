@@ -1,0 +1,213 @@
+"""Lanes: secondary limits, write spacing and the content-creation budget.
+
+GitHub's *secondary* limits are not in any header until they bite: at most 100
+concurrent requests, a points-per-minute budget (writes cost more than reads),
+and content creation (issues, comments) per minute and per hour. Its guidance
+for integrators ("Best practices for using the REST API") is behavioural:
+make mutations serially, at least one second apart; when refused with
+``retry-after``, wait that long; without it, wait at least a minute, and
+longer on repeats. No client library implements that, and it is what keeps a
+token from being flagged, so it lives here.
+
+Requests are grouped in *lanes* — ``read``, ``write``, ``search``, ``graphql``
+— because a secondary limit hit by one kind of request says little about the
+others, but says everything about its siblings: once one read is refused, the
+next nineteen reads in flight would be refused too. So a secondary limit pauses
+the **whole lane**: every caller waits, not just the one refused, for
+``retry-after`` when the server gives it, else ``60 s × time_scale`` doubling
+with each repeat (capped at 32 minutes), the repeat count forgotten after a
+quiet spell of five base pauses. Refusals of requests that were sent before
+the pause began are echoes of the same event: they may lengthen the pause to
+their own ``retry-after`` but do not count as repeats.
+
+The write lane also spaces mutations ``1 s × time_scale`` apart and keeps a
+content-creation budget (GitHub documents 80 per minute and 500 per hour),
+which halves whenever the write lane is refused and then recovers by a tenth of
+its base per quiet minute: the server's limit is not published per token and
+adapting is the only way to live under it.
+
+Clocks are injected (epoch ``clock`` — pauses are shown to users as times —
+and ``sleep``) so the schedules are tested without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from engine.models import LaneView
+
+LANE_NAMES = ("read", "write", "search", "graphql")
+SECONDARY_BASE_PAUSE_S = 60.0
+MAX_PAUSE_DOUBLINGS = 5
+QUIET_PAUSES = 5                   # repeats are forgotten after this many base pauses of calm
+MUTATION_SPACING_S = 1.0
+CONTENT_PER_MINUTE = 80
+CONTENT_PER_HOUR = 500
+CONTENT_RECOVERY_PER_MINUTE = 0.1  # share of the base budget regained per quiet minute
+MAX_NAP_S = 0.5
+
+
+class ContentBudget:
+    """How many content-creating requests the write lane may send per (scaled) minute and hour."""
+
+    def __init__(self, per_minute: float = CONTENT_PER_MINUTE, per_hour: int = CONTENT_PER_HOUR, *,
+                 time_scale: float = 1.0) -> None:
+        self.base = float(per_minute)
+        self.per_hour = per_hour
+        self.minute_s = 60.0 * time_scale
+        self.hour_s = 3600.0 * time_scale
+        self._cut_to: float | None = None
+        self._cut_at = 0.0
+        self._sent: deque[float] = deque()
+
+    def per_minute(self, now: float) -> float:
+        if self._cut_to is None:
+            return self.base
+        regained = self.base * CONTENT_RECOVERY_PER_MINUTE * max(0.0, now - self._cut_at) / self.minute_s
+        value = min(self.base, self._cut_to + regained)
+        if value >= self.base:
+            self._cut_to = None
+        return value
+
+    def cut(self, now: float) -> None:
+        """The server signalled a secondary limit: halve what we allow ourselves."""
+        self._cut_to = max(1.0, self.per_minute(now) / 2)
+        self._cut_at = now
+
+    def wait_time(self, now: float) -> float:
+        """0 when one more content-creating request may go now, else seconds to wait."""
+        while self._sent and self._sent[0] <= now - self.hour_s:
+            self._sent.popleft()
+        waits = [0.0]
+        if len(self._sent) >= self.per_hour:
+            waits.append(self._sent[len(self._sent) - self.per_hour] + self.hour_s - now)
+        allowed = max(1, int(self.per_minute(now)))
+        in_minute = [t for t in self._sent if t > now - self.minute_s]
+        if len(in_minute) >= allowed:
+            waits.append(in_minute[len(in_minute) - allowed] + self.minute_s - now)
+        return max(waits)
+
+    def record(self, now: float) -> None:
+        self._sent.append(now)
+
+
+class Lane:
+    """One lane's pause state, mutation spacing and (write lane) content budget."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self.name = name
+        self._clock = clock
+        self._sleep = sleep
+        self.base_pause_s = SECONDARY_BASE_PAUSE_S * time_scale
+        self.mutation_spacing_s = MUTATION_SPACING_S * time_scale
+        self.content = ContentBudget(time_scale=time_scale) if name == "write" else None
+        self.paused_until: float | None = None
+        self.pause_reason: str | None = None
+        self.pause_started_at: float | None = None
+        self.strikes = 0
+        self.in_flight = 0
+        self._last_mutation_at: float | None = None
+        # Mutations are admitted one at a time so the spacing holds even when the
+        # pacer makes one of them wait (GitHub: make mutations serially).
+        self.mutation_lock = asyncio.Lock()
+
+    # -- pauses ------------------------------------------------------------------------
+
+    def paused(self, now: float | None = None) -> bool:
+        now = self._clock() if now is None else now
+        return self.paused_until is not None and now < self.paused_until
+
+    async def wait_while_paused(self) -> None:
+        while True:
+            now = self._clock()
+            if not self.paused(now):
+                return
+            await self._sleep(min(self.paused_until - now, MAX_NAP_S))
+
+    def secondary_limit(self, retry_after: float | None, sent_at: float, reason: str = "secondary rate limit") -> float:
+        """Pause the lane after a secondary-limit refusal; returns the pause in seconds."""
+        now = self._clock()
+        echo = self.pause_started_at is not None and sent_at < self.pause_started_at
+        if echo:
+            duration = retry_after if retry_after is not None else 0.0
+        else:
+            calm_since = self.paused_until if self.paused_until is not None else now
+            if now - calm_since > QUIET_PAUSES * self.base_pause_s:
+                self.strikes = 0
+            self.strikes += 1
+            if retry_after is not None:
+                duration = retry_after
+            else:
+                duration = self.base_pause_s * 2 ** min(self.strikes - 1, MAX_PAUSE_DOUBLINGS)
+            self.pause_started_at = now
+            if self.content is not None:
+                self.content.cut(now)
+        self.paused_until = max(now + duration, self.paused_until or 0.0)
+        self.pause_reason = reason
+        return duration
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def wait_for_mutation_slot(self) -> None:
+        while self._last_mutation_at is not None:
+            wait = self._last_mutation_at + self.mutation_spacing_s - self._clock()
+            if wait <= 0:
+                return
+            await self._sleep(min(wait, MAX_NAP_S))
+
+    async def wait_for_content_budget(self) -> None:
+        if self.content is None:
+            return
+        while (wait := self.content.wait_time(self._clock())) > 0:
+            await self._sleep(min(wait, MAX_NAP_S))
+
+    def record_sent(self, *, mutation: bool, creates_content: bool) -> float:
+        now = self._clock()
+        if mutation:
+            self._last_mutation_at = now
+        if creates_content and self.content is not None:
+            self.content.record(now)
+        self.in_flight += 1
+        return now
+
+    def record_done(self) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+
+    def view(self) -> LaneView:
+        now = self._clock()
+        paused = self.paused(now)
+        return LaneView(
+            name=self.name,
+            paused_until=self.paused_until if paused else None,
+            pause_reason=self.pause_reason if paused else None,
+            content_budget_per_min=self.content.per_minute(now) if self.content is not None else None,
+            in_flight=self.in_flight,
+        )
+
+
+class Lanes:
+    """The client's lanes by name; an unknown name gets a lane of its own."""
+
+    def __init__(self, *, time_scale: float = 1.0, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        self._make = lambda name: Lane(name, time_scale=time_scale, clock=clock, sleep=sleep)
+        self._lanes: dict[str, Lane] = {name: self._make(name) for name in LANE_NAMES}
+
+    def get(self, name: str) -> Lane:
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = self._lanes[name] = self._make(name)
+        return lane
+
+    def views(self) -> list[LaneView]:
+        return [lane.view() for lane in self._lanes.values()]
