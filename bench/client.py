@@ -6,15 +6,16 @@ second: the ceiling. Each case sends the same number of GETs at a given
 concurrency and reports achieved requests/s ÷ ceiling, measured in this run.
 
 Cases (each a function ``async (base_url, concurrency, requests) -> Result``,
-listed in ``CASES``; the lead adds "through the whole engine with persistence"
-as another entry):
+listed in ``CASES``):
 
+* ``engine_persisted`` — the whole engine with persistence on: a run of the
+  ``http-get`` job kind, each item one GET through the client;
 * ``client_aiohttp`` — :class:`engine.github.GitHubClient` on its default
   aiohttp transport, a fixed pool of ``concurrency`` workers;
 * ``naive_httpx`` — what one writes first: a default ``httpx.AsyncClient`` and
   ``asyncio.gather`` of one task per request behind a semaphore.
 
-The simulator's limits are raised out of the way (core bucket, points per
+The simulator runs in its own process (GitHub is not in ours); its limits are raised out of the way (core bucket, points per
 minute) so the figures measure transport and client overhead, not pacing.
 Prints one line per case; the last line is one JSON object with every ratio.
 
@@ -25,21 +26,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 
 # a script run from bench/ puts bench/ first on sys.path, where a bench/engine.py would shadow the package
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.api import Engine  # noqa: E402
+from engine.config import load_config  # noqa: E402
 from engine.github import GitHubClient  # noqa: E402
-from engine.sim.config import FaultConfig, SimConfig  # noqa: E402
-from engine.sim.server import running_simulator  # noqa: E402
+from engine.models import RunState  # noqa: E402
 
 TOKEN = "bench-token"
 ORG = "acme"
@@ -92,14 +98,51 @@ async def naive_httpx(base_url: str, concurrency: int, requests: int, path: str)
         return Result(requests, sum(results), time.perf_counter() - start)
 
 
-CASES: dict[str, Case] = {"client_aiohttp": client_aiohttp, "naive_httpx": naive_httpx}
+async def engine_persisted(base_url: str, concurrency: int, requests: int, path: str) -> Result:
+    """The whole engine: items planned into SQLite, fed in batches to a fixed worker pool, each
+    a GET through the client, results committed by the recorder (persistence on)."""
+    overrides = {"max_concurrent_requests": concurrency, "default_strategy": "parallel",
+                 "default_batch_size": 50, "max_batch_size": 100, "checkpoint_interval": 1000}
+    config = load_config(None, env={}, overrides=overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        async with await Engine.open(Path(tmp) / "bench.db", config) as engine:
+            client = GitHubClient(base_url, TOKEN, config=config, transport="aiohttp",
+                                  max_connections=max(concurrency, 1))
+            await client.get_json(path)                  # the probe, as in the other cases
+            run_id = await engine.create_run("http-get", {"items": requests, "path": path})
+            start = time.perf_counter()
+            state = await (await engine.start(run_id, github=client)).wait()
+            seconds = time.perf_counter() - start
+            await client.aclose()
+            assert state is RunState.COMPLETED, state
+            done = (await engine.store.counts(run_id)).done
+            return Result(requests, done, seconds)
+
+
+CASES: dict[str, Case] = {"engine_persisted": engine_persisted, "client_aiohttp": client_aiohttp,
+                          "naive_httpx": naive_httpx}
+
+
+@contextlib.contextmanager
+def simulator_process(latency_ms: float):
+    """The simulator in its own process, as GitHub is: the client's loop is not the server's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "sim.yaml"
+        cfg.write_text(f"repos: 3\nseed: 1\ncore_limit: 1000000000\nsecondary_points_per_minute: 1000000000\n"
+                       f"secondary_max_concurrent: 1000\nfaults: {{latency_ms: {latency_ms}}}\n")
+        proc = subprocess.Popen([sys.executable, "-m", "engine.sim.server", "--config", str(cfg)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            yield proc.stdout.readline().strip()
+        finally:
+            proc.terminate()
+            proc.wait()
 
 
 async def main(requests: int, latency_ms: float, concurrencies: list[int], cases: list[str]) -> dict:
-    config = SimConfig(repos=3, seed=1, core_limit=1_000_000_000, secondary_points_per_minute=1_000_000_000,
-                       faults=FaultConfig(latency_ms=latency_ms))
     ratios: dict[str, float] = {}
-    async with running_simulator(config) as server:
+    with simulator_process(latency_ms) as base_url:
+        server = SimpleNamespace(base_url=base_url)
         async with httpx.AsyncClient(base_url=server.base_url) as side:
             repo = (await side.get(f"/orgs/{ORG}/repos", headers={"Authorization": f"Bearer {TOKEN}"})).json()[0]
             path = f"/repos/{ORG}/{repo['name']}"

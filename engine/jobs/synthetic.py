@@ -57,3 +57,19 @@ class SyntheticJob:
             cls = ERRORS[spec.get("error_class", "server")]
             raise cls(f"{item.key}: synthetic {spec.get('error_class', 'server')} failure")
         return None
+
+
+class HttpGetJob:
+    """Benchmarks and tests only: each item is one GET of ``spec["path"]`` through the run's
+    GitHub client, so the whole engine (feeder, workers, recorder, pacing) is measured
+    against the simulator. Spec: ``{"items": N, "path": "/repos/acme/x"}``."""
+
+    kind: ClassVar[str] = "http-get"
+
+    def plan(self, spec: dict[str, Any], ctx: Any):
+        for i in range(int(spec.get("items", 100))):
+            yield PlannedItem(key=f"get-{i:07d}", payload={}, lane="read")
+
+    async def process(self, item: Item, ctx: Any) -> Any:
+        response = await ctx.github.request("GET", ctx.spec["path"], conditional=False)
+        return None if response.status == 200 else {"status": response.status}

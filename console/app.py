@@ -1,0 +1,400 @@
+"""The batchdeck console: a Textual app over a ``RunSource`` and the engine API.
+
+Why it is built this way:
+
+* Collaborators come in through the constructor (engine, source, store,
+  clock, export dir, quit hook), so tests drive the real engine or a
+  hand-made snapshot source, and freeze time, without patching anything.
+* The UI never blocks the engine and the engine never waits on the UI: the app
+  reads ``source.snapshot()`` on a timer at ``refresh_hz`` (a tick is skipped
+  if the previous one is still running), drains a bounded number of events per
+  tick, and sends every command and heavy query through :meth:`run_task`, a
+  worker. Workers post typed messages (``console.panes.messages``) with their
+  results; a failing worker, a failing snapshot and a refused input all end in
+  :meth:`report_error`, the one place errors become notifications.
+* Runs this console drives in-process (given as ``source``, or started here
+  by resume/replay) are "owned": quitting while one runs asks first and pauses
+  it (a checkpoint) or calls the ``on_quit`` hook. Attached runs belong to
+  another process and are left alone on quit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import json
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.worker import Worker, WorkerState
+
+from console.commands import CommandsProvider, validate_keymap
+from console.panes.batches import HISTORY_PAGE, MAX_ROWS
+from console.panes.messages import BatchHistoryLoaded
+from console.screens.main import MainScreen
+from console.screens.replay import ReplayRequest
+from console.themes import load_all
+from engine.errors import InputError
+from engine.models import RunSnapshot, RunState
+from engine.source import RunSource
+
+EVENT_DRAIN = 200          # events taken per tick; the source drops the oldest beyond its bound
+CONCURRENCY_PENDING_S = 2.0
+RUNS_RELOAD_DEBOUNCE_S = 3.0   # at most one browser reload per this many seconds of events
+EXIT_OK, EXIT_FAILED_ITEMS, EXIT_INTERRUPTED = 0, 1, 130
+FREEZE_AFTER_S = 2.0       # see on_mount
+
+
+class BatchdeckApp(App[int]):
+    CSS_PATH = "console.tcss"
+    TITLE = "batchdeck"
+    COMMANDS = App.COMMANDS | {CommandsProvider}
+
+    def __init__(
+        self,
+        engine: Any = None,
+        *,
+        source: RunSource | None = None,
+        run_id: int | None = None,
+        store: Any = None,
+        readonly: bool = False,
+        theme: str = "dark",
+        keymap: dict[str, str] | None = None,
+        refresh_hz: float = 4.0,
+        clock: Callable[[], float] = time.time,
+        export_dir: str | Path | None = None,
+        on_quit: Callable[[], Awaitable[None]] | None = None,
+        owns_source: bool = True,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.store = store if store is not None else getattr(engine, "store", None)
+        self.clock = clock
+        self.refresh_hz = refresh_hz
+        self.export_dir = Path(export_dir) if export_dir else Path.cwd()
+        self.on_quit = on_quit
+        self.readonly_flag = readonly
+        self.keymap = validate_keymap(keymap)
+        themes = load_all(extra=theme)
+        for t in themes:
+            self.register_theme(t)
+        self.theme_cycle = [t.name for t in themes]
+        # A theme given by path was appended last under its own name.
+        self.theme = theme if theme in self.theme_cycle else themes[-1].name
+        self.set_keymap(self.keymap)
+
+        self.source: RunSource | None = None
+        self.snapshot: RunSnapshot | None = None
+        self.owned: dict[int, RunSource] = {}
+        self.owned_states: dict[int, RunState] = {}
+        self.handles: list[Any] = []
+        self.main: MainScreen | None = None
+        self._initial = (source, run_id, owns_source)
+        self._refreshing = False
+        self._snapshot_error: str | None = None
+        self._pending_concurrency: tuple[int, float] | None = None
+        self._runs_reload_timer = None
+        self._paused_on_quit = False
+
+    # -- properties the screens read ------------------------------------------------
+    @property
+    def readonly(self) -> bool:
+        return self.readonly_flag or bool(getattr(self.source, "readonly", False))
+
+    @property
+    def mode(self) -> str:
+        if self.source is None:
+            return "browsing"
+        return "in-process" if self.source.run_id in self.owned else "attached"
+
+    @property
+    def pending_concurrency(self) -> int | None:
+        """A concurrency just asked for and not yet visible in a snapshot (so `+ +` adds two)."""
+        if self._pending_concurrency is None:
+            return None
+        target, at = self._pending_concurrency
+        return target if time.monotonic() - at < CONCURRENCY_PENDING_S else None
+
+    @pending_concurrency.setter
+    def pending_concurrency(self, value: int | None) -> None:
+        self._pending_concurrency = None if value is None else (value, time.monotonic())
+
+    # -- start-up -----------------------------------------------------------------------
+    async def on_mount(self) -> None:
+        self.main = MainScreen()
+        await self.push_screen(self.main)
+        self.main.runs.load()
+        source, run_id, owns = self._initial
+        if source is not None:
+            self.set_source(source, owned=owns)
+        elif run_id is not None:
+            self.run_task(self.follow(run_id), name=f"attach to run #{run_id}")
+        elif self.engine is not None:
+            self.run_task(self._follow_latest(), name="find the latest run")
+        await self.refresh_snapshot()
+        if self.refresh_hz > 0:
+            self.set_interval(1.0 / self.refresh_hz, self.refresh_snapshot, name="snapshot")
+        # What exists once the screen has been drawn (Textual's widgets, styles
+        # and caches, plotext, the engine's setup) lives as long as the app.
+        # Moving it out of the cyclic collector's reach keeps full collections
+        # short: without this a gen-2 pass took 50-70 ms mid-run, a stall the
+        # engine sharing this loop would feel. Once, so nothing short-lived is frozen.
+        self.set_timer(FREEZE_AFTER_S, gc.freeze)
+
+    async def _follow_latest(self) -> None:
+        """With no run named, follow the newest running run, else the newest run."""
+        runs = await self.store.list_runs(limit=20)
+        if not runs:
+            return
+        running = [r for r in runs if r.state == RunState.RUNNING]
+        await self.follow((running or runs)[0].id)
+
+    # -- the run being watched ------------------------------------------------------------
+    def set_source(self, source: RunSource, *, owned: bool = False) -> None:
+        old = self.source
+        if old is not None and old is not source and old.run_id not in self.owned:
+            self._close_source(old)
+        self.source = source
+        self.snapshot = None
+        self.pending_concurrency = None
+        if owned:
+            self.owned[source.run_id] = source
+        if self.main is not None:
+            self.main.reset_run(source.run_id)
+            self.main.query_one("#keys").refresh()     # read-only may come with the source
+        if self.store is not None:
+            self.run_task(self._load_batch_history(source.run_id), name=f"load batches of run #{source.run_id}",
+                          group="batch-history", exclusive=True)
+        self.call_later(self.refresh_snapshot)
+
+    def _close_source(self, source: RunSource) -> None:
+        close = getattr(source, "close", None)
+        if close is not None:
+            result = close()
+            if inspect.isawaitable(result):
+                self.run_task(result, name="close the previous run source")
+
+    async def follow(self, run_id: int) -> None:
+        """Watch a run: the in-process source if this console drives it, else attach via SQLite."""
+        if run_id in self.owned:
+            self.set_source(self.owned[run_id], owned=True)
+            return
+        if self.engine is None:
+            raise InputError("no database: start the console with an engine to attach to runs")
+        source = self.engine.attach(run_id, readonly=self.readonly_flag)
+        if inspect.isawaitable(source):
+            source = await source
+        self.set_source(source)
+
+    async def _load_batch_history(self, run_id: int) -> None:
+        before_id, loaded = None, 0
+        while loaded < MAX_ROWS:
+            page = await self.store.list_batches(run_id, limit=HISTORY_PAGE, before_id=before_id)
+            if not page:
+                break
+            if self.main is not None:
+                self.main.batches.post_message(BatchHistoryLoaded(run_id, page))
+            loaded += len(page)
+            if len(page) < HISTORY_PAGE:
+                break
+            before_id = min(b.id for b in page)
+
+    async def refresh_snapshot(self) -> None:
+        """One tick: read the snapshot, drain events, update the panes."""
+        if self._refreshing or not self._screen_alive():
+            return
+        source = self.source
+        if source is None:
+            self.main.apply(None, [])
+            return
+        self._refreshing = True
+        try:
+            snapshot = await source.snapshot()
+            events = source.drain_events(EVENT_DRAIN)
+        except Exception as exc:   # a locked DB, a source gone away: shown, and the next tick retries
+            self._snapshot_failed(exc)
+            return
+        finally:
+            self._refreshing = False
+        if source is not self.source or not self._screen_alive():
+            return
+        self._snapshot_error = None
+        previous = self.snapshot
+        self.snapshot = snapshot
+        if snapshot.run.id in self.owned:
+            self.owned_states[snapshot.run.id] = snapshot.run.state
+        pending = self.pending_concurrency
+        if pending is not None and snapshot.concurrency == pending:
+            self.pending_concurrency = None
+        self.main.apply(snapshot, events)
+        state_changed = previous is not None and previous.run.state != snapshot.run.state
+        if state_changed or any(e.kind in ("run_state", "artifact", "checkpoint") for e in events):
+            self._reload_runs_soon()
+
+    def _screen_alive(self) -> bool:
+        """False while the app shuts down (timers may still fire as widgets go)."""
+        main = self.main
+        return (main is not None and main.is_attached and not main._closing and not self._closing
+                and not self._exit)
+
+    def _snapshot_failed(self, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        if message != self._snapshot_error:
+            self._snapshot_error = message
+            self.report_error("reading the run's snapshot", exc)
+        if self._screen_alive():
+            self.main.apply(self.snapshot, [], note="snapshot failed; retrying")
+
+    def _reload_runs_soon(self) -> None:
+        if self._runs_reload_timer is None and self.main is not None:
+            def reload() -> None:
+                self._runs_reload_timer = None
+                if self._screen_alive():
+                    self.main.runs.load()
+            self._runs_reload_timer = self.set_timer(RUNS_RELOAD_DEBOUNCE_S, reload)
+
+    # -- operations (each in a worker; failures land in report_error) ---------------------------
+    def run_task(self, work: Coroutine[Any, Any, Any] | Awaitable[Any], *, name: str, group: str = "ops",
+                 exclusive: bool = False) -> Worker:
+        async def wrapped():
+            return await work
+        return self.run_worker(wrapped(), name=name, group=group, exclusive=exclusive, exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.report_error(event.worker.name, event.worker.error)
+
+    def report_error(self, what: str, error: BaseException) -> None:
+        """The one place a failure becomes something the operator sees."""
+        if isinstance(error, InputError):
+            self.notify(str(error), severity="warning", title=what, timeout=8)
+            return
+        detail = str(error) or type(error).__name__
+        self.log.error(f"{what} failed: {error!r}")
+        self.notify(f"{what} failed: {detail}", severity="error", title="error", timeout=10)
+
+    async def resume_run(self, run_id: int) -> None:
+        """Resume (or start, if never started) a run in this process and follow it."""
+        run = await self.store.get_run(run_id) if self.store is not None else None
+        if run is not None and run.state == RunState.PENDING:
+            handle = await self.engine.start(run_id)
+        else:
+            handle = await self.engine.resume(run_id)
+        self.handles.append(handle)
+        self.set_source(handle.source, owned=True)
+        self.notify(f"run #{run_id} is running in this console")
+        if self.main is not None:
+            self.main.runs.load(select_id=run_id)
+
+    async def replay(self, request: ReplayRequest) -> int:
+        child = await self.engine.replay(request.run_id, batch_id=request.batch_id, overrides=request.overrides)
+        what = f"batch #{request.batch_id}" if request.batch_id else "the failed items"
+        self.notify(f"replay run #{child} created from {what} of run #{request.run_id}")
+        if self.main is not None:
+            self.main.runs.load(select_id=child)
+        if request.start:
+            handle = await self.engine.start(child)
+            self.handles.append(handle)
+            self.set_source(handle.source, owned=True)
+        return child
+
+    async def export_report(self, run_id: int, path: Path) -> Path:
+        report = await self.engine.report(run_id)
+        if path.suffix.lower() == ".json":
+            text = json.dumps(report, indent=2, sort_keys=True, default=str)
+        else:
+            text = self.engine.report_markdown(report)
+        await asyncio.to_thread(_write_text, path, text)
+        self.notify(f"report of run #{run_id} written to {path}")
+        return path
+
+    # -- theme --------------------------------------------------------------------------------
+    def cycle_theme(self) -> None:
+        names = self.theme_cycle
+        index = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(index + 1) % len(names)]
+        self.notify(f"theme: {self.theme}", timeout=2)
+
+    # -- quitting -------------------------------------------------------------------------------
+    def running_owned(self) -> list[int]:
+        return [run_id for run_id in self.owned
+                if self.owned_states.get(run_id, RunState.RUNNING) == RunState.RUNNING]
+
+    def request_quit(self) -> None:
+        running = self.running_owned()
+        if not running:
+            self.exit(self.exit_code())
+            return
+        from console.screens.dialogs import ConfirmScreen
+
+        names = ", ".join(f"#{r}" for r in running)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_task(self._pause_and_exit(running), name="pause before quitting")
+        self.push_screen(ConfirmScreen(
+            "Quit batchdeck?",
+            f"Run {names} is still running. It will be paused and checkpointed first; "
+            "resume it later with 'batchdeck resume' or 'r' here.",
+            yes="Pause and quit", no="Stay"), answered)
+
+    async def _pause_and_exit(self, running: list[int]) -> None:
+        in_flight = self.snapshot.counts.in_flight if self.snapshot else 0
+        self.notify(f"pausing before quitting: {in_flight} in-flight item(s) finish, then a checkpoint",
+                    timeout=30)
+        if self.on_quit is not None:
+            await self.on_quit()
+        else:
+            for run_id in running:
+                await self.owned[run_id].pause()
+        self._paused_on_quit = True
+        self.exit(self.exit_code())
+
+    async def action_quit(self) -> None:
+        self.request_quit()
+
+    def exit_code(self) -> int:
+        """130 if quitting left a run of ours unfinished, 1 if one ended with failed items, else 0."""
+        if self._paused_on_quit:
+            return EXIT_INTERRUPTED
+        snap = self.snapshot
+        if snap is not None and snap.run.id in self.owned and snap.run.state.finished and snap.counts.failed:
+            return EXIT_FAILED_ITEMS
+        return EXIT_OK
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+async def run_console(
+    engine: Any = None,
+    *,
+    run_id: int | None = None,
+    source: RunSource | None = None,
+    readonly: bool = False,
+    theme: str = "dark",
+    keymap: dict[str, str] | None = None,
+    refresh_hz: float = 4.0,
+    on_quit: Callable[[], Awaitable[None]] | None = None,
+    export_dir: str | Path | None = None,
+) -> int:
+    """Run the console until the user quits; returns the exit code for the CLI.
+
+    In-process (``demo``, ``scan``, ``run`` without ``--headless``): pass the
+    started run's live ``source``; quitting while it runs pauses it first
+    (checkpoint), or awaits ``on_quit`` if given. Browsing (``batchdeck
+    console``): pass just the ``engine`` (and ``run_id`` to attach to one run).
+    Bad ``theme``/``keymap`` raise ``InputError`` before the screen changes.
+    Returns 0, 1 (an owned run ended with failed items) or 130 (quit paused an
+    unfinished run).
+    """
+    app = BatchdeckApp(engine, source=source, run_id=run_id, readonly=readonly, theme=theme, keymap=keymap,
+                       refresh_hz=refresh_hz, on_quit=on_quit, export_dir=export_dir)
+    result = await app.run_async()
+    return result if isinstance(result, int) else app.exit_code()

@@ -1,0 +1,372 @@
+"""The main screen: header, five panes, key bar, and every command's action.
+
+Layout: at 120×40 and up all five panes share a 2-column grid (batch queue
+and the run browser on the left; gauges, breakers and charts on the right).
+Below 110 columns or 34 rows the screen gets the ``-narrow``/``-short``
+breakpoint class and shows one pane at a time under a tab strip; the digit
+keys switch panes in both layouts, so the muscle memory is the same.
+
+The bindings come from ``console.commands`` (one table). Actions decide what
+is selected and what to do; anything that talks to the engine goes through
+``App.run_task`` so it runs off the UI path and its failure is reported in one
+place. ``guard`` refuses run-changing commands in a read-only console and
+says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.containers import Container
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import DataTable, Static
+
+from console import commands
+from console.commands import STRATEGIES
+from console.panes.batches import BatchQueuePane, BatchTable
+from console.panes.breakers import BreakersPane
+from console.panes.charts import ChartsPane
+from console.panes.header import RunHeader
+from console.panes.history import RunsPane, run_settings
+from console.panes.keybar import KeyBar
+from console.panes.limits import RateLimitPane
+from console.screens.batch_items import BatchItemsScreen
+from console.screens.dialogs import ConfirmScreen, ExportScreen
+from console.screens.findings import FindingsScreen
+from console.screens.help import HelpScreen
+from console.screens.replay import ReplayRequest, ReplayScreen
+from engine.models import RunSnapshot, RunState
+from engine.source import EngineEvent
+
+if TYPE_CHECKING:
+    from console.app import BatchdeckApp
+
+PANE_TITLES = {1: "batch queue", 2: "rate limits", 3: "breakers & events", 4: "metrics", 5: "runs & replays"}
+TAB_NAMES = {1: "queue", 2: "limits", 3: "breakers", 4: "charts", 5: "runs"}
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = commands.bindings()
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
+
+    app: BatchdeckApp
+
+    def __init__(self) -> None:
+        super().__init__(id="main")
+        self.active = 1
+
+    def compose(self):
+        clock = self.app.clock
+        yield RunHeader(id="header")
+        yield Static("", id="tabs")
+        with _Panes(id="panes"):
+            yield BatchQueuePane(clock, id="pane-1", classes="pane")
+            yield RateLimitPane(clock, id="pane-2", classes="pane")
+            yield BreakersPane(clock, id="pane-3", classes="pane")
+            yield RunsPane(clock, id="pane-5", classes="pane")
+            yield ChartsPane(id="pane-4", classes="pane")
+        yield KeyBar(id="keys")
+
+    def on_mount(self) -> None:
+        for n, title in PANE_TITLES.items():
+            self.pane(n).border_title = f"{n} {title}"
+        self.show_pane(1, focus=True)
+        self.header.show(None, mode=self.app.mode, readonly=self.app.readonly)
+
+    # -- parts -----------------------------------------------------------------
+    def pane(self, n: int):
+        return self.query_one(f"#pane-{n}")
+
+    @property
+    def header(self) -> RunHeader:
+        return self.query_one(RunHeader)
+
+    @property
+    def batches(self) -> BatchQueuePane:
+        return self.query_one(BatchQueuePane)
+
+    @property
+    def runs(self) -> RunsPane:
+        return self.query_one(RunsPane)
+
+    def _focus_target(self, n: int):
+        if n == 1:
+            return self.query_one(BatchTable)
+        if n == 5:
+            return self.query_one("#runs", DataTable)
+        return self.pane(n)
+
+    def show_pane(self, n: int, focus: bool = True) -> None:
+        self.active = n
+        for i in PANE_TITLES:
+            self.pane(i).set_class(i == n, "-active")
+        self._draw_tabs()
+        if focus:
+            self._focus_target(n).focus()
+
+    def _draw_tabs(self) -> None:
+        tabs = " ".join(
+            (f"[reverse b] {n} {t} [/]" if n == self.active else f"[$foreground-muted] {n} {t} [/]")
+            for n, t in TAB_NAMES.items())
+        self.query_one("#tabs", Static).update(Content.from_markup(tabs))
+
+    def on_descendant_focus(self, event) -> None:
+        for n in PANE_TITLES:
+            pane = self.pane(n)
+            if event.widget is pane or pane in event.widget.ancestors:
+                if n != self.active:
+                    self.active = n
+                    for i in PANE_TITLES:
+                        self.pane(i).set_class(i == n, "-active")
+                    self._draw_tabs()
+                return
+
+    # -- data in (from the app's refresh tick) ---------------------------------------
+    def apply(self, snapshot: RunSnapshot | None, events: list[EngineEvent], note: str = "") -> None:
+        self.header.show(snapshot, mode=self.app.mode, readonly=self.app.readonly, note=note)
+        if snapshot is not None:
+            self.batches.apply(snapshot)
+            self.runs.follow_snapshot(snapshot)
+        self.query_one(RateLimitPane).apply(snapshot)
+        self.query_one(BreakersPane).apply(snapshot, events)
+        self.query_one(ChartsPane).apply(snapshot)
+
+    def reset_run(self, run_id: int | None) -> None:
+        """A different run is attached: forget the old one's batches."""
+        self.batches.reset(run_id)
+
+    # -- guards ------------------------------------------------------------------------
+    def guard(self, command_id: str) -> bool:
+        """Refuse a run-changing command in a read-only console, and say so."""
+        command = commands.BY_ID[command_id]
+        if command.changes_run and self.app.readonly:
+            self.notify(f"read-only console: '{command.title}' would change the run, so it is disabled",
+                        severity="warning", title="read-only")
+            return False
+        return True
+
+    def _source(self):
+        source = self.app.source
+        if source is None:
+            self.notify("no run attached: pick one in pane 5 and press enter", severity="warning")
+        return source
+
+    def _need_engine(self) -> bool:
+        if self.app.engine is None:
+            self.notify("this needs the database (start the console with an engine)", severity="warning")
+            return False
+        return True
+
+    def _browser_focused(self) -> bool:
+        return self.active == 5 and self.focused is not None and self.runs in self.focused.ancestors_with_self
+
+    # -- the run -------------------------------------------------------------------------
+    def action_pause_resume(self) -> None:
+        if not self.guard("pause_resume") or (source := self._source()) is None:
+            return
+        snap = self.app.snapshot
+        state = snap.run.state if snap else None
+        if state == RunState.RUNNING:
+            self.app.run_task(source.pause(), name="pause")
+            self.notify("pausing: in-flight items finish, then a checkpoint is written")
+        elif state == RunState.PAUSED:
+            self.app.run_task(source.resume(), name="resume")
+            self.notify("resuming")
+        elif state == RunState.INTERRUPTED and snap is not None:
+            self.action_resume_run(snap.run.id)
+        else:
+            self.notify(f"the run is {state.value if state else 'not loaded yet'}: nothing to pause or resume",
+                        severity="warning")
+
+    def action_concurrency(self, delta: int) -> None:
+        if not self.guard("concurrency_up" if delta > 0 else "concurrency_down"):
+            return
+        if (source := self._source()) is None or self.app.snapshot is None:
+            return
+        current = self.app.pending_concurrency or self.app.snapshot.concurrency
+        # The engine clamps to the run's max_concurrent_requests; say so rather than pretend.
+        ceiling = int(run_settings(self.app.snapshot.run.config).get("max_concurrent_requests", 50))
+        target = max(1, min(ceiling, current + delta))
+        if target == current:
+            self.notify(f"concurrency is already {current} (allowed 1..{ceiling}: "
+                        "batch.concurrency.max_concurrent_requests)", severity="warning")
+            return
+        self.app.pending_concurrency = target
+        self.app.run_task(source.set_concurrency(target), name=f"set concurrency to {target}")
+        self.notify(f"concurrency → {target}")
+
+    def action_cycle_strategy(self) -> None:
+        snap = self.app.snapshot
+        current = snap.strategy if snap else ""
+        following = STRATEGIES[(STRATEGIES.index(current) + 1) % len(STRATEGIES)] \
+            if current in STRATEGIES else STRATEGIES[0]
+        self.action_set_strategy(following)
+
+    def action_set_strategy(self, name: str) -> None:
+        if not self.guard("strategy") or (source := self._source()) is None:
+            return
+        self.app.run_task(source.set_strategy(name), name=f"switch strategy to {name}")
+        self.notify(f"strategy → {name}")
+
+    def action_cancel(self) -> None:
+        if not self.guard("cancel") or (source := self._source()) is None:
+            return
+        run_id = source.run_id
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.run_task(source.cancel(), name=f"cancel run #{run_id}")
+                self.notify(f"cancelling run #{run_id}")
+        self.app.push_screen(ConfirmScreen(f"Cancel run #{run_id}?",
+                                           "In-flight items finish; the run cannot be resumed afterwards.",
+                                           yes="Cancel the run", no="Keep running"), answered)
+
+    def action_resume_run(self, run_id: int | None = None) -> None:
+        if not self.guard("resume_run") or not self._need_engine():
+            return
+        if run_id is None:
+            run = self.runs.selected_run if self._browser_focused() else None
+            if run is None and self.app.snapshot is not None:
+                run = self.app.snapshot.run
+            if run is None:
+                self.notify("select a run in pane 5 first", severity="warning")
+                return
+            if not run.state.resumable:
+                self.notify(f"run #{run.id} is {run.state.value}: only paused, interrupted, pending or "
+                            "failed runs resume", severity="warning")
+                return
+            run_id = run.id
+        self.app.run_task(self.app.resume_run(run_id), name=f"resume run #{run_id}")
+
+    def action_replay(self) -> None:
+        if not self.guard("replay") or not self._need_engine():
+            return
+        run_id, batch_id, failed = self._replay_target()
+        if run_id is None:
+            return
+        config = self._run_config(run_id)
+        snap = self.app.snapshot
+        strategy = snap.strategy if snap and snap.run.id == run_id and snap.strategy else \
+            str(config.get("default_strategy", "conservative"))
+        screen = ReplayScreen(
+            run_id, batch_id, failed,
+            concurrency=max(1, int(config.get("max_concurrent_requests", 5)) // 2 or 1),
+            strategy="conservative" if strategy == "aggressive" else strategy,
+            retry_attempts=int(config.get("retry_attempts", 3)),
+        )
+
+        def chosen(request: ReplayRequest | None) -> None:
+            if request is not None:
+                self.app.run_task(self.app.replay(request), name=f"replay run #{run_id}")
+        self.app.push_screen(screen, chosen)
+
+    def _replay_target(self) -> tuple[int | None, int | None, int | None]:
+        """What ``R`` replays: the selected batch, a selected replay artifact, or a run's failures."""
+        if self._browser_focused():
+            record = self.runs.selected_record
+            run = self.runs.selected_run
+            if record and record.get("type") == "artifact" and record.get("kind") == "replay" and run:
+                return run.id, record.get("batch_id"), None
+            if run is not None:
+                return run.id, None, None
+            self.notify("select a run in pane 5 first", severity="warning")
+            return None, None, None
+        batch = self.batches.selected
+        if batch is None or self.app.snapshot is None:
+            self.notify("select a batch in pane 1 first", severity="warning")
+            return None, None, None
+        if batch.failed <= 0:
+            self.notify(f"batch #{batch.id} has no failed items to replay", severity="warning")
+            return None, None, None
+        return batch.run_id, batch.id, batch.failed
+
+    def _run_config(self, run_id: int) -> dict:
+        """A run's replayable settings (whichever layout the store kept)."""
+        run = self.runs.runs.get(run_id)
+        if run is None and self.app.snapshot is not None and self.app.snapshot.run.id == run_id:
+            run = self.app.snapshot.run
+        return run_settings(run.config) if run else {}
+
+    def action_export(self) -> None:
+        if not self._need_engine():
+            return
+        run = self.runs.selected_run if self._browser_focused() else None
+        run_id = run.id if run else (self.app.snapshot.run.id if self.app.snapshot else None)
+        if run_id is None:
+            self.notify("no run to export: select one in pane 5", severity="warning")
+            return
+        default = self.app.export_dir / f"batchdeck-run-{run_id}-report.md"
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.app.run_task(self.app.export_report(run_id, path), name=f"export report of run #{run_id}")
+        self.app.push_screen(ExportScreen(run_id, default), chosen)
+
+    # -- looking around ------------------------------------------------------------------
+    def action_open_selected(self) -> None:
+        if self._browser_focused():
+            run = self.runs.selected_run
+            if run is not None:
+                self.app.run_task(self.app.follow(run.id), name=f"follow run #{run.id}")
+            return
+        if self.active == 1:
+            batch = self.batches.selected
+            if batch is None:
+                self.notify("no batch selected", severity="warning")
+                return
+            self.app.push_screen(BatchItemsScreen(batch.run_id, batch))
+
+    def action_filter(self) -> None:
+        self.show_pane(1, focus=False)
+        self.batches.open_filter()
+
+    def action_findings(self) -> None:
+        run = self.runs.selected_run if self._browser_focused() else None
+        if run is None and self.app.snapshot is not None:
+            run = self.app.snapshot.run
+        if run is None:
+            self.notify("no run selected", severity="warning")
+            return
+        if run.kind != "ioc-scan":
+            self.notify(f"run #{run.id} is a {run.kind} run: findings exist for ioc-scan runs only",
+                        severity="warning")
+            return
+        self.app.push_screen(FindingsScreen(run.id))
+
+    def action_zoom(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        else:
+            self.maximize(self.pane(self.active), container=False)
+            self._focus_target(self.active).focus()
+
+    def action_show_pane(self, n: int) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        self.show_pane(n)
+
+    def action_cycle_theme(self) -> None:
+        self.app.cycle_theme()
+
+    def action_set_theme(self, name: str) -> None:
+        self.app.theme = name
+        self.notify(f"theme: {name}")
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(self.app.readonly))
+
+    def action_back(self) -> None:
+        if self.batches.filtering or (self.active == 1 and self.batches.filtered):
+            self.batches.close_filter(clear=True)
+        elif self.maximized is not None:
+            self.minimize()
+
+    def action_quit(self) -> None:
+        self.app.request_quit()
+
+
+class _Panes(Container):
+    """The pane container; CSS switches it between the grid and one pane at a time."""

@@ -1,0 +1,261 @@
+"""The console's keys against the real engine running the synthetic job.
+
+What an operator relies on: pausing stops progress and resuming restarts it,
+``+`` raises the engine's concurrency, a replay creates a linked child run
+that shows in the browser, export writes the report, ``r`` resumes a paused
+run, quitting pauses an in-process run, and an attached console follows a run
+executed by a second process and its pause reaches that process.
+
+No timing is asserted: every wait is for a condition, with a generous bound
+that only turns a hang into a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from console_fakes import settle
+from textual.widgets import Checkbox, DataTable, Input
+
+from console.app import BatchdeckApp
+from console.panes.batches import BatchTable
+from console.screens.dialogs import ConfirmScreen, ExportScreen
+from console.screens.replay import ReplayScreen
+from engine.api import Engine
+from engine.config import load_config
+from engine.models import RunState
+
+ROOT = Path(__file__).parents[2]
+BOUND_S = 40.0
+
+
+def config(**overrides):
+    base = {"retry_delay_base": 0.1, "max_concurrent_requests": 4, "default_strategy": "parallel",
+            "checkpoint_interval": 200}
+    return load_config(None, env={}, overrides={**base, **overrides})
+
+
+@pytest.fixture
+async def engine(tmp_path):
+    eng = await Engine.open(tmp_path / "console.db", config())
+    yield eng
+    await eng.close()
+
+
+async def until(pilot, condition, what: str, bound: float = BOUND_S) -> None:
+    """Refresh the console until ``condition()`` holds (or fail after ``bound`` seconds)."""
+    deadline = time.monotonic() + bound
+    while not condition():
+        if time.monotonic() > deadline:
+            told = [n.message for n in pilot.app._notifications]
+            raise AssertionError(f"timed out waiting for: {what}; the console said: {told}")
+        await pilot.app.refresh_snapshot()
+        await pilot.pause(0.05)
+
+
+def done(app) -> int:
+    return app.snapshot.counts.done if app.snapshot else -1
+
+
+def state(app) -> RunState | None:
+    return app.snapshot.run.state if app.snapshot else None
+
+
+async def test_space_pauses_progress_and_resumes_it(engine, tmp_path):
+    run_id = await engine.create_run("synthetic", {"items": 20_000, "latency_ms": 5, "seed": 1})
+    handle = await engine.start(run_id)
+    app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: done(app) > 50, "progress")
+            await pilot.press("space")
+            await until(pilot, lambda: state(app) == RunState.PAUSED, "paused state")
+            frozen = (await engine.store.counts(run_id)).done
+            for _ in range(10):                      # several refreshes later, nothing moved
+                await pilot.app.refresh_snapshot()
+                await pilot.pause(0.05)
+            assert (await engine.store.counts(run_id)).done == frozen
+            assert done(app) == frozen
+            await pilot.press("space")
+            await until(pilot, lambda: done(app) > frozen, "progress after resume")
+            assert state(app) == RunState.RUNNING
+    finally:
+        await handle.stop()
+
+
+async def test_plus_raises_the_engines_concurrency_and_minus_lowers_it(engine, tmp_path):
+    # sequential holds concurrency at 1 by itself, so any rise is the operator's
+    roomy = config(max_concurrent_requests=20, default_strategy="sequential")
+    run_id = await engine.create_run("synthetic", {"items": 20_000, "latency_ms": 5, "seed": 2}, roomy)
+    handle = await engine.start(run_id)
+    app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: done(app) > 0, "progress")
+            before = handle.runner.sizer.concurrency
+            await pilot.press("plus")
+            await until(pilot, lambda: handle.runner.sizer.concurrency == before + 1, "engine concurrency +1")
+            await until(pilot, lambda: app.snapshot.concurrency == before + 1, "header shows it")
+            await pilot.press("minus")
+            await until(pilot, lambda: handle.runner.sizer.concurrency == before, "engine concurrency back")
+            await pilot.press("s")     # sequential → parallel (the table's order)
+            await until(pilot, lambda: handle.runner.sizer.strategy.value == "parallel", "engine strategy")
+    finally:
+        await handle.stop()
+
+
+async def test_R_replays_a_failed_batch_as_a_linked_child_shown_in_the_browser(engine, tmp_path):
+    run_id = await engine.create_run("synthetic", {"items": 300, "permanent_fail_rate": 0.05, "seed": 4})
+    handle = await engine.start(run_id)
+    assert await handle.wait() == RunState.COMPLETED
+    app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(BatchTable)
+        await until(pilot, lambda: any(b.failed for b in table.rows), "a batch with failures")
+        table.cursor = next(i for i, b in enumerate(table.rows) if b.failed)
+        batch = table.selected
+        await pilot.press("R")
+        await pilot.pause()
+        assert isinstance(app.screen, ReplayScreen)
+        box = app.screen.query_one("#replay-concurrency", Input)
+        box.value = "2"
+        app.screen.query_one("#replay-start", Checkbox).value = False
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        runs = await engine.store.list_runs()
+        child = next(r for r in runs if r.parent_id == run_id)
+        assert (await engine.store.counts(child.id)).total == batch.failed
+        assert child.config["batch"]["concurrency"]["max_concurrent_requests"] == 2
+        browser = app.screen.query_one("#runs", DataTable)
+        await until(pilot, lambda: str(child.id) in {k.value for k in browser.rows}, "child in the browser")
+
+
+async def test_replay_dialog_refuses_out_of_range_values(engine, tmp_path):
+    run_id = await engine.create_run("synthetic", {"items": 200, "permanent_fail_rate": 0.1, "seed": 4})
+    handle = await engine.start(run_id)
+    await handle.wait()
+    app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(BatchTable)
+        await until(pilot, lambda: any(b.failed for b in table.rows), "a batch with failures")
+        table.cursor = next(i for i, b in enumerate(table.rows) if b.failed)
+        await pilot.press("R")
+        await pilot.pause()
+        app.screen.query_one("#replay-retries", Input).value = "99"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, ReplayScreen)
+        assert "outside 0..10" in str(app.screen.query_one("#replay-error").render())
+        assert [r for r in await engine.store.list_runs() if r.parent_id == run_id] == []
+
+
+async def test_e_exports_the_report_to_the_named_file(engine, tmp_path):
+    run_id = await engine.create_run("synthetic", {"items": 200, "seed": 5})
+    handle = await engine.start(run_id)
+    await handle.wait()
+    app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, ExportScreen)
+        target = tmp_path / "out" / "report.md"
+        app.screen.query_one(Input).value = str(target)
+        await pilot.press("enter")
+        await settle(pilot)
+        await until(pilot, target.exists, "report file")
+        assert f"{run_id}" in target.read_text() and "synthetic" in target.read_text()
+
+
+async def test_r_resumes_a_paused_run_selected_in_the_browser(engine, tmp_path):
+    run_id = await engine.create_run("synthetic", {"items": 3000, "latency_ms": 2, "seed": 6})
+    handle = await engine.start(run_id)
+    while (await engine.store.counts(run_id)).done < 100:
+        await asyncio.sleep(0.02)
+    assert await handle.stop() == RunState.PAUSED
+    app = BatchdeckApp(engine, export_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await pilot.pause()
+        await pilot.press("r")
+        await until(pilot, lambda: app.snapshot is not None and state(app) == RunState.COMPLETED,
+                    "the resumed run completes")
+        assert (await engine.store.counts(run_id)).done == 3000
+
+
+async def test_q_pauses_the_in_process_run_before_exiting(engine, tmp_path):
+    run_id = await engine.create_run("synthetic", {"items": 20_000, "latency_ms": 5, "seed": 7})
+    handle = await engine.start(run_id)
+    app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: done(app) > 0, "progress")
+            await pilot.press("q")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("y")
+            await settle(pilot)
+        assert app.return_value == 130
+        assert (await engine.store.get_run(run_id)).state == RunState.PAUSED
+        assert await engine.store.list_checkpoints(run_id)
+    finally:
+        await handle.stop()
+
+
+SECOND_PROCESS = textwrap.dedent("""
+    import asyncio, sys
+    from engine.api import Engine
+    from engine.config import load_config
+
+    async def main():
+        cfg = load_config(None, env={}, overrides={"retry_delay_base": 0.1, "max_concurrent_requests": 4})
+        engine = await Engine.open(sys.argv[1], cfg)
+        run_id = await engine.create_run("synthetic", {"items": 50000, "latency_ms": 5, "seed": 8})
+        handle = await engine.start(run_id)
+        print(run_id, flush=True)
+        await handle.wait()
+        await engine.close()
+
+    asyncio.run(main())
+""")
+
+
+async def test_attached_console_follows_a_second_process_and_its_pause_reaches_it(tmp_path):
+    db = tmp_path / "shared.db"
+    proc = subprocess.Popen([sys.executable, "-c", SECOND_PROCESS, str(db)], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True, env={**os.environ})
+    try:
+        run_id = int(await asyncio.to_thread(proc.stdout.readline))
+        engine = await Engine.open(db, config())
+        try:
+            app = BatchdeckApp(engine, export_dir=tmp_path)          # `batchdeck console`: no source
+            async with app.run_test(size=(120, 40)) as pilot:
+                await until(pilot, lambda: app.snapshot is not None and app.snapshot.run.id == run_id,
+                            "attached to the other process's run")
+                assert app.mode == "attached"
+                first = done(app)
+                await until(pilot, lambda: done(app) > first, "progress seen through SQLite")
+                await pilot.press("space")
+                await until(pilot, lambda: state(app) == RunState.PAUSED, "the other process paused")
+                frozen = (await engine.store.counts(run_id)).done
+                await asyncio.sleep(0.5)
+                assert (await engine.store.counts(run_id)).done == frozen
+                await pilot.press("c")
+                await pilot.pause()
+                await pilot.press("y")
+                await until(pilot, lambda: state(app) == RunState.CANCELLED, "the other process cancelled")
+        finally:
+            await engine.close()
+        assert await asyncio.to_thread(proc.wait, 60) == 0
+    finally:
+        proc.kill()
