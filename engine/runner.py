@@ -866,6 +866,8 @@ class Runner:
             "lanes": [lane_dict(lane) for lane in snap["lanes"]],
             "breakers": [breaker_dict(b) for b in snap["breakers"]],
             "in_flight_batches": [batch_dict(b) for b in snap["active_batches"]],
+            "counts": {k: getattr(self.counts, k) for k in
+                       ("total", "pending", "in_flight", "done", "failed", "skipped")},
         }
 
     def _stats(self) -> dict[str, Any]:
