@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import psutil
 
 from engine.breaker import BreakerRegistry
 from engine.config import AppConfig, BatchStrategy
@@ -188,6 +189,8 @@ class Runner:
         self._last_tick = (0.0, 0)
         self.state = RunState.PENDING
         self._control_lock = asyncio.Lock()
+        self._os_process = psutil.Process()
+        self._memory_pressure = False
 
     # ------------------------------------------------------------------ public control
     async def pause(self, reason: str = "paused by operator") -> None:
@@ -775,6 +778,7 @@ class Runner:
         self.sizer.on_batch_end(BatchOutcome(
             size=batch.size, succeeded=batch.done, failed=batch.failed + batch.retried, errors=dict(batch.errors),
             p95_ms=view.p95_ms, headroom=self._headroom(), breaker_open=self.breakers.any_not_closed(),
+            memory_pressure=self._memory_pressure,
         ))
         self._pulse()
         self._event("batch_ended", f"batch {batch.id} {state.value}: {batch.done} done, {batch.failed} failed, "
@@ -834,8 +838,19 @@ class Runner:
                 return
             if tick % 2 == 0:
                 self._sample()
+                self._check_memory()
             self._write_live()
             await self._poll_control()
+
+    def _check_memory(self) -> None:
+        """max_memory_usage_mb (the seed's ResourceManager): above it, the sizer shrinks
+        batches and concurrency until the process is back under the line."""
+        rss_mb = self._os_process.memory_info().rss / 2**20
+        pressure = rss_mb > self.config.batch.max_memory_usage_mb
+        if pressure and not self._memory_pressure:
+            self._event("memory", f"RSS {rss_mb:.0f} MB is above max_memory_usage_mb "
+                                  f"{self.config.batch.max_memory_usage_mb}: shrinking batches")
+        self._memory_pressure = pressure
 
     def _sample(self) -> None:
         now = self.clock()

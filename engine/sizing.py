@@ -94,6 +94,7 @@ class BatchOutcome:
     p95_ms: float | None = None
     headroom: float | None = None
     breaker_open: bool = False   # any breaker of the run not closed
+    memory_pressure: bool = False  # the process is above max_memory_usage_mb
 
     @property
     def error_rate(self) -> float:
@@ -190,6 +191,8 @@ class BatchSizer:
             return "rate limited"
         if o.breaker_open:
             return "breaker not closed"
+        if o.memory_pressure:
+            return "memory above max_memory_usage_mb"
         if not errors_only and o.headroom is not None and o.headroom <= LOW_HEADROOM:
             return f"rate-limit headroom {o.headroom:.0%}"
         return None

@@ -200,3 +200,18 @@ async def test_state_survives_reopen_and_interrupted_detection_uses_the_heartbea
         assert await eng.store.detect_interrupted() == [run_id]
         handle = await eng.start(run_id)
         assert await handle.wait() is RunState.COMPLETED
+
+
+async def test_memory_above_the_limit_shrinks_batches(engine):
+    run_id = await engine.create_run("synthetic", {"items": 4000, "latency_ms": 5})   # a few seconds
+    handle = await engine.start(run_id)
+
+    class Huge:
+        def memory_info(self):
+            return type("mem", (), {"rss": 8 * 2**30})()
+
+    handle.runner._os_process = Huge()           # as if the process held 8 GB
+    assert await handle.wait() is RunState.COMPLETED
+    reasons = [d.reason for d in handle.runner.sizer.history]
+    assert any("memory" in r for r in reasons)
+    assert handle.runner.sizer.batch_size == 1       # kept shrinking while the pressure lasted

@@ -201,3 +201,12 @@ def test_a_steady_five_percent_failure_rate_does_not_collapse_concurrency():
         failed = 1 if i % 2 else 0
         s.on_batch_end(BatchOutcome(10, 10 - failed, failed, {ErrorClass.SERVER: failed} if failed else {}, 20.0, 0.9))
     assert s.concurrency > start
+
+
+def test_memory_pressure_shrinks_like_any_other_trouble():
+    s = BatchSizer(CFG, "adaptive")
+    for _ in range(5):
+        s.on_batch_end(healthy())
+    before = (s.batch_size, s.concurrency)
+    d = s.on_batch_end(BatchOutcome(10, 10, 0, {}, 20.0, 0.9, memory_pressure=True))
+    assert (s.batch_size, s.concurrency) == (before[0] // 2, before[1] // 2) and "memory" in d.reason

@@ -287,7 +287,7 @@ class IocScanJob:
         try:
             return _Parsed(list(parser.parse(path, data)), None)
         except LockfileError as exc:
-            return _Parsed(None, exc.reason if hasattr(exc, "reason") else str(exc))
+            return _Parsed(None, f"line {exc.line}: {exc.reason}" if exc.line else exc.reason)
 
     async def _single_flight(self, ctx: Any, key: tuple[str, str], fetch: Any) -> _Parsed:
         parsed = self._parsed.get(key)
