@@ -323,7 +323,9 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         args.include_archived = args.include_forks = True
         args.match, args.format, args.output, args.token = "*", "table", None, "demo-token"
         args.show_report = True
-        return await cmd_scan(args)
+        code = await cmd_scan(args)
+        # findings are the point of the demo: exit 1 ("something matched") is success here
+        return EXIT_OK if code == EXIT_FAILED else code
     finally:
         sim.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -31,7 +31,13 @@ import aiosqlite
 from engine.errors import InputError
 from engine.models import BatchState, BatchView, Counts, MetricSample, RunInfo, RunState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: forward migrations: schema version reached -> statements that reach it from the one before
+MIGRATIONS: dict[int, list[str]] = {
+    2: ["ALTER TABLE file_errors ADD COLUMN line INTEGER",
+        "DELETE FROM blobs WHERE error IS NOT NULL"],     # errors are JSON {reason, line} from 2 on
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -173,7 +179,8 @@ CREATE TABLE IF NOT EXISTS file_errors (
     run_id INTEGER NOT NULL,
     repo TEXT NOT NULL,
     file_path TEXT NOT NULL,
-    reason TEXT NOT NULL
+    reason TEXT NOT NULL,
+    line INTEGER
 );
 CREATE TABLE IF NOT EXISTS sync_map (
     repo TEXT NOT NULL,
@@ -293,6 +300,15 @@ class Store:
             raise InputError(
                 f"{self.path}: written by a newer batchdeck (schema {row[0]} > {SCHEMA_VERSION})"
             )
+        elif int(row[0]) < SCHEMA_VERSION:
+            for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS.get(version, []):
+                    try:
+                        await self.db.execute(statement)
+                    except sqlite3.OperationalError as exc:   # the schema script already added it
+                        if "duplicate column" not in str(exc):
+                            raise
+            await self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         await self.db.commit()
 
     async def close(self) -> None:

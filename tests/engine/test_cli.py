@@ -150,3 +150,17 @@ def test_sigint_leaves_a_resumable_run_and_exits_130(tmp_path):
     result = cli("resume", "1", "--db", str(db), "--headless")
     assert result.returncode == 0, result.stderr
     assert done_count(db, 1) == 3000
+
+
+def test_a_database_of_schema_1_is_migrated(tmp_path):
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                           "INSERT INTO meta VALUES ('schema_version', '1');"
+                           "CREATE TABLE file_errors (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, "
+                           "repo TEXT NOT NULL, file_path TEXT NOT NULL, reason TEXT NOT NULL);")
+    assert cli("runs", "--db", str(db)).returncode == 0
+    with sqlite3.connect(db) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(file_errors)")]
+        version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+    assert "line" in columns and version == "2"

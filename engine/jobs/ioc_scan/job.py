@@ -52,7 +52,7 @@ FINDING_SQL = (
     "INSERT OR IGNORE INTO findings (run_id, repo, file_path, line_number, package_name, version, ecosystem, "
     "ioc_source, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-FILE_ERROR_SQL = "INSERT INTO file_errors (run_id, repo, file_path, reason) VALUES (?, ?, ?, ?)"
+FILE_ERROR_SQL = "INSERT INTO file_errors (run_id, repo, file_path, reason, line) VALUES (?, ?, ?, ?, ?)"
 BLOB_SQL = "INSERT OR REPLACE INTO blobs (sha, parser, result, error, stored_at) VALUES (?, ?, ?, ?, ?)"
 
 REPO_PRIORITY = 100
@@ -81,11 +81,12 @@ def _index_from_spec(spec: dict[str, Any]) -> IOCIndex:
 class _Parsed:
     """Dependencies of one blob (or why it could not be parsed)."""
 
-    __slots__ = ("deps", "error")
+    __slots__ = ("deps", "error", "line")
 
-    def __init__(self, deps: list[Dependency] | None, error: str | None) -> None:
+    def __init__(self, deps: list[Dependency] | None, error: str | None, line: int | None = None) -> None:
         self.deps = deps
         self.error = error
+        self.line = line
 
 
 class IocScanJob:
@@ -287,7 +288,7 @@ class IocScanJob:
         try:
             return _Parsed(list(parser.parse(path, data)), None)
         except LockfileError as exc:
-            return _Parsed(None, f"line {exc.line}: {exc.reason}" if exc.line else exc.reason)
+            return _Parsed(None, exc.reason, exc.line)
 
     async def _single_flight(self, ctx: Any, key: tuple[str, str], fetch: Any) -> _Parsed:
         parsed = self._parsed.get(key)
@@ -320,7 +321,8 @@ class IocScanJob:
         if row is None:
             return None
         deps = [Dependency.from_dict(d) for d in json.loads(row[0])] if row[0] is not None else None
-        parsed = _Parsed(deps, row[1])
+        error = json.loads(row[1]) if row[1] is not None else None     # {"reason", "line"}
+        parsed = _Parsed(deps, error["reason"], error.get("line")) if error else _Parsed(deps, None)
         self._keep(key, parsed)
         ctx.count("blob_cache_hits")
         return parsed
@@ -328,7 +330,8 @@ class IocScanJob:
     def _remember(self, ctx: Any, key: tuple[str, str], parsed: _Parsed) -> None:
         self._keep(key, parsed)
         result = json.dumps([d.to_dict() for d in parsed.deps]) if parsed.deps is not None else None
-        ctx.write(BLOB_SQL, [(key[0], key[1], result, parsed.error, time.time())])
+        error = json.dumps({"reason": parsed.error, "line": parsed.line}) if parsed.error is not None else None
+        ctx.write(BLOB_SQL, [(key[0], key[1], result, error, time.time())])
         ctx.count("blobs_parsed")
 
     def _keep(self, key: tuple[str, str], parsed: _Parsed) -> None:
@@ -339,7 +342,7 @@ class IocScanJob:
 
     def _record(self, ctx: Any, parsed: _Parsed, repo: str, path: str) -> int:
         if parsed.error is not None:
-            ctx.write(FILE_ERROR_SQL, [(ctx.run_id, repo, path, parsed.error)])
+            ctx.write(FILE_ERROR_SQL, [(ctx.run_id, repo, path, parsed.error, parsed.line)])
             ctx.count("parse_errors")
             return 0
         matches: list[IOCMatch] = match_dependencies(parsed.deps or [], self.index(ctx.spec), repo, path)

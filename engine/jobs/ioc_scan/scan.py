@@ -84,6 +84,6 @@ async def findings(store: Any, run_id: int) -> list[IOCMatch]:
 
 
 async def parse_failures(store: Any, run_id: int) -> list[dict[str, Any]]:
-    rows = await store.fetchall("SELECT repo, file_path, reason FROM file_errors WHERE run_id=? ORDER BY id",
+    rows = await store.fetchall("SELECT repo, file_path, reason, line FROM file_errors WHERE run_id=? ORDER BY id",
                                 (run_id,))
-    return [{"repo": r[0], "file_path": r[1], "reason": r[2]} for r in rows]
+    return [{"repo": r[0], "file_path": r[1], "reason": r[2], "line": r[3]} for r in rows]
