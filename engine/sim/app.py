@@ -136,7 +136,7 @@ def _rate_headers(snap: RateSnapshot, scaled: bool) -> dict[str, str]:
 def _refusal_response(state: SimState, refusal: Refusal, ident: Identity, resource: str, rid: str) -> Response:
     if refusal.kind == "primary":
         if resource == "graphql":
-            return json_response({"errors": [{"type": "RATE_LIMIT", "code": "graphql_rate_limit", "message":
+            return json_response({"errors": [{"type": "RATE_LIMITED", "code": "graphql_rate_limit", "message":
                                               f"API rate limit already exceeded for user ID {ident.user_id}."}]})
         stamp = datetime.fromtimestamp(state.clock(), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         who = f"user ID {ident.user_id}." if ident.authenticated else (

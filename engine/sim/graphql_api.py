@@ -15,7 +15,7 @@ Why it is built this way:
 * Node limits are GitHub's: every connection needs ``first`` or ``last`` in
   1..100, and a query may ask for at most 500,000 nodes.
 * Errors have GitHub's shape: a top-level ``type`` (``NOT_FOUND``,
-  ``RATE_LIMIT``, ``EXCESSIVE_PAGINATION``...), ``path``, ``locations``,
+  ``RATE_LIMITED``, ``EXCESSIVE_PAGINATION``...), ``path``, ``locations``,
   ``message``; validation errors come without ``data``. Messages of
   validation errors are graphql-core's wording, not GitHub's (Ruby) wording.
 * A response above ``graphql_response_limit_bytes`` is answered the way GitHub
@@ -25,8 +25,8 @@ Why it is built this way:
   cut at ``graphql_blob_text_limit`` bytes (GitHub: 512,000) with
   ``isTruncated: true``.
 * A primary-limit refusal is HTTP 200 with ``{"errors": [{"type":
-  "RATE_LIMIT", ...}]}`` as GitHub's GraphQL documentation describes (older
-  responses said ``RATE_LIMITED``; clients should accept both).
+  "RATE_LIMITED", ...}]}`` as GitHub answers (some documentation shows
+  ``RATE_LIMIT``; the client accepts both).
 """
 
 from __future__ import annotations
@@ -523,7 +523,7 @@ async def graphql_endpoint(request: Request) -> Response:
     bucket = state.limiter.bucket(ident, "graphql")
     if bucket.remaining(now) < cost:
         stats.limit_responses["primary"] += 1
-        return _errors([{"type": "RATE_LIMIT", "code": "graphql_rate_limit",
+        return _errors([{"type": "RATE_LIMITED", "code": "graphql_rate_limit",
                          "message": f"API rate limit already exceeded for user ID {ident.user_id}."}])
     bucket.take(now, cost)
     stats.points_used["graphql"] += cost

@@ -144,7 +144,7 @@ async def test_graphql_bucket_exhaustion_is_a_rate_limit_error(make_client):
             assert "errors" not in (await gql(c, "{ rateLimit { remaining } }")).json()
         limited = await gql(c, "{ rateLimit { remaining } }")
         assert limited.status_code == 200
-        assert limited.json()["errors"][0]["type"] == "RATE_LIMIT"
+        assert limited.json()["errors"][0]["type"] == "RATE_LIMITED"
         assert limited.json()["errors"][0]["message"].startswith("API rate limit already exceeded for user ID")
         assert limited.headers["x-ratelimit-remaining"] == "0"
         stats = (await c.get("/_sim/stats")).json()
