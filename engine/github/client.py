@@ -60,6 +60,7 @@ from engine.github.auth import RedactingFilter, register_secret
 from engine.github.cache import CachedEntry, HttpCache, cache_key
 from engine.github.errors import error_for_exception, error_for_response
 from engine.github.lanes import Lanes
+from engine.github.points import PointsWindow
 from engine.github.ratelimit import RateLimiter, Reservation, parse_rate_headers
 from engine.github.transport import make_transport
 from engine.models import LaneView, RateLimitGauge
@@ -139,6 +140,9 @@ def _parse_body(content: bytes) -> Any:
         return None
 
 
+#: GitHub's documented secondary limits on points per minute
+SECONDARY_POINTS_PER_MINUTE: Mapping[str, int] = {"rest": 900, "graphql": 2000}
+
 class GitHubClient:
     """Rate-aware async GitHub REST and GraphQL client (see the module docstring).
 
@@ -167,6 +171,7 @@ class GitHubClient:
         max_connections: int = 100,
         on_count: CountCallback | None = None,
         limit_retries: int = 3,
+        points_per_minute: Mapping[str, int] | None = SECONDARY_POINTS_PER_MINUTE,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -206,6 +211,12 @@ class GitHubClient:
         self._sleep = sleep
         self._limiter = RateLimiter(self.rate_limit_buffer, time_scale=self.time_scale, clock=clock, sleep=sleep)
         self._lanes = Lanes(time_scale=self.time_scale, clock=clock, sleep=sleep)
+        # GitHub's secondary limit on points per minute, paced ahead (see points.py);
+        # None (benchmarks against a simulator with the limit raised) turns it off.
+        self._points = {
+            kind: PointsWindow(per_minute, time_scale=self.time_scale)
+            for kind, per_minute in (points_per_minute or {}).items()
+        }
         self.counters: dict[str, int] = {}
 
     def bind(self, *, breakers: Any = None, on_count: CountCallback | None = None) -> None:
@@ -408,6 +419,9 @@ class GitHubClient:
             await lane.wait_while_paused()
             if creates_content:
                 await lane.wait_for_content_budget()
+            points = self._points.get("graphql" if resource == "graphql" else "rest")
+            if points is not None:
+                await points.acquire(5 if mutation else 1)
             reservation = await self._limiter.acquire(resource)
             try:
                 if mutation:

@@ -234,6 +234,14 @@ class Bucket:
                 sent_at = reservation.sent_at if reservation is not None else math.inf
                 if self.known and sent_at >= self.learned_from:
                     self._roll()
+                elif not self.known:
+                    # Nothing counted yet (a re-scan answered only by 304s): the whole budget is
+                    # there and a counted request will tell the real reset, which can only be
+                    # later than this guess. Adopting it ends the one-at-a-time probing.
+                    self.reset_at = rate.reset
+                    self.used = 0
+                    self.known = True
+                    self.learned_from = reservation.sent_at if reservation is not None else -math.inf
                 return
             # A newer window than the one we track (or the first we see).
             self.reset_at = rate.reset

@@ -254,3 +254,13 @@ def test_a_straddler_answered_after_the_next_window_was_learned_is_old_news():
     assert bucket.known and bucket.reset_at == T0 + 20.02
     assert bucket.try_reserve(T0 + 10.03) == 0                    # full pace, no second probe
     assert bucket.try_reserve(T0 + 10.03) == 0
+
+
+def test_answers_that_counted_nothing_still_teach_the_window():
+    """A re-scan answered only by 304s (used stays 0) must not probe one request at a time."""
+    bucket = Bucket("core", 0.8)
+    now = T0
+    assert bucket.try_reserve(now) == 0.0                 # the probe
+    bucket.settle(Reservation("core", bucket.window, now), RateHeaders(5000, 5000, 0, now + 3600.0, "core"))
+    waits = [bucket.try_reserve(now) for _ in range(50)]
+    assert waits == [0.0] * 50                            # 50 concurrent requests admitted at once
