@@ -101,6 +101,9 @@ def _p95(values: list[float]) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3)
 
 
+_DONE = ItemState.DONE.value
+
+
 def _dumps(value: Any) -> str:
     """JSON text for SQLite; orjson because the planner and feeder do this per item."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -154,6 +157,7 @@ class Runner:
         has_batch = callable(getattr(processor, "process_batch", None))
         self._batch_lanes: frozenset[str] | None = (
             frozenset(getattr(processor, "batch_lanes", None) or ()) or None) if has_batch else frozenset()
+        self._has_batch_lanes = self._batch_lanes != frozenset()
         self._queue: asyncio.Queue[list[Item]] = asyncio.Queue(maxsize=self.pool_size * 8)
         self._dispatched: set[int] = set()
         # ids released by recent commits, for pages read before those commits (see _stale_ids)
@@ -615,15 +619,16 @@ class Runner:
             while index >= self.sizer.concurrency or not self._gate.is_set():
                 await self._gate_changed.wait()
             unit = await self._queue.get()
-            self._busy += len(unit)
+            size = len(unit)
+            self._busy += size
             self._idle.clear()
             try:
-                if self._whole_batch(unit[0].lane) and self._batch_lanes != frozenset():
+                if self._has_batch_lanes and self._whole_batch(unit[0].lane):
                     await self._run_batch_unit(unit)
                 else:
                     await self._run_item(unit[0])
             finally:
-                self._busy -= len(unit)
+                self._busy -= size
                 if self._busy == 0:
                     self._idle.set()
 
@@ -687,24 +692,29 @@ class Runner:
                 self._succeeded(item, result, started, duration)
 
     def _succeeded(self, item: Item, result: Any, started: float, duration_ms: float) -> None:
-        now = self.clock()
-        payload = None if result is None else _dumps(result)
+        # the hot path of every run: plain locals and string states, no clock call
+        batch_id = item.batch_id
         self.recorder.update_item(
-            (ItemState.DONE.value, item.attempts, None, item.batch_id, None, None, payload, duration_ms, now,
-             item.id),
+            (_DONE, item.attempts, None, batch_id, None, None, None if result is None else _dumps(result),
+             duration_ms, started + duration_ms / 1000, item.id),
             release=True,
         )
         if self._record_ok_attempts:
-            self.recorder.add_attempt((self.run_id, item.id, item.batch_id, started, duration_ms, "ok", None, None))
-        self.counts.in_flight -= 1
-        self.counts.done += 1
+            self.recorder.add_attempt((self.run_id, item.id, batch_id, started, duration_ms, "ok", None, None))
+        counts = self.counts
+        counts.in_flight -= 1
+        counts.done += 1
         self._latency.add(duration_ms)
-        batch = self._batches.get(item.batch_id or -1)
+        batch = self._batches.get(batch_id)
         if batch is not None:
             batch.done += 1
             batch.latencies.append(duration_ms)
-            self._batch_item_left(batch)
-        self._after_finish()
+            batch.remaining -= 1
+            if batch.remaining == 0:
+                self._end_batch(batch)
+        if counts.done + counts.failed + counts.skipped >= self._next_checkpoint or (
+                counts.pending == 0 and counts.in_flight == 0):
+            self._after_finish()
 
     def _failed(self, item: Item, exc: BaseException, started: float, duration_ms: float) -> None:
         now = self.clock()
