@@ -236,7 +236,9 @@ _KIND_SERVICES: dict[str, Callable[..., Any]] = {"ioc-scan": _ioc_scan_services}
 
 async def cmd_replay(args: argparse.Namespace) -> int:
     async with await _engine(args) as engine:
-        config = load_config(args.replay_config) if args.replay_config else None
+        # `replay RUN --config F` (the contract's form) runs the child with F; --replay-config is the same
+        source = args.replay_config or getattr(args, "config", None)
+        config = load_config(source) if source else None
         child = await engine.replay(args.run, args.batch, config=config)
         print(f"run {child} created: replay of run {args.run}" + (f" batch {args.batch}" if args.batch else ""),
               file=sys.stderr)
@@ -387,7 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", parents=[common], help="a child run of the failed items of a run or batch")
     p.add_argument("run", type=int)
     p.add_argument("--batch", type=int)
-    p.add_argument("--replay-config", dest="replay_config", help="configuration for the child run")
+    p.add_argument("--replay-config", dest="replay_config",
+                   help="configuration for the child run (the global --config does the same)")
     p.add_argument("--create-only", action="store_true", help="create the child run, do not run it")
     p.set_defaults(func=cmd_replay)
 

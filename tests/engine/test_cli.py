@@ -164,3 +164,19 @@ def test_a_database_of_schema_1_is_migrated(tmp_path):
         columns = [r[1] for r in conn.execute("PRAGMA table_info(file_errors)")]
         version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
     assert "line" in columns and version == "2"
+
+
+def test_replay_with_another_config_runs_the_child_with_it(tmp_path):
+    db = tmp_path / "rc.db"
+    cli("run", str(job_file(tmp_path, 200, permanent_fail_rate=0.1)), "--db", str(db), "--headless")
+    cfg = tmp_path / "slow.yaml"
+    cfg.write_text("batch:\n  concurrency: {max_concurrent_requests: 2}\n  strategy: {default: conservative}\n")
+    result = cli("replay", "1", "--db", str(db), "--config", str(cfg), "--create-only")
+    assert result.returncode == 0, result.stderr
+    child = int(result.stdout.strip())
+    with sqlite3.connect(db) as conn:
+        config = json.loads(conn.execute("SELECT config FROM runs WHERE id=?", (child,)).fetchone()[0])
+        parent = conn.execute("SELECT parent_id FROM runs WHERE id=?", (child,)).fetchone()[0]
+    assert parent == 1
+    assert config["batch"]["concurrency"]["max_concurrent_requests"] == 2
+    assert config["batch"]["strategy"]["default"] == "conservative"
