@@ -25,6 +25,9 @@ def _eta(seconds: float | None) -> str:
 async def follow(source: Any, task: asyncio.Future, *, console: Console | None = None, interval: float = 0.25) -> None:
     """Draw progress until ``task`` (the run) finishes."""
     console = console or Console(stderr=True)
+    if not console.is_terminal:
+        await _log_lines(source, task, console)
+        return
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -48,3 +51,21 @@ async def follow(source: Any, task: asyncio.Future, *, console: Console | None =
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), interval)
+
+
+async def _log_lines(source: Any, task: asyncio.Future, console: Console, every: float = 5.0) -> None:
+    """Not a terminal (CI, a pipe): a plain line every few seconds instead of a redrawn bar."""
+    while True:
+        done = task.done()
+        if not done:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), every)
+        snap = await source.snapshot()
+        c = snap.counts
+        console.print(
+            f"run {snap.run.id} {snap.run.kind} {snap.run.state.value}: {c.done + c.failed + c.skipped}/{c.total} "
+            f"({c.failed} failed, {snap.retries} retries) {snap.items_per_s:,.1f} items/s {_eta(snap.eta_s)}",
+            highlight=False, soft_wrap=True,
+        )
+        if done or task.done():
+            return
