@@ -293,9 +293,14 @@ class Runner:
         planned = 0
 
         async def flush_chunk() -> None:
-            self.recorder.insert_items(chunk)
-            await self.recorder.flush()
+            # hand the chunk to the recorder and let it commit in its thread while the next
+            # chunk is generated; wait only when two chunks are already waiting
+            self.recorder.insert_items(list(chunk))
             chunk.clear()
+            if self.recorder.backlog >= 2 * PLAN_CHUNK:
+                await self.recorder.flush()
+            else:
+                await asyncio.sleep(0)
 
         def add(p: PlannedItem) -> None:
             nonlocal planned
@@ -316,6 +321,7 @@ class Runner:
                 if len(chunk) >= PLAN_CHUNK:
                     await flush_chunk()
         await flush_chunk()
+        await self.recorder.flush()
         self.counts = await self.store.counts(self.run_id)
         self._next_seq = await self.store.max_seq(self.run_id)
         graph = {
