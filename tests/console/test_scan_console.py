@@ -1,0 +1,84 @@
+"""The console over an ioc-scan against the simulator: gauges, breakers and findings fill from a real run."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from textual.widgets import DataTable
+
+from console.app import BatchdeckApp
+from console.panes.limits import RateLimitPane
+from console.screens.findings import FindingsScreen
+from engine.api import Engine
+from engine.config import load_config
+from engine.jobs.ioc_scan.scan import DEFAULT_IOCS, ScanTargets, build_spec, make_client
+from engine.models import RunState
+from engine.sim import FaultConfig, SimConfig, create_app
+
+
+async def until(pilot, condition, what: str, bound: float = 60.0) -> None:
+    deadline = time.monotonic() + bound
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
+        await pilot.app.refresh_snapshot()
+        await pilot.pause(0.05)
+
+
+@pytest.fixture
+async def engine(tmp_path):
+    config = load_config(None, env={}, overrides={"max_concurrent_requests": 4, "max_concurrent_repos": 2})
+    eng = await Engine.open(tmp_path / "scan.db", config)
+    yield eng
+    await eng.close()
+
+
+async def test_a_scan_fills_the_gauges_pauses_on_space_and_shows_its_findings(engine, tmp_path):
+    app_sim = create_app(SimConfig(repos=80, seed=5, faults=FaultConfig(latency_ms=15)))
+    spec = build_spec(ScanTargets(orgs=["acme"]), [DEFAULT_IOCS], api_url="http://sim", include_archived=True,
+                      include_forks=True)
+    client = make_client(engine, "http://sim", "tok", transport=httpx.ASGITransport(app_sim))
+    run_id = await engine.create_run("ioc-scan", spec)
+    handle = await engine.start(run_id, github=client)
+    app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            def resources() -> set[str]:
+                return {g.resource for g in app.snapshot.rate_limits} if app.snapshot else set()
+
+            await until(pilot, lambda: {"core", "graphql"} <= resources(), "core and graphql gauges")
+            gauges = {g.resource: g for g in app.snapshot.rate_limits}
+            assert 0 < gauges["core"].remaining < gauges["core"].limit == 5000
+            text = str(app.screen.query_one(RateLimitPane).render())
+            assert "core" in text and "graphql" in text
+            assert {b.lane for b in app.snapshot.breakers} >= {"read"}
+
+            await pilot.press("space")
+            await until(pilot, lambda: app.snapshot.run.state is RunState.PAUSED, "paused")
+            requests = client.counters.get("api_requests", 0) if hasattr(client, "counters") else None
+            frozen = (await engine.store.counts(run_id)).done
+            for _ in range(6):
+                await pilot.app.refresh_snapshot()
+                await pilot.pause(0.05)
+            assert (await engine.store.counts(run_id)).done == frozen
+            if requests is not None:
+                assert client.counters.get("api_requests", 0) == requests   # paused: no request sent
+            await pilot.press("space")
+            await until(pilot, lambda: app.snapshot.run.state is RunState.COMPLETED, "completed", bound=120)
+
+            findings = await engine.store.findings(run_id, limit=1000)
+            assert findings
+            await pilot.press("f")
+            assert isinstance(app.screen, FindingsScreen)
+            table = app.screen.query_one(DataTable)
+            deadline = time.monotonic() + 20
+            while table.row_count < min(len(findings), 200) and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            assert table.row_count == min(len(findings), 200)       # the first page of the run's findings
+            first_row = [str(c) for c in table.get_row_at(0)]
+            assert findings[0]["repo"] in first_row and findings[0]["package_name"] in first_row
+    finally:
+        if not handle.task.done():
+            await handle.stop()
+        await client.aclose()
