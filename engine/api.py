@@ -77,13 +77,9 @@ class Engine:
     # -- runs -----------------------------------------------------------------------------------
     async def create_run(self, kind: str, spec: dict[str, Any], config: AppConfig | None = None,
                          *, parent_id: int | None = None) -> int:
-        load_processor(kind, **self._options(kind, spec))   # fail now, before anything is stored
+        load_processor(kind)   # an unknown kind fails now, before anything is stored
         cfg = config or self.config
         return await self.store.create_run(kind, spec, cfg.to_dict(), parent_id=parent_id)
-
-    @staticmethod
-    def _options(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return {}
 
     async def start(self, run_id: int, *, github: Any = None, services: dict[str, Any] | None = None,
                     config: AppConfig | None = None) -> RunHandle:

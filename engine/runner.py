@@ -193,6 +193,7 @@ class Runner:
         self._last_tick = (0.0, 0)
         self.state = RunState.PENDING
         self._control_lock = asyncio.Lock()
+        self._background: set[asyncio.Task] = set()
         self._os_process = psutil.Process()
         self._memory_pressure = False
 
@@ -806,7 +807,7 @@ class Runner:
         errors = {k.value: v for k, v in batch.errors.items()}
         data = {
             "batch_id": batch.id, "failed": batch.failed, "errors_by_class": errors,
-            "config": self.config.to_dict(), "recommendation": recommend(errors, self.sizer),
+            "config": self.config.to_dict(), "recommendation": recommend(errors),
             "items_query": {"run_id": self.run_id, "batch_id": batch.id, "state": "failed"},
         }
         self.recorder.add_json(
@@ -932,7 +933,10 @@ class Runner:
 
     async def apply_command(self, command: str, arg: str | None) -> None:
         if command == "pause":
-            asyncio.create_task(self.pause("paused from another process"))
+            # not awaited: pausing waits for in-flight items, and the ticker must keep beating
+            task = asyncio.create_task(self.pause("paused from another process"))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         elif command == "resume":
             await self.resume()
         elif command == "cancel":
@@ -977,7 +981,7 @@ class Runner:
 
 
 # ---------------------------------------------------------------------- helpers shared with the DB source
-def recommend(errors: dict[str, int], sizer: BatchSizer | None = None) -> str:
+def recommend(errors: dict[str, int]) -> str:
     """One line an operator can act on, from the error classes of a failed batch."""
     if not errors:
         return "replay as is"
