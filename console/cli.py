@@ -294,6 +294,15 @@ async def cmd_scan(args: argparse.Namespace, *, announce: bool = True) -> int:
                 print(f"{len(matches)} findings written to {args.output} ({args.format})", file=sys.stderr)
             else:
                 print(text, end="" if text.endswith("\n") else "\n")
+            # a coverage gap matters as much as a finding after an incident: say what was not scanned
+            failed = await engine.store.failed_items(run_id)
+            if failed:
+                print(f"{len(failed)} item(s) could not be scanned (`batchdeck replay {run_id}` retries them):",
+                      file=sys.stderr)
+                for item in failed[:10]:
+                    print(f"  {item['key']}: {item['last_error']}", file=sys.stderr)
+                if len(failed) > 10:
+                    print(f"  ... and {len(failed) - 10} more (`batchdeck show {run_id}`)", file=sys.stderr)
 
         try:
             code = await drive(engine, run_id, args, github=client, after=emit)
