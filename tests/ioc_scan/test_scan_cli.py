@@ -58,3 +58,13 @@ def test_a_bad_token_is_one_line_and_exit_2(simulator, tmp_path):
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("batchdeck: error")]
     assert error_lines == [f"batchdeck: error: GitHub rejected the token (401 Bad credentials) for {simulator}"]
     assert "Traceback" not in result.stderr
+
+
+def test_the_demo_runs_headless_and_prints_findings_and_the_report(tmp_path):
+    """What `make demo` promises, minus the terminal: simulator up, scan, findings, report, exit 0."""
+    result = subprocess.run([sys.executable, "-m", "console.cli", "demo", "--headless", "--repos", "25",
+                             "--latency-ms", "5", "--db", str(tmp_path / "demo.db")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "finding(s)" in result.stdout and "performance report" in result.stdout
+    assert "simulator: http://127.0.0.1:" in result.stderr
