@@ -208,9 +208,9 @@ async def cmd_control(args: argparse.Namespace) -> int:
     async with await _engine(args) as engine:
         await engine.store.detect_interrupted()
         run = await engine.store.require_run(args.run)
-        if args.command == "resume" and run.state in (RunState.INTERRUPTED, RunState.FAILED, RunState.PENDING) or (
-            args.command == "resume" and run.state is RunState.PAUSED and not run.owner_pid
-        ):
+        ownerless = run.state in (RunState.INTERRUPTED, RunState.FAILED, RunState.PENDING) or (
+            run.state is RunState.PAUSED and not run.owner_pid)
+        if args.command == "resume" and ownerless:       # no process runs it: resume it here
             return await drive(engine, run.id, args, **await _services_for(run, args, engine))
         await engine.request(run.id, args.command)
         print(f"{args.command} sent to run {run.id} (process {run.owner_pid})", file=sys.stderr)

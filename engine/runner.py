@@ -29,7 +29,6 @@ import contextlib
 import hashlib
 import heapq
 import inspect
-import json
 import logging
 import os
 import time
@@ -42,7 +41,7 @@ import orjson
 import psutil
 
 from engine.breaker import BreakerRegistry
-from engine.config import AppConfig, BatchStrategy
+from engine.config import AppConfig
 from engine.errors import BatchProcessingError, ErrorClass, InputError, classify
 from engine.metrics import LatencyWindow, build_report, report_markdown
 from engine.models import (
@@ -154,10 +153,10 @@ class Runner:
         # duration_ms); attempts rows record every try only when log_batch_metrics asks
         # for it, and every failed try always. This halves the rows a run writes.
         self._record_ok_attempts = config.batch.log_batch_metrics
-        has_batch = callable(getattr(processor, "process_batch", None))
-        self._batch_lanes: frozenset[str] | None = (
-            frozenset(getattr(processor, "batch_lanes", None) or ()) or None) if has_batch else frozenset()
-        self._has_batch_lanes = self._batch_lanes != frozenset()
+        # process_batch without batch_lanes takes every lane; with it, only those lanes
+        self._has_batch_lanes = callable(getattr(processor, "process_batch", None))
+        self._batch_lanes = frozenset(getattr(processor, "batch_lanes", None) or ())
+        self._batch_every_lane = self._has_batch_lanes and not self._batch_lanes
         self._queue: asyncio.Queue[list[Item]] = asyncio.Queue(maxsize=self.pool_size * 8)
         self._dispatched: set[int] = set()
         # ids released by recent commits, for pages read before those commits (see _stale_ids)
@@ -541,7 +540,7 @@ class Runner:
         while start < len(items):
             chunk = items[start:start + size]
             start += size
-            if self._batch_lanes == frozenset():
+            if not self._has_batch_lanes:
                 groups = [chunk]
             else:
                 by_lane: dict[str, list[Item]] = {}
@@ -563,9 +562,8 @@ class Runner:
                     raise   # items[start:] were never claimed: still pending, nothing to undo
 
     def _whole_batch(self, lane: str) -> bool:
-        """Does this lane go to ``process_batch`` (None: every lane does)?"""
-        lanes = self._batch_lanes
-        return lanes is None or lane in lanes
+        """Does this lane go to ``process_batch`` as whole batches?"""
+        return self._has_batch_lanes and (self._batch_every_lane or lane in self._batch_lanes)
 
     def _open_batch(self, items: list[Item]) -> _Batch:
         self._next_batch += 1
@@ -630,7 +628,7 @@ class Runner:
             self._busy += size
             self._idle.clear()
             try:
-                if self._has_batch_lanes and self._whole_batch(unit[0].lane):
+                if self._whole_batch(unit[0].lane):
                     await self._run_batch_unit(unit)
                 else:
                     await self._run_item(unit[0])
@@ -886,20 +884,17 @@ class Runner:
         self._interval_errors = {}
         self._series.append(sample)
         if self.config.batch.enable_performance_monitoring:
-            self.recorder.add_json("INSERT INTO metrics (run_id, at, sample) VALUES (?, ?, ?)",
-                                   self.run_id, now, sample_dict(sample))
+            self.recorder.add("INSERT INTO metrics (run_id, at, sample) VALUES (?, ?, ?)",
+                              [(self.run_id, now, _dumps(sample))])
 
     def _live(self) -> dict[str, Any]:
+        """What another process needs to rebuild the snapshot (orjson writes the dataclasses)."""
         snap = self._snapshot_parts()
         return {
             "concurrency": snap["concurrency"], "batch_size": snap["batch_size"], "strategy": snap["strategy"],
-            "items_per_s": snap["items_per_s"], "eta_s": snap["eta_s"],
-            "rate_limits": [gauge_dict(g) for g in snap["rate_limits"]],
-            "lanes": [lane_dict(lane) for lane in snap["lanes"]],
-            "breakers": [breaker_dict(b) for b in snap["breakers"]],
-            "in_flight_batches": [batch_dict(b) for b in snap["active_batches"]],
-            "counts": {k: getattr(self.counts, k) for k in
-                       ("total", "pending", "in_flight", "done", "failed", "skipped")},
+            "items_per_s": snap["items_per_s"], "eta_s": snap["eta_s"], "rate_limits": snap["rate_limits"],
+            "lanes": snap["lanes"], "breakers": snap["breakers"], "in_flight_batches": snap["active_batches"],
+            "counts": self.counts,
         }
 
     def _stats(self) -> dict[str, Any]:
@@ -911,7 +906,7 @@ class Runner:
         active = self._active_s + (time.monotonic() - self._active_since if self._active_since else 0.0)
         self.recorder.add(
             "UPDATE runs SET heartbeat_at=?, live=?, stats=?, active_s=? WHERE id=?",
-            [(now, json.dumps(self._live()), json.dumps(self._stats()), active, self.run_id)],
+            [(now, _dumps(self._live()), _dumps(self._stats()), active, self.run_id)],
         )
 
     async def _poll_control(self) -> None:
@@ -997,32 +992,4 @@ def recommend(errors: dict[str, int]) -> str:
     }.get(top, "inspect the errors, then replay")
 
 
-def sample_dict(s: MetricSample) -> dict[str, Any]:
-    return {"at": s.at, "items_per_s": s.items_per_s, "p50_ms": s.p50_ms, "p95_ms": s.p95_ms,
-            "batch_size": s.batch_size, "concurrency": s.concurrency, "errors": s.errors, "done": s.done}
-
-
-def gauge_dict(g: Any) -> dict[str, Any]:
-    return {"resource": g.resource, "limit": g.limit, "remaining": g.remaining, "used": g.used,
-            "reset_at": g.reset_at, "pace_per_s": g.pace_per_s, "buffer": g.buffer}
-
-
-def lane_dict(lane: Any) -> dict[str, Any]:
-    return {"name": lane.name, "paused_until": lane.paused_until, "pause_reason": lane.pause_reason,
-            "content_budget_per_min": lane.content_budget_per_min, "in_flight": lane.in_flight}
-
-
-def breaker_dict(b: Any) -> dict[str, Any]:
-    return {"lane": b.lane, "state": b.state, "failures": b.failures, "threshold": b.threshold,
-            "next_probe_at": b.next_probe_at,
-            "transitions": [{"at": t.at, "from_state": t.from_state, "to_state": t.to_state, "reason": t.reason}
-                            for t in b.transitions]}
-
-
-def batch_dict(b: BatchView) -> dict[str, Any]:
-    return {"id": b.id, "run_id": b.run_id, "size": b.size, "state": b.state.value, "done": b.done,
-            "failed": b.failed, "retried": b.retried, "p95_ms": b.p95_ms, "started_at": b.started_at,
-            "ended_at": b.ended_at}
-
-
-__all__ = ["Runner", "recommend", "BatchStrategy"]
+__all__ = ["Runner", "recommend"]

@@ -125,12 +125,7 @@ class DbRunSource:
         stats = flags.get("stats") or {}
         batches = await self.store.list_batches(self.run_id, limit=100)
         active_ids = {b["id"] for b in live.get("in_flight_batches", [])}
-        active = [
-            BatchView(id=b["id"], run_id=b["run_id"], size=b["size"], state=BatchState(b["state"]), done=b["done"],
-                      failed=b["failed"], retried=b["retried"], p95_ms=b["p95_ms"], started_at=b["started_at"],
-                      ended_at=b["ended_at"])
-            for b in live.get("in_flight_batches", [])
-        ]
+        active = [BatchView(**{**b, "state": BatchState(b["state"])}) for b in live.get("in_flight_batches", [])]
         recent = active + [b for b in batches if b.id not in active_ids]
         series = await self.store.metric_series(self.run_id, limit=300)
         counters = stats.get("counters", {})
@@ -158,9 +153,7 @@ class DbRunSource:
             rate_limits=[RateLimitGauge(**g) for g in live.get("rate_limits", [])],
             lanes=[LaneView(**lane) for lane in live.get("lanes", [])],
             breakers=[
-                BreakerView(lane=b["lane"], state=b["state"], failures=b["failures"], threshold=b["threshold"],
-                            next_probe_at=b["next_probe_at"],
-                            transitions=[BreakerTransition(**t) for t in b.get("transitions", [])])
+                BreakerView(**{**b, "transitions": [BreakerTransition(**t) for t in b.get("transitions", [])]})
                 for b in live.get("breakers", [])
             ],
             recent_batches=recent, series=series, taken_at=now,

@@ -11,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from engine.api import Engine
+from engine.errors import InputError
 from engine.models import RunState
 
 from .conftest import fast_config
@@ -107,13 +110,9 @@ async def test_replay_of_a_failed_batch_holds_exactly_its_failed_items(engine):
     assert (await engine.store.counts(child)).failed == len(expected)
 
 
-async def test_replay_of_everything_and_nothing(engine):
+async def test_replay_of_a_run_without_failed_items_is_refused(engine):
     run_id = await engine.create_run("synthetic", {"items": 50})
     assert await (await engine.start(run_id)).wait() is RunState.COMPLETED
-    import pytest
-
-    from engine.errors import InputError
-
     with pytest.raises(InputError, match="no failed items"):
         await engine.replay(run_id)
 
