@@ -338,7 +338,7 @@ class Runner:
         self._event("artifact", f"task graph stored: {planned} items")
 
     def _attach_cache(self) -> None:
-        cache = getattr(self.github, "cache", None) or getattr(self.github, "_cache", None)
+        cache = getattr(self.github, "cache", None)
         if cache is not None and hasattr(cache, "attach"):
             cache.attach(self.recorder)
 
@@ -371,7 +371,7 @@ class Runner:
             "UPDATE runs SET state=?, message=?, finished_at=?, owner_pid=?, heartbeat_at=?, active_s=? WHERE id=?",
             [(state.value, message, finished_at, owner, now, self._active_s, self.run_id)],
         )
-        cache = getattr(self.github, "cache", None) or getattr(self.github, "_cache", None)
+        cache = getattr(self.github, "cache", None)
         if cache is not None and hasattr(cache, "detach"):
             cache.detach()
         await self.recorder.stop()
