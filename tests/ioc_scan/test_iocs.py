@@ -52,7 +52,7 @@ def test_csv_with_an_ecosystem_column():
     assert index.lookup("cargo", "rustdecimal")[0].versions is None  # '*'
     assert index.lookup("go", "github.com/boltdb-go/bolt")[0].versions == {"v1.3.1"}
     assert index.lookup("rubygems", "rest-client")[0].versions == {"1.6.13"}
-    assert index.lookup("packagist", "acme/payments")[0].versions is None  # empty version cell: every version
+    assert index.lookup("packagist", "acme/payments")[0].versions is None  # an explicit "*": every version
 
 
 def test_json_list_and_mapping_shapes():

@@ -16,9 +16,14 @@ several are accepted, chosen by file extension:
   ``go:github.com/x/y@v1.2.3``; a bare name (or version ``*``) means every
   version; ``#`` starts a comment.
 
-A missing or empty version, or ``*``, means every version (``IOC.versions is
-None``). Versions must be exact: a range in an IOC list is an error, not a
-guess. The default ecosystem is npm (the incidents these lists come from).
+Every version is only ever meant explicitly: ``*`` in a CSV cell or a JSON/YAML
+``versions``, or a bare name in a text list (``IOC.versions is None``). An
+empty version cell (``foo,``), a missing or null ``versions``, or ``foo@`` is
+an error naming the line: the row is more likely a paste gone wrong than "flag
+every release of this package". A list without a single IOC (a CSV holding only
+its header) is an error too: a scan against nothing would report a clean result.
+Versions must be exact: a range in an IOC list is an error, not a guess. The
+default ecosystem is npm (the incidents these lists come from).
 
 Names are compared the way each registry compares them (``normalize_name``):
 npm lowercase (npm has refused uppercase in new names for years, older
@@ -223,6 +228,13 @@ def load_ioc_file(path: Path | str, *, source: str | None = None) -> list[IOC]:
 def parse_iocs(text: str, fmt: str, *, source: str, where: str | None = None) -> list[IOC]:
     """Parse IOC list ``text`` in format ``csv``, ``json``, ``yaml`` or ``text``."""
     where = where or source
+    iocs = _parse(text, fmt, source, where)
+    if not iocs:
+        raise InputError(f"{where}: no IOC in this list (a scan against it could not find anything)")
+    return iocs
+
+
+def _parse(text: str, fmt: str, source: str, where: str) -> list[IOC]:
     if fmt == "csv":
         return _parse_csv(text, source, where)
     if fmt == "json":
@@ -252,9 +264,9 @@ def _ecosystem(value: Any, where: str) -> str:
 
 
 def _versions(value: Any, where: str) -> frozenset[str] | None:
-    """Exact versions from a cell, string or list; None means every version."""
-    if value is None:
-        return None
+    """Exact versions from a cell, string or list; None (every version) only for an explicit ``*``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InputError(f"{where}: no version (write '*' to flag every version)")
     items = value if isinstance(value, list | tuple) else [value]
     if not items:
         raise InputError(f"{where}: empty version list (write '*' for every version)")
@@ -267,8 +279,6 @@ def _versions(value: Any, where: str) -> frozenset[str] | None:
             if part == "*":
                 return None
             if not part:
-                if len(items) == 1 and not item.strip():
-                    return None  # an empty version cell: every version
                 continue
             exact = part.lstrip("=").strip()
             if not _EXACT_VERSION.match(exact):
@@ -284,6 +294,7 @@ def _versions(value: Any, where: str) -> frozenset[str] | None:
 def _parse_csv(text: str, source: str, where: str) -> list[IOC]:
     reader = csv.reader(io.StringIO(text))
     columns: dict[str, int] | None = None
+    header_line = 0
     out: list[IOC] = []
     for row in reader:
         line = reader.line_num
@@ -292,6 +303,7 @@ def _parse_csv(text: str, source: str, where: str) -> list[IOC]:
             continue
         if columns is None:
             columns = _csv_columns(cells, f"{where}:{line}")
+            header_line = line
             continue
         at = f"{where}:{line}"
         name = cells[columns["name"]] if columns["name"] < len(cells) else ""
@@ -304,6 +316,8 @@ def _parse_csv(text: str, source: str, where: str) -> list[IOC]:
         out.append(IOC(ecosystem, name, _versions(version_cell, at), source))
     if columns is None:
         raise InputError(f"{where}: empty IOC list (expected a header such as 'Package,Version')")
+    if not out:
+        raise InputError(f"{where}:{header_line}: a header and no IOC rows below it")
     return out
 
 
@@ -374,7 +388,8 @@ def _parse_text(text: str, source: str, where: str) -> list[IOC]:
         name, version = _split_text_entry(ecosystem, line)
         if not name or any(ch.isspace() for ch in name):
             raise InputError(f"{at}: expected name@version (or pypi:name==version), got {raw.strip()!r}")
-        out.append(IOC(ecosystem, name, _versions(version, at), source))
+        # a bare name is this format's explicit "every version"; `name@` with nothing after it is not
+        out.append(IOC(ecosystem, name, _versions("*" if version is None else version, at), source))
     return out
 
 
