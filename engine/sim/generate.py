@@ -77,6 +77,7 @@ from string import Template
 import yaml
 
 from engine.errors import InputError
+from engine.jobs.ioc_scan.data import SHAI_HULUD_2
 from engine.sim import lockfile_npm as npm
 from engine.sim import lockfile_polyglot as poly
 from engine.sim import lockfile_python as py
@@ -86,7 +87,7 @@ from engine.sim.lockfile_pools import CARGO, COMPOSER, GEMS, GO, NPM, NPM_DEV, P
 from engine.sim.lockfile_semver import satisfies
 from engine.sim.lockfiles import FORMATS, Rendered, to_bytes
 
-DEFAULT_IOCS = Path(__file__).resolve().parents[2] / "sample_configs" / "iocs" / "shai-hulud-2-packages.csv"
+DEFAULT_IOCS = SHAI_HULUD_2   # the list the scanner ships: the demo plants what it will look for
 
 NPM_LOCK_FORMATS = (
     "npm-lock-v1",

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
+from engine.jobs.ioc_scan.data import SHAI_HULUD_2
 from engine.jobs.ioc_scan.job import ioc_spec
 from engine.jobs.ioc_scan.models import IOCMatch
 
-DEFAULT_IOCS = Path(__file__).resolve().parents[3] / "sample_configs" / "iocs" / "shai-hulud-2-packages.csv"
+DEFAULT_IOCS = SHAI_HULUD_2   # package data: found from a wheel install as from a checkout
 
 
 @dataclass
