@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import io
 import json
 import signal
@@ -25,8 +26,15 @@ from typing import Any
 from engine.config import AppConfig, load_config
 from engine.errors import InputError
 from engine.models import RunState
+from engine.safetext import safe_text, visible
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+DESCRIPTION = ("Run large, rate-limited GitHub batch jobs (an IOC scan of every repository of an org...) "
+               "from a terminal console or headless; every run is kept in SQLite and can be paused, resumed, "
+               "replayed and reported on.")
+EPILOG = ("exit codes: 0 ok; 1 findings or failed items remain; 2 bad input; 130 interrupted. "
+          "`batchdeck COMMAND --help` for one command.")
 
 
 class UsageError(InputError):
@@ -35,7 +43,10 @@ class UsageError(InputError):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse prints usage + exits 2; we want one line, same code
-        raise UsageError(f"{self.prog}: {message}")
+        # main() prefixes "batchdeck: error: "; name the subcommand, not the program again
+        command = self.prog.removeprefix("batchdeck").strip()
+        hint = f" (see `{self.prog} --help`)"
+        raise UsageError(f"{command}: {message}{hint}" if command else f"{message}{hint}")
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -71,13 +82,17 @@ def _exit_for(state: RunState, failed: int) -> int:
 async def drive(engine: Any, run_id: int, args: argparse.Namespace, *, github: Any = None,
                 services: dict | None = None, after: Callable[[], Any] | None = None) -> int:
     """Run ``run_id`` here: headless with a progress bar, or in the console."""
+    from engine.audit import Action, Origin, record
+
     handle = await engine.start(run_id, github=github, services=services)
     loop = asyncio.get_running_loop()
     stop_reason: list[str] = []
+    on_stop: list[asyncio.Future] = []
 
     def on_signal(name: str) -> None:
         stop_reason.append(name)
-        asyncio.ensure_future(handle.runner.stop(f"stopped by {name}; resume to continue"))
+        on_stop.append(asyncio.ensure_future(handle.runner.stop(f"stopped by {name}; resume to continue")))
+        on_stop.append(asyncio.ensure_future(record(engine.store, run_id, Action.STOP, name, origin=Origin.SIGNAL)))
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -96,12 +111,14 @@ async def drive(engine: Any, run_id: int, args: argparse.Namespace, *, github: A
                 await handle.stop("console closed; resume to continue")
         state = await handle.task
     finally:
+        if on_stop:
+            await asyncio.gather(*on_stop, return_exceptions=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
     run = await engine.store.require_run(run_id)
     counts = await engine.store.counts(run_id)
-    print(f"run {run_id}: {state.value}" + (f" — {run.message}" if run.message else "")
+    print(f"run {run_id}: {state.value}" + (f" — {visible(run.message)}" if run.message else "")
           + f" ({counts.done} done, {counts.failed} failed, {counts.pending} pending of {counts.total})",
           file=sys.stderr)
     if after is not None:
@@ -117,7 +134,7 @@ def _table(rows: list[list[str]], headers: list[str]) -> str:
 
     table = Table(*headers, box=None, pad_edge=False)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(safe_text(cell) for cell in row))    # cells are data (run messages...), never markup
     buffer = io.StringIO()
     Console(width=140, file=buffer, no_color=True).print(table)
     return buffer.getvalue()
@@ -164,32 +181,79 @@ async def cmd_runs(args: argparse.Namespace) -> int:
         for r in runs:
             c = await engine.store.counts(r.id)
             rows.append([str(r.id), r.kind, r.state.value, _when(r.created_at), str(r.parent_id or ""),
-                         f"{c.done}/{c.total}", str(c.failed), (r.message or "")[:50]])
+                         f"{c.done}/{c.total}", str(c.failed), visible(r.message or "")[:50]])
         print(_table(rows, ["run", "kind", "state", "created", "parent", "done", "failed", "message"]), end="")
         return EXIT_OK
 
 
 async def cmd_show(args: argparse.Namespace) -> int:
+    from engine.audit import entries
+
     async with await _engine(args) as engine:
         await engine.store.detect_interrupted()
         run = await engine.store.require_run(args.run)
         c = await engine.store.counts(run.id)
-        lines = [
-            f"run {run.id} ({run.kind}) — {run.state.value}" + (f": {run.message}" if run.message else ""),
-            f"created {_when(run.created_at)}, started {_when(run.started_at)}, finished {_when(run.finished_at)}",
-            f"items: {c.total} total, {c.done} done, {c.failed} failed, {c.skipped} skipped, {c.pending} pending, "
-            f"{c.in_flight} in flight",
-        ]
-        if run.parent_id:
-            lines.append(f"replay of run {run.parent_id}")
-        lines.append("spec: " + json.dumps(run.spec))
-        for cp in (await engine.store.list_checkpoints(run.id))[-3:]:
-            lines.append(f"checkpoint {cp['id']} ({cp['reason']}) at {_when(cp['created_at'])}: {cp['counts']}")
-        for art in await engine.store.list_artifacts(run.id):
-            lines.append(f"artifact {art['id']} {art['kind']}" + (f" batch {art['batch_id']}" if art["batch_id"]
-                                                                     else "") + f": {art['summary']}")
-        print("\n".join(lines))
+        checkpoints = await engine.store.list_checkpoints(run.id)
+        artifacts = await engine.store.list_artifacts(run.id)
+        audit = await entries(engine.store, run.id)
+        if args.format == "json":
+            detail = {"run": {**dataclasses.asdict(run), "state": run.state.value}, "counts": dataclasses.asdict(c),
+                      "checkpoints": checkpoints, "artifacts": artifacts, "audit": [a.to_dict() for a in audit]}
+            print(json.dumps(detail, indent=2, default=str))
+            return EXIT_OK
+        print("\n".join(_show_lines(run, c, checkpoints, artifacts, len(audit))))
         return EXIT_OK
+
+
+def _show_lines(run: Any, c: Any, checkpoints: list[dict], artifacts: list[dict], audited: int) -> list[str]:
+    """``show``'s summary: every line short, every stored string made visible (it is data)."""
+    lines = [
+        f"run {run.id} ({visible(run.kind)}) — {run.state.value}" + (f": {visible(run.message)}" if run.message
+                                                                      else ""),
+        f"created {_when(run.created_at)}, started {_when(run.started_at)}, finished {_when(run.finished_at)}",
+        f"items: {c.total} total, {c.done} done, {c.failed} failed, {c.skipped} skipped, {c.pending} pending, "
+        f"{c.in_flight} in flight",
+    ]
+    if run.parent_id:
+        lines.append(f"replay of run {run.parent_id}")
+    lines.append("spec:")
+    lines += [f"  {visible(key)}: {_brief(value)}" for key, value in run.spec.items()]
+    if checkpoints:
+        last = checkpoints[-1]
+        n, data = last["counts"], last["data"]
+        lines.append(
+            f"checkpoints: {len(checkpoints)}; the last ({visible(last['reason'])}, {_when(last['created_at'])}): "
+            f"{n.get('done', 0)} of {n.get('total', 0)} done, {n.get('failed', 0)} failed, "
+            f"{n.get('pending', 0)} pending"
+            + (f"; concurrency {data['concurrency']}, batch size {data['batch_size']}" if "concurrency" in data
+               else ""))
+    if artifacts:
+        kinds: dict[str, int] = {}
+        for art in artifacts:
+            kinds[art["kind"]] = kinds.get(art["kind"], 0) + 1
+        lines.append("artifacts: " + ", ".join(f"{n} {visible(kind)}" for kind, n in kinds.items())
+                     + ("; the latest:" if len(artifacts) > 5 else ":"))
+        for art in artifacts[-5:]:
+            batch = f" batch {art['batch_id']}" if art["batch_id"] else ""
+            lines.append(f"  {art['id']} {visible(art['kind'])}{batch}: {visible(art['summary'])[:150]}")
+    if audited:
+        lines.append(f"audit log: {audited} operator actions (`batchdeck audit {run.id}`)")
+    lines.append(f"everything, untruncated: `batchdeck show {run.id} --format json`")
+    return lines
+
+
+def _brief(value: Any, nested: bool = False) -> str:
+    """One short line for a spec value: long lists become counts (the IOC entries are thousands)."""
+    if isinstance(value, dict):
+        if nested:
+            return f"{len(value)} keys"
+        return "; ".join(f"{visible(k)} {_brief(v, True)}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        if len(value) <= 3 and not any(isinstance(v, dict | list) for v in value):
+            return ", ".join(visible(v) for v in value) or "none"
+        return f"{len(value)} entries"
+    text = value if isinstance(value, str) else json.dumps(value)
+    return visible(text)[:120]
 
 
 async def cmd_report(args: argparse.Namespace) -> int:
@@ -205,15 +269,26 @@ async def cmd_report(args: argparse.Namespace) -> int:
 
 
 async def cmd_control(args: argparse.Namespace) -> int:
+    from engine.audit import Action, Origin, record
+
+    arg = None
+    if args.command == "concurrency":
+        if args.n < 1:
+            raise InputError(f"concurrency: {args.n} is not a number of concurrent requests (1 or more)")
+        arg = str(args.n)
     async with await _engine(args) as engine:
         await engine.store.detect_interrupted()
         run = await engine.store.require_run(args.run)
         ownerless = run.state in (RunState.INTERRUPTED, RunState.FAILED, RunState.PENDING) or (
             run.state is RunState.PAUSED and not run.owner_pid)
         if args.command == "resume" and ownerless:       # no process runs it: resume it here
-            return await drive(engine, run.id, args, **await _services_for(run, args, engine))
-        await engine.request(run.id, args.command)
-        print(f"{args.command} sent to run {run.id} (process {run.owner_pid})", file=sys.stderr)
+            services = await _services_for(run, args, engine)
+            await record(engine.store, run.id, Action.RESUME, "in this process", origin=Origin.CLI)
+            return await drive(engine, run.id, args, **services)
+        await engine.request(run.id, args.command, arg)
+        await record(engine.store, run.id, args.command, arg, origin=Origin.CLI)
+        print(f"{args.command}{' ' + arg if arg else ''} sent to run {run.id} (process {run.owner_pid})",
+              file=sys.stderr)
         return EXIT_OK
 
 
@@ -235,18 +310,59 @@ _KIND_SERVICES: dict[str, Callable[..., Any]] = {"ioc-scan": _ioc_scan_services}
 
 
 async def cmd_replay(args: argparse.Namespace) -> int:
+    from engine.audit import Action, Origin, record
+    from engine.filters import parse_filter
+    from engine.replay import replay_items, select_failed
+
+    where = parse_filter(args.where) if args.where else None
     async with await _engine(args) as engine:
+        items = await select_failed(engine.store, args.run, batch_id=args.batch, where=where)
+        scope = f"batch {args.batch} of run {args.run}" if args.batch is not None else f"run {args.run}"
+        if args.dry_run:
+            print(f"{len(items)} failed items of {scope}" + (f" match {where.text}" if where else "")
+                  + " would be replayed" + (":" if items else ""))
+            for item in items[:10]:
+                print(f"  {visible(item['key'])}  {item['error_class'] or '–'}  "
+                      f"{visible(item['last_error'] or '')[:100]}")
+            if len(items) > 10:
+                print(f"  ... and {len(items) - 10} more")
+            return EXIT_OK
+        if not items:
+            matching = f" matching {where.text!r}" if where else ""
+            raise InputError(f"{scope} has no failed items{matching} to replay")
         # `replay RUN --config F` (the contract's form) runs the child with F; --replay-config is the same
         source = args.replay_config or getattr(args, "config", None)
         config = load_config(source) if source else None
-        child = await engine.replay(args.run, args.batch, config=config)
-        print(f"run {child} created: replay of run {args.run}" + (f" batch {args.batch}" if args.batch else ""),
-              file=sys.stderr)
+        child = await replay_items(engine.store, args.run, items, batch_id=args.batch, where=where, config=config)
+        await record(engine.store, args.run, Action.REPLAY,
+                     f"run {child}: {len(items)} items" + (f" where {where.text}" if where else ""), origin=Origin.CLI)
+        print(f"run {child} created: replay of run {args.run}" + (f" batch {args.batch}" if args.batch else "")
+              + (f" where {where.text}" if where else "") + f" ({len(items)} failed items)", file=sys.stderr)
         if args.create_only:
             print(child)
             return EXIT_OK
         run = await engine.store.require_run(child)
         return await drive(engine, child, args, **await _services_for(run, args, engine))
+
+
+async def cmd_audit(args: argparse.Namespace) -> int:
+    from engine.audit import entries
+
+    async with await _engine(args) as engine:
+        if args.run is not None:
+            await engine.store.require_run(args.run)
+        found = await entries(engine.store, args.run, limit=args.limit)
+        if args.format == "json":
+            print(json.dumps([e.to_dict() for e in found], indent=2))
+            return EXIT_OK
+        if not found:
+            print("no operator actions recorded" + (f" for run {args.run}" if args.run is not None else ""),
+                  file=sys.stderr)
+            return EXIT_OK
+        rows = [[_when(e.at), str(e.run_id), e.action, e.arg or "", e.origin, e.user, f"{e.host} pid {e.pid}"]
+                for e in found]
+        print(_table(rows, ["when", "run", "action", "detail", "from", "user", "where"]), end="")
+        return EXIT_OK
 
 
 async def cmd_console(args: argparse.Namespace) -> int:
@@ -366,42 +482,64 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     top, common = options(False), options(True)
-    parser = _Parser(prog="batchdeck", description=__doc__.split("\n\n")[0], parents=[top])
-    sub = parser.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    parser = _Parser(prog="batchdeck", description=DESCRIPTION, epilog=EPILOG, parents=[top])
+    parser.add_argument("--version", action="version", version=f"batchdeck {_version()}",
+                        help="print the installed version and exit")
+    sub = parser.add_subparsers(dest="cmd", required=True, parser_class=_Parser, metavar="COMMAND")
+    run_help = "run id (`batchdeck runs` lists them)"
 
     p = sub.add_parser("run", parents=[common], help="run any job from a spec file")
     p.add_argument("job", help="job file: kind, spec, optional config")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("runs", parents=[common], help="list runs, newest first")
-    p.add_argument("--format", choices=["table", "json"], default="table")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format (default: table)")
+    p.add_argument("--limit", type=int, default=50, help="at most this many runs (default: 50)")
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("show", parents=[common], help="one run: counts, checkpoints, artifacts")
-    p.add_argument("run", type=int)
+    p = sub.add_parser("show", parents=[common], help="one run: counts, spec, last checkpoint, artifacts")
+    p.add_argument("run", type=int, help=run_help)
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text: a summary (default); json: everything stored, the whole spec included")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("report", parents=[common], help="performance report of a run")
-    p.add_argument("run", type=int)
-    p.add_argument("--format", choices=["md", "json"], default="md")
-    p.add_argument("-o", "--output")
+    p.add_argument("run", type=int, help=run_help)
+    p.add_argument("--format", choices=["md", "json"], default="md", help="Markdown (default) or JSON")
+    p.add_argument("-o", "--output", help="write the report to this file instead of stdout")
     p.set_defaults(func=cmd_report)
 
     for name, text in (("pause", "pause a running run (in-flight items finish)"),
                        ("resume", "resume a paused or interrupted run"),
                        ("cancel", "cancel a run (pending items stay pending)")):
         p = sub.add_parser(name, parents=[common], help=text)
-        p.add_argument("run", type=int)
+        p.add_argument("run", type=int, help=run_help)
         p.set_defaults(func=cmd_control, command=name)
 
+    p = sub.add_parser("concurrency", parents=[common], help="change how many requests a running run makes at once")
+    p.add_argument("run", type=int, help=run_help)
+    p.add_argument("n", type=int, help="concurrent requests (within the configured ceiling)")
+    p.set_defaults(func=cmd_control, command="concurrency")
+
     p = sub.add_parser("replay", parents=[common], help="a child run of the failed items of a run or batch")
-    p.add_argument("run", type=int)
-    p.add_argument("--batch", type=int)
+    p.add_argument("run", type=int, help=run_help)
+    p.add_argument("--batch", type=int, help="only the failed items of this batch")
+    p.add_argument("--where", metavar="FILTER",
+                   help="only the failed items this filter matches: field=value[,field=value], fields error, "
+                        "lane, key (a glob), batch, status (404, 5xx); a|b for either (see engine/filters.py)")
+    p.add_argument("--dry-run", dest="dry_run", action="store_true",
+                   help="print how many items would be replayed, and a sample; create nothing")
     p.add_argument("--replay-config", dest="replay_config",
                    help="configuration for the child run (the global --config does the same)")
     p.add_argument("--create-only", action="store_true", help="create the child run, do not run it")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("audit", parents=[common],
+                       help="who paused, resumed, cancelled, re-sized or replayed runs, when, from where")
+    p.add_argument("run", type=int, nargs="?", help="only this run (default: every run)")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format (default: table)")
+    p.add_argument("--limit", type=int, default=500, help="at most this many entries, the newest (default: 500)")
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("console", parents=[common], help="browse runs and attach to a running one")
     p.add_argument("--run", type=int, help="open this run")
@@ -416,20 +554,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", action="append", default=[], help="one repository owner/name (repeatable)")
     p.add_argument("--repos-file", help="a file of owner/name lines")
     p.add_argument("--iocs", action="append", default=[], help="IOC list: CSV, JSON, YAML or text (repeatable)")
-    p.add_argument("--include-archived", action="store_true")
-    p.add_argument("--include-forks", action="store_true")
+    p.add_argument("--include-archived", action="store_true", help="scan archived repositories too")
+    p.add_argument("--include-forks", action="store_true", help="scan forked repositories too")
     p.add_argument("--match", default="*", help="only repositories whose name matches this glob")
-    p.add_argument("--format", choices=["table", "json", "sarif", "csv"], default="table")
+    p.add_argument("--format", choices=["table", "json", "sarif", "csv"], default="table",
+                   help="findings format (default: table)")
     p.add_argument("-o", "--output", help="write the findings here instead of stdout")
     p.add_argument("--token", help="GitHub token (default: GITHUB_TOKEN, GH_TOKEN or `gh auth token`)")
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("demo", parents=[common], help="simulator + IOC scan of a generated org")
-    p.add_argument("--repos", type=int, default=300)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--repos", type=int, default=300, help="repositories in the generated org (default: 300)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the generated org (default: 7)")
     p.add_argument("--latency-ms", type=float, default=30.0, help="simulated API latency")
     p.set_defaults(func=cmd_demo)
     return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("batchdeck")
+    except metadata.PackageNotFoundError:     # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from engine.errors import ErrorClass
+from engine.retry import DEFAULT_POLICIES
+
 if TYPE_CHECKING:
     from engine.store import Store
 
@@ -149,11 +152,38 @@ def recommendations(report: dict[str, Any]) -> list[str]:
         out.append("primary rate limits were hit: lower rate_limit_buffer")
     if errors.get("timeout", 0) + errors.get("server", 0) > 0.05 * max(1, report["total"]):
         out.append("many timeouts/server errors: smaller batches and fewer concurrent requests")
-    if report["failed"]:
-        out.append(f"{report['failed']} items failed for good: `batchdeck replay {report['run_id']}` retries them")
+    out += _failed_advice(report)
     if report["parallel_efficiency"] and report["parallel_efficiency"] < 0.5 and report["total"] > 100:
         out.append("workers were idle half the time: the run was paced by rate limits or the feeder")
     return out
+
+
+# What to fix when items failed with an error no retry cures: a replay as is would fail them again.
+_FIX_FIRST = {
+    "client": "the API rejected the requests (4xx: missing or inaccessible repositories, bad input); "
+              "fix the input or the access first",
+    "auth": "the token was refused; fix the token (`--token`, GITHUB_TOKEN) first",
+    "unexpected": "the job raised an unexpected error; inspect them (`batchdeck show {run} --format json`) first",
+}
+
+
+def _failed_advice(report: dict[str, Any]) -> list[str]:
+    """Recommend a replay only for the failures a replay can cure (the retry policy's retryable classes)."""
+    run = report["run_id"]
+    retryable: list[str] = []
+    advice = []
+    for name, n in sorted(report["failed_by_class"].items()):
+        policy = DEFAULT_POLICIES.get(ErrorClass(name)) if name in ErrorClass.__members__.values() else None
+        if policy is not None and policy.retryable:
+            retryable.append(name)
+            continue
+        fix = _FIX_FIRST.get(name, _FIX_FIRST["unexpected"]).format(run=run)
+        advice.append(f"{n} items failed with {name.replace('_', ' ')} errors, which a replay as is repeats: {fix}")
+    if retryable:
+        n = sum(report["failed_by_class"][name] for name in retryable)
+        where = f" --where 'error={'|'.join(retryable)}'" if advice else ""
+        advice.insert(0, f"{n} items failed with retryable errors: `batchdeck replay {run}{where}` retries them")
+    return advice
 
 
 def report_markdown(report: dict[str, Any]) -> str:

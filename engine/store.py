@@ -31,12 +31,20 @@ import aiosqlite
 from engine.errors import InputError
 from engine.models import BatchState, BatchView, Counts, MetricSample, RunInfo, RunState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+#: operator actions (engine/audit.py): who, when, from where
+AUDIT_TABLE_SQL = (
+    "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, at REAL NOT NULL, "
+    "action TEXT NOT NULL, arg TEXT, origin TEXT NOT NULL, user TEXT NOT NULL, host TEXT, pid INTEGER)"
+)
+AUDIT_INDEX_SQL = "CREATE INDEX IF NOT EXISTS audit_run ON audit (run_id, id)"
 
 #: forward migrations: schema version reached -> statements that reach it from the one before
 MIGRATIONS: dict[int, list[str]] = {
     2: ["ALTER TABLE file_errors ADD COLUMN line INTEGER",
         "DELETE FROM blobs WHERE error IS NOT NULL"],     # errors are JSON {reason, line} from 2 on
+    3: [AUDIT_TABLE_SQL, AUDIT_INDEX_SQL],
 }
 
 SCHEMA = """
@@ -190,7 +198,7 @@ CREATE TABLE IF NOT EXISTS sync_map (
     updated_at REAL NOT NULL,
     PRIMARY KEY (repo, source_key)
 ) WITHOUT ROWID;
-"""
+""" + f"{AUDIT_TABLE_SQL};\n{AUDIT_INDEX_SQL};\n"
 
 ITEM_UPDATE_SQL = (
     "UPDATE items SET state=?, attempts=?, not_before=?, batch_id=?, error_class=?, "

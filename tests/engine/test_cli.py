@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.store import SCHEMA_VERSION
+
 ROOT = Path(__file__).parents[2]
 
 
@@ -102,7 +104,7 @@ def test_run_runs_show_report(tmp_path):
         assert key in report
     assert report["total"] == 300 and report["failed"] > 0 and report["done"] + report["failed"] == 300
     md = cli("report", "1", "--db", str(db)).stdout
-    assert "| throughput |" in md and "batchdeck replay 1" in md
+    assert "| throughput |" in md and "client errors, which a replay as is repeats" in md
     shown = cli("show", "1", "--db", str(db)).stdout
     assert "task_graph" in shown and "replay batch" in shown
     replay = cli("replay", "1", "--db", str(db), "--headless")
@@ -163,7 +165,7 @@ def test_a_database_of_schema_1_is_migrated(tmp_path):
     with sqlite3.connect(db) as conn:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(file_errors)")]
         version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-    assert "line" in columns and version == "2"
+    assert "line" in columns and version == str(SCHEMA_VERSION)
 
 
 def test_replay_with_another_config_runs_the_child_with_it(tmp_path):
