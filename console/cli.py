@@ -247,11 +247,11 @@ def _brief(value: Any, nested: bool = False) -> str:
     if isinstance(value, dict):
         if nested:
             return f"{len(value)} keys"
-        return "; ".join(f"{visible(k)} {_brief(v, True)}" for k, v in value.items()) or "none"
+        return "; ".join(f"{visible(k)}: {_brief(v, True)}" for k, v in value.items()) or "none"
     if isinstance(value, list):
         if len(value) <= 3 and not any(isinstance(v, dict | list) for v in value):
             return ", ".join(visible(v) for v in value) or "none"
-        return f"{len(value)} entries"
+        return f"{len(value)} items"
     text = value if isinstance(value, str) else json.dumps(value)
     return visible(text)[:120]
 

@@ -137,7 +137,7 @@ def test_show_summarises_a_huge_spec_and_json_has_all_of_it(tmp_path):
     shown = cli("show", "1", "--db", str(db))
     assert shown.returncode == 0, shown.stderr
     assert len(shown.stdout) < 2000 and max(len(line) for line in shown.stdout.splitlines()) < 200
-    assert "entries 3000 entries" in shown.stdout and "sources list.csv" in shown.stdout
+    assert "entries: 3000 items" in shown.stdout and "sources: list.csv" in shown.stdout
     assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout and "␛]0;owned" in shown.stdout
     assert "--format json" in shown.stdout
     full = json.loads(cli("show", "1", "--db", str(db), "--format", "json").stdout)
@@ -216,6 +216,11 @@ def test_cli_actions_are_in_the_audit_log_with_who_and_from_where(tmp_path):
     assert {e["origin"] for e in log} == {"cli"} and {e["user"] for e in log} == {getpass.getuser()}
     table = cli("audit", str(child), "--db", str(db)).stdout
     assert "concurrency" in table and "replay" not in table and getpass.getuser() in table
+
+    second = int(cli("replay", "1", "--create-only", "--db", str(db)).stdout)
+    cli("resume", str(second), "--db", str(db), "--headless")          # nobody runs it: it runs here
+    log = json.loads(cli("audit", str(second), "--db", str(db), "--format", "json").stdout)
+    assert [(e["action"], e["arg"], e["origin"]) for e in log] == [("resume", "in this process", "cli")]
 
 
 class _GatedJob:
