@@ -287,8 +287,9 @@ async def cmd_control(args: argparse.Namespace) -> int:
             return await drive(engine, run.id, args, **services)
         await engine.request(run.id, args.command, arg)
         await record(engine.store, run.id, args.command, arg, origin=Origin.CLI)
-        print(f"{args.command}{' ' + arg if arg else ''} sent to run {run.id} (process {run.owner_pid})",
-              file=sys.stderr)
+        what = f"{args.command}{' ' + arg if arg else ''}"
+        print(f"{what} sent to run {run.id} (process {run.owner_pid})" if run.owner_pid else
+              f"{what} queued for run {run.id}: no process runs it now; it applies when one does", file=sys.stderr)
         return EXIT_OK
 
 
@@ -322,7 +323,7 @@ async def cmd_replay(args: argparse.Namespace) -> int:
             print(f"{len(items)} failed items of {scope}" + (f" match {where.text}" if where else "")
                   + " would be replayed" + (":" if items else ""))
             for item in items[:10]:
-                print(f"  {visible(item['key'])}  {item['error_class'] or '–'}  "
+                print(f"  {visible(item['key'])}  {visible(item['error_class'] or '–')}  "
                       f"{visible(item['last_error'] or '')[:100]}")
             if len(items) > 10:
                 print(f"  ... and {len(items) - 10} more")
@@ -526,7 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, help="only the failed items of this batch")
     p.add_argument("--where", metavar="FILTER",
                    help="only the failed items this filter matches: field=value[,field=value], fields error, "
-                        "lane, key (a glob), batch, status (404, 5xx); a|b for either (see engine/filters.py)")
+                        "lane, key (a glob), batch, status (404, 5xx); a|b for either; "
+                        "e.g. 'error=server|timeout,lane=read'")
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
                    help="print how many items would be replayed, and a sample; create nothing")
     p.add_argument("--replay-config", dest="replay_config",
