@@ -109,6 +109,7 @@ async def drive(engine: Any, run_id: int, args: argparse.Namespace, *, github: A
                               keymap=engine.config.console.keymap, refresh_hz=engine.config.console.refresh_hz)
             if not handle.task.done():
                 await handle.stop("console closed; resume to continue")
+                await record(engine.store, run_id, Action.STOP, "console closed", origin=Origin.CONSOLE)
         state = await handle.task
     finally:
         if on_stop:
