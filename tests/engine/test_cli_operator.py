@@ -17,6 +17,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -266,3 +267,37 @@ def test_a_signal_is_in_the_audit_log(tmp_path, monkeypatch):
     code, log = asyncio.run(scenario())
     assert code == 130
     assert [(e.action, e.arg, e.origin, e.user) for e in log] == [("stop", "SIGTERM", "signal", getpass.getuser())]
+
+
+def test_quitting_the_console_that_runs_a_run_is_in_the_audit_log(tmp_path, monkeypatch):
+    import console.app
+
+    job = _GatedJob()
+    monkeypatch.setattr(engine_api, "load_processor", lambda kind, **_: job)
+
+    class _Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    async def scenario() -> tuple[int, list]:
+        async with await Engine.open(tmp_path / "quit.db") as engine:
+            run_id = await engine.create_run("gated", {})
+
+            async def console_quit_at_once(*args, **kwargs) -> None:
+                await job.started.wait()
+                runner = engine.handles[run_id].runner
+
+                async def open_gate_once_stopped() -> None:
+                    await runner.wait()            # the stop drive() asks for after the console closed
+                    job.gate.set()
+
+                asyncio.get_running_loop().create_task(open_gate_once_stopped())
+
+            monkeypatch.setattr(console.app, "run_console", console_quit_at_once)
+            monkeypatch.setattr(sys, "stdout", _Terminal())
+            code = await drive(engine, run_id, argparse.Namespace(headless=False))
+            return code, await entries(engine.store, run_id)
+
+    code, log = asyncio.run(scenario())
+    assert code == 130
+    assert [(e.action, e.arg, e.origin) for e in log] == [("stop", "console closed", "console")]
