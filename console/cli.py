@@ -25,6 +25,7 @@ from typing import Any
 from engine.config import AppConfig, load_config
 from engine.errors import InputError
 from engine.models import RunState
+from engine.safetext import visible
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -45,7 +46,37 @@ def _config(args: argparse.Namespace, **overrides: Any) -> AppConfig:
         flags.setdefault("github", {})["api_url"] = args.api_url
     if getattr(args, "theme", None):
         flags.setdefault("console", {})["theme"] = args.theme
-    return load_config(args.config, overrides=flags)
+    config = load_config(args.config, overrides=flags)
+    clean_url, secret = _split_api_url(config.github.api_url)
+    if secret is not None:
+        # `--api-url https://user:TOKEN@host` (or the same in the config file or environment):
+        # the userinfo is the token; the URL we keep, store and show carries none
+        from engine.github.auth import register_secret
+
+        register_secret(secret)
+        args.url_token = secret
+        args.api_url = clean_url
+        flags.setdefault("github", {})["api_url"] = clean_url
+        config = load_config(args.config, overrides=flags)
+    return config
+
+
+def _split_api_url(url: str) -> tuple[str, str | None]:
+    from engine.safetext import scrub_url, split_url_credentials
+
+    clean, secret = split_url_credentials(url)
+    return scrub_url(clean), secret
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """--token, else the userinfo of --api-url, else GITHUB_TOKEN, GH_TOKEN, `gh auth token`."""
+    from engine.github.auth import resolve_token
+
+    return resolve_token(getattr(args, "token", None) or getattr(args, "url_token", None))
+
+
+# Commands that only read the database: a --db in a missing directory is a typo, not a place to create
+READ_ONLY_COMMANDS = frozenset({"runs", "show", "report", "findings"})
 
 
 def _db(args: argparse.Namespace) -> Path:
@@ -57,7 +88,10 @@ def _db(args: argparse.Namespace) -> Path:
 async def _engine(args: argparse.Namespace, config: AppConfig | None = None):
     from engine.api import Engine
 
-    return await Engine.open(_db(args), config or _config(args))
+    db = _db(args)
+    if getattr(args, "cmd", None) in READ_ONLY_COMMANDS and not db.parent.is_dir():
+        raise InputError(f"{db}: no such directory (`{args.cmd}` reads an existing database; check --db)")
+    return await Engine.open(db, config or _config(args))
 
 
 def _exit_for(state: RunState, failed: int) -> int:
@@ -101,7 +135,7 @@ async def drive(engine: Any, run_id: int, args: argparse.Namespace, *, github: A
                 loop.remove_signal_handler(sig)
     run = await engine.store.require_run(run_id)
     counts = await engine.store.counts(run_id)
-    print(f"run {run_id}: {state.value}" + (f" — {run.message}" if run.message else "")
+    print(f"run {run_id}: {state.value}" + (f" — {visible(run.message)}" if run.message else "")
           + f" ({counts.done} done, {counts.failed} failed, {counts.pending} pending of {counts.total})",
           file=sys.stderr)
     if after is not None:
@@ -197,7 +231,9 @@ async def cmd_report(args: argparse.Namespace) -> int:
         report = await engine.report(args.run)
         text = json.dumps(report, indent=2) if args.format == "json" else engine.report_markdown(report)
         if args.output:
-            Path(args.output).write_text(text + "\n")
+            from engine.files import write_private
+
+            write_private(args.output, text + "\n")
             print(f"report written to {args.output}", file=sys.stderr)
         else:
             print(text)
@@ -211,10 +247,24 @@ async def cmd_control(args: argparse.Namespace) -> int:
         ownerless = run.state in (RunState.INTERRUPTED, RunState.FAILED, RunState.PENDING) or (
             run.state is RunState.PAUSED and not run.owner_pid)
         if args.command == "resume" and ownerless:       # no process runs it: resume it here
-            return await drive(engine, run.id, args, **await _services_for(run, args, engine))
+            return await _drive_kind(engine, run, run.id, args)
         await engine.request(run.id, args.command)
         print(f"{args.command} sent to run {run.id} (process {run.owner_pid})", file=sys.stderr)
         return EXIT_OK
+
+
+async def _drive_kind(engine: Any, run: Any, run_id: int, args: argparse.Namespace) -> int:
+    """Drive ``run_id`` (``run`` itself, or a replay of it) with what its kind needs wired in,
+    then print its results and exit as the command that created it would."""
+    services = await _services_for(run, args, engine)
+    try:
+        if run.kind == "ioc-scan":
+            return await _drive_scan(engine, run_id, args, services)
+        return await drive(engine, run_id, args, **services)
+    finally:
+        client = services.get("github")
+        if client is not None:
+            await client.aclose()
 
 
 async def _services_for(run: Any, args: argparse.Namespace, engine: Any) -> dict[str, Any]:
@@ -224,14 +274,55 @@ async def _services_for(run: Any, args: argparse.Namespace, engine: Any) -> dict
 
 
 async def _ioc_scan_services(run: Any, args: argparse.Namespace, engine: Any) -> dict[str, Any]:
-    from engine.github.auth import resolve_token
     from engine.jobs.ioc_scan.scan import make_client
 
-    api_url = getattr(args, "api_url", None) or run.spec.get("api_url") or engine.config.github.api_url
-    return {"github": make_client(engine, api_url, resolve_token(getattr(args, "token", None)))}
+    if getattr(args, "api_url", None):
+        api_url = args.api_url          # already split from its credentials by _config
+    else:
+        api_url, _ = _split_api_url(run.spec.get("api_url") or engine.config.github.api_url)
+    token = _token(args)
+    if token is None:
+        if run.spec.get("authenticated"):
+            raise InputError(f"run {run.id} was started with a token: give --token (or set GITHUB_TOKEN) to "
+                             "continue it; nothing was changed")
+        confirm_unauthenticated(args, await _pending_repos(engine, run.id))
+    return {"github": make_client(engine, api_url, token)}
+
+
+async def _pending_repos(engine: Any, run_id: int) -> int | None:
+    row = await engine.store.fetchone(
+        "SELECT count(*) FROM items WHERE run_id=? AND state != 'done'", (run_id,))
+    return row[0] if row else None
 
 
 _KIND_SERVICES: dict[str, Callable[..., Any]] = {"ioc-scan": _ioc_scan_services}
+
+UNAUTHENTICATED_LIMIT = 60          # requests an hour: GitHub's bucket without a token
+FEW_REPOS = 5                       # below this an unauthenticated scan fits in the bucket
+
+
+def confirm_unauthenticated(args: argparse.Namespace, repos: int | None) -> None:
+    """Before scanning without a token: warn, and unless told --yes, ask (in a terminal) or refuse.
+
+    ``repos`` is how many repositories are known to be in scope (None: an org or user,
+    not listed yet). A handful scans with a warning only. Otherwise a terminal asks
+    y/N; without a terminal (CI, scripts) the scan needs --yes: a forgotten token
+    secret should fail the job at once, not crawl at 60 requests an hour for a day.
+    """
+    size = "an unknown number of" if repos is None else str(repos)
+    warning = (f"batchdeck: warning: no GitHub token (--token, GITHUB_TOKEN, GH_TOKEN or `gh auth token`): "
+               f"unauthenticated, the API allows {UNAUTHENTICATED_LIMIT} requests an hour; "
+               f"{size} repositories to scan")
+    print(warning, file=sys.stderr)
+    if (repos is not None and repos <= FEW_REPOS) or getattr(args, "yes", False):
+        return
+    if sys.stdin.isatty():
+        answer = input("Scan unauthenticated anyway? [y/N] ")
+        if answer.strip().lower() in ("y", "yes"):
+            return
+        raise InputError("not started: give a token (--token or GITHUB_TOKEN)")
+    raise InputError("no GitHub token: give --token or GITHUB_TOKEN, or --yes to scan unauthenticated "
+                     f"at {UNAUTHENTICATED_LIMIT} requests an hour")
 
 
 async def cmd_replay(args: argparse.Namespace) -> int:
@@ -246,7 +337,7 @@ async def cmd_replay(args: argparse.Namespace) -> int:
             print(child)
             return EXIT_OK
         run = await engine.store.require_run(child)
-        return await drive(engine, child, args, **await _services_for(run, args, engine))
+        return await _drive_kind(engine, run, child, args)
 
 
 async def cmd_console(args: argparse.Namespace) -> int:
@@ -260,57 +351,125 @@ async def cmd_console(args: argparse.Namespace) -> int:
 
 
 async def cmd_scan(args: argparse.Namespace, *, announce: bool = True) -> int:
-    from engine.github.auth import resolve_token
-    from engine.jobs.ioc_scan.output import render
-    from engine.jobs.ioc_scan.scan import (
-        ScanTargets,
-        build_spec,
-        findings,
-        make_client,
-        parse_failures,
-        read_repos_file,
-    )
+    from engine.jobs.ioc_scan.scan import ScanTargets, build_spec, make_client, read_repos_file
 
     repos = list(args.repo) + (read_repos_file(args.repos_file) if args.repos_file else [])
     config = _config(args)
+    _check_outputs(args)
+    token = _token(args)
+    if token is None:
+        confirm_unauthenticated(args, None if args.org or args.user else len(set(repos)))
     spec = build_spec(ScanTargets(orgs=args.org, users=args.user, repos=repos), args.iocs,
                       include_archived=args.include_archived, include_forks=args.include_forks, match=args.match,
                       api_url=config.github.api_url)
-    token = resolve_token(getattr(args, "token", None))
+    spec["authenticated"] = token is not None      # a resume without a token must not run anonymously
     async with await _engine(args, config) as engine:
         run_id = await engine.create_run("ioc-scan", spec, config)
         if announce:
             print(f"run {run_id} created: ioc-scan of {config.github.api_url}", file=sys.stderr)
         client = make_client(engine, config.github.api_url, token)
-        matches: list = []
-
-        async def emit() -> None:
-            matches.extend(await findings(engine.store, run_id))
-            run = await engine.store.require_run(run_id)
-            text = render(matches, args.format, await parse_failures(engine.store, run_id),
-                          run_info={"run_id": run_id, "state": run.state.value, "api_url": config.github.api_url})
-            if args.output:
-                Path(args.output).write_text(text)
-                print(f"{len(matches)} findings written to {args.output} ({args.format})", file=sys.stderr)
-            else:
-                print(text, end="" if text.endswith("\n") else "\n")
-            # a coverage gap matters as much as a finding after an incident: say what was not scanned
-            failed = await engine.store.failed_items(run_id)
-            if failed:
-                print(f"{len(failed)} item(s) could not be scanned (`batchdeck replay {run_id}` retries them):",
-                      file=sys.stderr)
-                for item in failed[:10]:
-                    print(f"  {item['key']}: {item['last_error']}", file=sys.stderr)
-                if len(failed) > 10:
-                    print(f"  ... and {len(failed) - 10} more (`batchdeck show {run_id}`)", file=sys.stderr)
-
         try:
-            code = await drive(engine, run_id, args, github=client, after=emit)
+            code = await _drive_scan(engine, run_id, args, {"github": client})
         finally:
             await client.aclose()
         if getattr(args, "show_report", False):
             print(engine.report_markdown(await engine.report(run_id)))
-        return EXIT_FAILED if matches and code == EXIT_OK else code
+        return code
+
+
+async def _drive_scan(engine: Any, run_id: int, args: argparse.Namespace, services: dict[str, Any]) -> int:
+    """Drive an ioc-scan run (new, resumed or a replay); print its family's results; the exit code.
+
+    0 only for a clean verdict (nothing found, everything in scope scanned); 1 for findings or
+    anything not scanned; 130 interrupted; 2 when the run failed on bad input (token, org...).
+    """
+    emitted: list[Any] = []
+
+    async def emit() -> None:
+        emitted.append(await emit_scan_results(engine, run_id, args))
+
+    code = await drive(engine, run_id, args, after=emit, **services)
+    if code in (EXIT_INTERRUPTED, EXIT_INPUT):
+        return code
+    return EXIT_OK if emitted and emitted[0].clean else EXIT_FAILED
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an output file we could not write before scanning, not after."""
+    import os
+
+    output = getattr(args, "output", None)
+    if output:
+        parent = Path(output).resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK) or Path(output).is_dir():
+            raise InputError(f"{output}: cannot write here (no such directory, not writable, or a directory)")
+
+
+async def emit_scan_results(engine: Any, run_id: int, args: argparse.Namespace) -> Any:
+    """Write the findings of ``run_id``'s family (format, -o, --sarif-dir) and the verdict on stderr."""
+    from engine.files import make_private_dir, write_private
+    from engine.jobs.ioc_scan.output import render, sarif_by_repo, sarif_file_name
+    from engine.jobs.ioc_scan.scan import results
+
+    res = await results(engine.store, run_id)
+    cov = res.coverage
+    root = await engine.store.require_run(cov.run_id)
+    run_info: dict[str, Any] = {"run_id": cov.run_id, "state": cov.state.value,
+                                "api_url": _split_api_url(root.spec.get("api_url") or "")[0]}
+    if len(cov.runs) > 1:
+        run_info["replays"] = cov.runs[1:]
+    fmt = getattr(args, "format", None) or "table"
+    text = render(res.matches, fmt, res.failures, run_info, coverage=cov, found_by=res.found_by)
+    hint = f"the findings are kept in the database: `batchdeck findings {cov.run_id}`"
+    try:
+        if getattr(args, "output", None):
+            write_private(args.output, text)
+            print(f"{len(res.matches)} findings written to {args.output} ({fmt})", file=sys.stderr)
+            if fmt == "csv":
+                # a CSV stays a plain table for its consumers; what it covers goes beside it
+                sidecar = f"{args.output}.coverage.json"
+                write_private(sidecar, json.dumps({"verdict": cov.verdict(len(res.matches)),
+                                                   "complete": cov.complete, "coverage": cov.to_dict()},
+                                                  indent=2) + "\n")
+                print(f"coverage written to {sidecar}", file=sys.stderr)
+        else:
+            print(text, end="" if text.endswith("\n") else "\n")
+        if getattr(args, "sarif_dir", None):
+            directory = make_private_dir(args.sarif_dir)
+            documents = sarif_by_repo(res.matches, res.failures, run_info, coverage=cov, found_by=res.found_by)
+            for repo, document in documents.items():
+                target = directory / sarif_file_name(repo)
+                make_private_dir(target.parent)
+                write_private(target, document)
+            print(f"{len(documents)} SARIF file(s), one per repository, written to {directory}", file=sys.stderr)
+    except InputError as exc:
+        raise InputError(f"{exc}; {hint}") from None
+    if fmt == "table" and not getattr(args, "output", None):
+        return res                    # the table on the terminal already ends with the verdict and gaps
+    # the verdict and what was not scanned matter as much as a finding after an incident
+    print(visible(cov.verdict(len(res.matches))), file=sys.stderr)
+    gaps = cov.repos_not_scanned + cov.to_dict()["targets_not_listed"]
+    if gaps:
+        print(f"not scanned ({len(gaps)}; `batchdeck replay {cov.runs[-1]}` retries failed items, "
+              f"`batchdeck resume RUN` continues a stopped one):", file=sys.stderr)
+        for gap in gaps[:10]:
+            print(f"  {visible(gap.get('repo') or gap.get('target'))}: {visible(gap['reason'])}", file=sys.stderr)
+        if len(gaps) > 10:
+            print(f"  ... and {len(gaps) - 10} more (`batchdeck findings {cov.run_id} --format json`)",
+                  file=sys.stderr)
+    return res
+
+
+async def cmd_findings(args: argparse.Namespace) -> int:
+    """The findings of a stored run merged with its replays; exits like the scan would."""
+    async with await _engine(args) as engine:
+        await engine.store.detect_interrupted()
+        run = await engine.store.require_run(args.run)
+        if run.kind != "ioc-scan":
+            raise InputError(f"run {run.id} is a {run.kind} run; findings come from ioc-scan runs")
+        _check_outputs(args)
+        res = await emit_scan_results(engine, run.id, args)
+        return EXIT_OK if res.clean else EXIT_FAILED
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
@@ -350,6 +509,22 @@ def cmd_sim(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------------- parser
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=["table", "json", "sarif", "csv"], default="table",
+                   help="findings format (default: table)")
+    p.add_argument("-o", "--output", help="write the findings here (mode 0600) instead of stdout")
+    p.add_argument("--sarif-dir", dest="sarif_dir",
+                   help="also write one SARIF file per repository here (DIR/owner/name.sarif), for code scanning")
+
+
+def _add_scan_output_flags(p: argparse.ArgumentParser) -> None:
+    """What scan, resume and replay share: output and connection (the global --api-url too)."""
+    _add_output_flags(p)
+    p.add_argument("--token", help="GitHub token (default: GITHUB_TOKEN, GH_TOKEN or `gh auth token`)")
+    p.add_argument("--yes", action="store_true",
+                   help="scan without a token without asking (60 requests an hour)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     def options(suppress: bool) -> argparse.ArgumentParser:
         # Sub-commands re-declare the global options with SUPPRESS defaults so that
@@ -394,6 +569,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=text)
         p.add_argument("run", type=int)
         p.set_defaults(func=cmd_control, command=name)
+        if name == "resume":
+            _add_scan_output_flags(p)
 
     p = sub.add_parser("replay", parents=[common], help="a child run of the failed items of a run or batch")
     p.add_argument("run", type=int)
@@ -401,7 +578,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay-config", dest="replay_config",
                    help="configuration for the child run (the global --config does the same)")
     p.add_argument("--create-only", action="store_true", help="create the child run, do not run it")
+    _add_scan_output_flags(p)
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("findings", parents=[common], help="findings of a stored scan run and its replays")
+    p.add_argument("run", type=int)
+    _add_output_flags(p)
+    p.set_defaults(func=cmd_findings)
 
     p = sub.add_parser("console", parents=[common], help="browse runs and attach to a running one")
     p.add_argument("--run", type=int, help="open this run")
@@ -419,9 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-archived", action="store_true")
     p.add_argument("--include-forks", action="store_true")
     p.add_argument("--match", default="*", help="only repositories whose name matches this glob")
-    p.add_argument("--format", choices=["table", "json", "sarif", "csv"], default="table")
-    p.add_argument("-o", "--output", help="write the findings here instead of stdout")
-    p.add_argument("--token", help="GitHub token (default: GITHUB_TOKEN, GH_TOKEN or `gh auth token`)")
+    _add_scan_output_flags(p)
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("demo", parents=[common], help="simulator + IOC scan of a generated org")
@@ -440,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return asyncio.run(args.func(args))
     except InputError as exc:
-        print(f"batchdeck: error: {exc}", file=sys.stderr)
+        print(f"batchdeck: error: {visible(exc)}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("batchdeck: interrupted", file=sys.stderr)

@@ -48,7 +48,8 @@ def test_a_repository_that_cannot_be_scanned_is_named(simulator, tmp_path):
     result = scan("--repo", "acme/does-not-exist", "--api-url", simulator, "--iocs", str(IOCS),
                   "--db", str(tmp_path / "m.db"))
     assert result.returncode == 1
-    assert "repo:acme/does-not-exist" in result.stderr and "404" in result.stderr
+    assert "acme/does-not-exist" in result.stdout and "404" in result.stdout
+    assert "INCOMPLETE" in result.stdout and "No compromised packages found" not in result.stdout
 
 
 def test_a_bad_token_is_one_line_and_exit_2(simulator, tmp_path):
