@@ -171,3 +171,16 @@ def test_resume_takes_a_token_closes_its_session_and_exits_like_scan(simulator, 
     document = json.loads(out.read_text())
     truth = httpx.get(f"{simulator}/_sim/truth").json()["findings"]
     assert document["complete"] is True and len(document["matches"]) == len(truth)
+
+
+@pytest.mark.parametrize("target,url", [(["--org", "no-such-org"], None), (["--org", "acme"], "http://127.0.0.1:9")])
+def test_a_scan_that_could_not_list_anything_says_incomplete_in_the_file(simulator, tmp_path, target, url):
+    """A 404 org and an unreachable --api-url: the file must not read like a clean result."""
+    out = tmp_path / "f.json"
+    result = scan(*target, "--api-url", url or simulator, "--iocs", str(IOCS), "--db", str(tmp_path / "n.db"),
+                  "--format", "json", "-o", str(out))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    document = json.loads(out.read_text())
+    assert document["complete"] is False and document["coverage"]["state"] == "failed"
+    assert document["verdict"].startswith("INCOMPLETE") and "No compromised" not in out.read_text()
+    assert "INCOMPLETE" in result.stderr
