@@ -230,3 +230,28 @@ async def test_escape_sequences_from_a_repository_never_reach_the_terminal(tmp_p
         row = next(line for line in out.splitlines() if "02-echo" in line)        # the finding still shows
         assert "evil\u241b]0;pwned\u2407dir\u241b[2J/package-lock.json" in row and "0.0.7" in row
         assert "acme/gone\u241b]0;pwned\u2407" in (out if fmt == "table" else err)  # named, made visible
+
+
+async def test_quitting_the_console_mid_scan_says_incomplete(sim, tmp_path, monkeypatch, capsys):
+    """The console is replaced by a user who quits as soon as the scan is under way."""
+    import sys
+
+    import console.app
+
+    real_stop = Runner.stop
+
+    async def stop_then_release(self, reason="stopped"):
+        await real_stop(self, reason)
+        sim.release.set()
+
+    async def user_quits(*args, **kwargs):
+        await sim.reached.wait()
+
+    monkeypatch.setattr(Runner, "stop", stop_then_release)
+    monkeypatch.setattr(console.app, "run_console", user_quits)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    sim.close()
+    argv = [a for a in scan_args(tmp_path / "q.db") if a != "--headless"]
+    assert await run_cli(*argv) == cli.EXIT_INTERRUPTED
+    out = capsys.readouterr().out
+    assert "INCOMPLETE" in out and "console closed" in out and "No compromised packages found" not in out

@@ -40,6 +40,10 @@ async def test_a_completed_run_that_scanned_everything_is_the_only_clean_verdict
         table = render([], "table", coverage=cov)
         assert CLEAN in table and "All 2 repositories in scope were scanned" in table
         assert "2 archived and 1 forks" in table          # the default scope is said, not silent
+        await store.write("INSERT INTO file_errors (run_id, repo, file_path, reason, line) VALUES (?, ?, ?, ?, ?)",
+                          (run, "acme/a", "yarn.lock", "bad", 3))
+        cov = await coverage(store, run)
+        assert cov.complete and "1 file(s) could not be parsed" in cov.verdict(0)
         document = json.loads(render([], "json", coverage=cov))
         assert document["complete"] is True and document["coverage"]["repos_not_scanned"] == []
         sarif = json.loads(render([], "sarif", coverage=cov))["runs"][0]

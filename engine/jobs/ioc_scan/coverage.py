@@ -58,6 +58,7 @@ class Coverage:
     gaps: list[Gap] = field(default_factory=list)
     excluded: dict[str, int] = field(default_factory=dict)
     items: dict[str, int] = field(default_factory=dict)
+    unparsable: int = 0                  # files read but not parsable: not retried, named with the verdict
 
     # ------------------------------------------------------------------ the verdict
     @property
@@ -107,9 +108,11 @@ class Coverage:
             what = f"{findings} finding(s) so far" if findings else "no finding in what was scanned"
             return (f"INCOMPLETE: {what}; {scanned} repositories scanned, "
                     f"{len(self.repos_not_scanned)} not scanned — " + "; ".join(self.incomplete_reasons()) + ".")
+        caveat = (f"; {self.unparsable} file(s) could not be parsed and were not checked (listed with the "
+                  "findings)") if self.unparsable else ""
         if findings:
-            return f"{findings} finding(s); all {scanned} repositories in scope were scanned."
-        return f"No compromised packages found. All {scanned} repositories in scope were scanned."
+            return f"{findings} finding(s); all {scanned} repositories in scope were scanned{caveat}."
+        return f"No compromised packages found. All {scanned} repositories in scope were scanned{caveat}."
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON ``coverage`` object (exact data: reasons are not made visible here)."""
@@ -127,6 +130,7 @@ class Coverage:
             "targets_not_listed": [{"target": g.target, "reason": g.reason, "run_id": g.run_id}
                                    for g in self.gaps if g.kind == "target"],
             "excluded": dict(self.excluded),
+            "files_not_parsable": self.unparsable,
             "items": dict(self.items),
             "incomplete_reasons": self.incomplete_reasons(),
         }
@@ -185,6 +189,8 @@ async def coverage(store: Any, run_id: int) -> Coverage:
     counts = dict(await store.fetchall(
         f"SELECT state, count(*) FROM items WHERE run_id IN ({marks}) GROUP BY state", runs))
     counters = (flags.get("stats") or {}).get("counters", {})
+    unparsable = await store.fetchone(
+        f"SELECT count(DISTINCT repo || ':' || file_path) FROM file_errors WHERE run_id IN ({marks})", runs)
     return Coverage(
         run_id=root.id, runs=runs, state=root.state, message=root.message, planned=bool(flags.get("planned")),
         repos_scanned={r[0] for r in done_repos} - with_gaps, gaps=gaps,
@@ -192,4 +198,5 @@ async def coverage(store: Any, run_id: int) -> Coverage:
                   "forks": int(counters.get("excluded_forks", 0))},
         items={"in_family": sum(counts.values()), "not_scanned": len(gaps),
                **{state: counts.get(state, 0) for state in ("done", "failed", "pending", "in_flight", "skipped")}},
+        unparsable=unparsable[0] if unparsable else 0,
     )
