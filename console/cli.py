@@ -290,8 +290,10 @@ async def _ioc_scan_services(run: Any, args: argparse.Namespace, engine: Any) ->
 
 
 async def _pending_repos(engine: Any, run_id: int) -> int | None:
+    """Repositories with anything left to do (their own item or one of their files)."""
     row = await engine.store.fetchone(
-        "SELECT count(*) FROM items WHERE run_id=? AND state != 'done'", (run_id,))
+        "SELECT count(DISTINCT CASE WHEN key LIKE 'file:%' THEN substr(key, 6, instr(substr(key, 6), ':') - 1) "
+        "ELSE substr(key, 6) END) FROM items WHERE run_id=? AND state != 'done'", (run_id,))
     return row[0] if row else None
 
 
@@ -403,6 +405,13 @@ def _check_outputs(args: argparse.Namespace) -> None:
         parent = Path(output).resolve().parent
         if not parent.is_dir() or not os.access(parent, os.W_OK) or Path(output).is_dir():
             raise InputError(f"{output}: cannot write here (no such directory, not writable, or a directory)")
+    sarif_dir = getattr(args, "sarif_dir", None)
+    if sarif_dir:
+        existing = Path(sarif_dir).resolve()
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise InputError(f"{sarif_dir}: cannot create SARIF files here (not a writable directory)")
 
 
 async def emit_scan_results(engine: Any, run_id: int, args: argparse.Namespace) -> Any:
