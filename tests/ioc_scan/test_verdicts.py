@@ -171,3 +171,13 @@ def test_terminal_escapes_in_repository_text_are_made_visible_in_table_and_csv()
     assert "\x1b" not in document and json.loads(document)["matches"][0]["file_path"] == HOSTILE
     sarif = json.loads(render([match], "sarif"))
     assert sarif["runs"][0]["results"][0]["properties"]["repository"] == "acme/x\x1b[31m"
+
+
+def test_sarif_file_names_stay_inside_the_directory():
+    from engine.jobs.ioc_scan.output import sarif_file_name
+
+    assert sarif_file_name("acme/api.v2") == "acme/api.v2.sarif"
+    for hostile in ("../..", "acme/../../etc", "acme/..", "/abs", "acme/a\x1b]0;x\x07"):
+        name = sarif_file_name(hostile)
+        parts = name.split("/")
+        assert len(parts) == 2 and ".." not in parts and all(parts) and "\x1b" not in name
