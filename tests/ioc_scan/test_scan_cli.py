@@ -148,14 +148,15 @@ def test_an_unauthenticated_org_scan_needs_yes_without_a_terminal(simulator, tmp
 
 def test_confirm_unauthenticated_asks_in_a_terminal(monkeypatch):
     from console import cli
+    from console.ioc_scan_cli import confirm_unauthenticated
 
     args = cli.build_parser().parse_args(["scan", "--org", "acme"])
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
     monkeypatch.setattr("builtins.input", lambda prompt: "y")
-    cli.confirm_unauthenticated(args, None)                   # yes: goes on
+    confirm_unauthenticated(args, None)                   # yes: goes on
     monkeypatch.setattr("builtins.input", lambda prompt: "")
     with pytest.raises(cli.InputError, match="not started"):
-        cli.confirm_unauthenticated(args, 40)                 # the default is no
+        confirm_unauthenticated(args, 40)                 # the default is no
 
 
 def test_resume_takes_a_token_closes_its_session_and_exits_like_scan(simulator, tmp_path):
