@@ -61,6 +61,7 @@ def test_a_bad_token_is_one_line_and_exit_2(simulator, tmp_path):
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("batchdeck: error")]
     assert error_lines == [f"batchdeck: error: GitHub rejected the token (401 Bad credentials) for {simulator}"]
     assert "Traceback" not in result.stderr
+    assert "INCOMPLETE" in result.stdout and "No compromised packages found" not in result.stdout
 
 
 def test_the_demo_runs_headless_and_prints_findings_and_the_report(tmp_path):
