@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.errors import InputError
 from engine.files import make_private_dir, write_private
-from engine.jobs.ioc_scan.output import render, sarif_by_repo, sarif_file_name
+from engine.jobs.ioc_scan.output import not_scanned_rows, render, sarif_by_repo, sarif_file_name
 from engine.jobs.ioc_scan.scan import ScanResults, results
 from engine.safetext import scrub_url, split_url_credentials, visible
 
@@ -136,13 +136,12 @@ async def emit_scan_results(engine: Any, run_id: int, args: argparse.Namespace) 
         return res                    # the table on the terminal already ends with the verdict and gaps
     # the verdict and what was not scanned matter as much as a finding after an incident
     print(visible(cov.verdict(len(res.matches))), file=sys.stderr)
-    gaps = cov.repos_not_scanned + cov.to_dict()["targets_not_listed"]
+    gaps = not_scanned_rows(cov)
     if gaps:
-        print(f"not scanned ({len(gaps)}; `batchdeck resume N` continues stopped run N, "
-              "`batchdeck replay N` retries its failed items):", file=sys.stderr)
-        for gap in gaps[:10]:
-            print(f"  {visible(gap.get('repo') or gap.get('target'))} (run {gap['run_id']}): {visible(gap['reason'])}",
-                  file=sys.stderr)
+        print("not scanned (`batchdeck resume N` continues stopped run N, `batchdeck replay N` retries its "
+              "failed items):", file=sys.stderr)
+        for what, why, runs in gaps[:10]:
+            print(f"  {visible(what)} (run {runs}): {visible(why)}", file=sys.stderr)
         if len(gaps) > 10:
             print(f"  ... and {len(gaps) - 10} more (`batchdeck findings {cov.run_id} --format json`)",
                   file=sys.stderr)

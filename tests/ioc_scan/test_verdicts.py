@@ -68,6 +68,7 @@ async def test_failed_pending_and_partly_scanned_repos_make_it_incomplete_in_eve
             table = render(findings, "table", coverage=cov)
             assert CLEAN not in table and "INCOMPLETE" in table and "paused: stopped by SIGINT" in table
             assert "acme/missing" in table and "404" in table
+            assert "1 repositories" in table and "not reached (the run stopped before them; resume it)" in table
         document = json.loads(render([MATCH], "json", coverage=cov))
         assert document["complete"] is False and document["verdict"].startswith("INCOMPLETE")
         assert document["coverage"]["repos_scanned"] == 1

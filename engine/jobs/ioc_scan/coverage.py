@@ -27,6 +27,7 @@ from typing import Any
 from engine.models import RunState
 
 REPO, FILE = "repo:", "file:"
+NOT_REACHED = "not reached (the run stopped before it)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,7 @@ def _gap(key: str, state: str, error: str | None, run_id: int) -> Gap:
     elif state == "skipped":
         reason = error or "skipped"
     else:
-        reason = "not reached (the run stopped before it)"
+        reason = NOT_REACHED
     if key.startswith(REPO):
         return Gap("repo", key[len(REPO):], reason, run_id)
     if key.startswith(FILE):

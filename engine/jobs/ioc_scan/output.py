@@ -65,7 +65,7 @@ from rich.text import Text
 
 from engine.safetext import visible
 
-from .coverage import Coverage
+from .coverage import NOT_REACHED, Coverage
 from .models import IOCMatch, LockfileError, ParseFailure
 
 FORMATS = ("table", "json", "csv", "sarif")
@@ -202,10 +202,8 @@ def _table(
                                    f["reason"]))
         for f in failures
     ]
-    gaps = coverage.repos_not_scanned if coverage is not None else []
-    gap_rows = [(visible(g["repo"]), visible(g["reason"]), str(g["run_id"])) for g in gaps[:GAPS_SHOWN]]
-    targets = coverage.to_dict()["targets_not_listed"] if coverage is not None else []
-    gap_rows += [(visible(t["target"]), visible(t["reason"]), str(t["run_id"])) for t in targets[:GAPS_SHOWN]]
+    gaps = not_scanned_rows(coverage) if coverage is not None else []
+    gap_rows = [tuple(visible(cell) for cell in row) for row in gaps[:GAPS_SHOWN]]
     # Wide enough that nothing wraps: a findings table is copied into tickets and grepped.
     width = max(
         [
@@ -247,7 +245,7 @@ def _table(
         for row in gap_rows:
             not_scanned.add_row(*(Text(cell) for cell in row))
         console.print(not_scanned)
-        hidden = len(gaps) + len(targets) - len(gap_rows)
+        hidden = len(gaps) - len(gap_rows)
         if hidden > 0 and coverage is not None:
             console.print(Text(f"... and {hidden} more (batchdeck findings {coverage.run_id} --format json)"), soft_wrap=True)
     if error_rows:
@@ -258,6 +256,19 @@ def _table(
             errors.add_row(*(Text(cell) for cell in row))
         console.print(errors)
     return buffer.getvalue()
+
+
+def not_scanned_rows(coverage: Coverage) -> list[tuple[str, str, str]]:
+    """(what, why, run) for every gap; repositories a stopped run did not reach are one row
+    (``resume`` reaches them), anything that failed is a row of its own."""
+    gaps = coverage.repos_not_scanned
+    rows = [(g["repo"], g["reason"], str(g["run_id"])) for g in gaps if not g["reason"].endswith(NOT_REACHED)]
+    rows += [(t["target"], t["reason"], str(t["run_id"])) for t in coverage.to_dict()["targets_not_listed"]]
+    unreached = [g for g in gaps if g["reason"].endswith(NOT_REACHED)]
+    if unreached:
+        runs = ", ".join(str(r) for r in sorted({g["run_id"] for g in unreached}))
+        rows.append((f"{len(unreached)} repositories", "not reached (the run stopped before them; resume it)", runs))
+    return rows
 
 
 def _natural_width(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
@@ -564,5 +575,15 @@ def sarif_file_name(repo: str) -> str:
     return "/".join(parts) + ".sarif"
 
 
-__all__ = ["CSV_COLUMNS", "FORMATS", "csv_columns", "render", "rule_id", "sarif_by_repo", "sarif_document",
-           "sarif_file_name", "verdict"]
+__all__ = [
+    "CSV_COLUMNS",
+    "FORMATS",
+    "csv_columns",
+    "not_scanned_rows",
+    "render",
+    "rule_id",
+    "sarif_by_repo",
+    "sarif_document",
+    "sarif_file_name",
+    "verdict",
+]
