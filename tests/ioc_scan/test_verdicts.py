@@ -38,7 +38,7 @@ async def test_a_completed_run_that_scanned_everything_is_the_only_clean_verdict
         cov = await coverage(store, run)
         assert cov.complete and cov.repos_scanned == {"acme/a", "acme/b"}
         table = render([], "table", coverage=cov)
-        assert CLEAN in table and "All 2 repositories in scope were scanned" in table
+        assert CLEAN in table and "All 2 repositories in scope scanned" in table
         assert "2 archived and 1 forks" in table          # the default scope is said, not silent
         await store.write("INSERT INTO file_errors (run_id, repo, file_path, reason, line) VALUES (?, ?, ?, ?, ?)",
                           (run, "acme/a", "yarn.lock", "bad", 3))
@@ -68,7 +68,7 @@ async def test_failed_pending_and_partly_scanned_repos_make_it_incomplete_in_eve
             table = render(findings, "table", coverage=cov)
             assert CLEAN not in table and "INCOMPLETE" in table and "paused: stopped by SIGINT" in table
             assert "acme/missing" in table and "404" in table
-            assert "1 repositories" in table and "not reached (the run stopped before them; resume it)" in table
+            assert "1 repository " in table and "not reached (the run stopped before them; resume it)" in table
         document = json.loads(render([MATCH], "json", coverage=cov))
         assert document["complete"] is False and document["verdict"].startswith("INCOMPLETE")
         assert document["coverage"]["repos_scanned"] == 1

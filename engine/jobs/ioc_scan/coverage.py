@@ -30,6 +30,10 @@ REPO, FILE = "repo:", "file:"
 NOT_REACHED = "not reached (the run stopped before it)"
 
 
+def repositories(n: int) -> str:
+    return f"{n} repository" if n == 1 else f"{n} repositories"
+
+
 @dataclass(frozen=True, slots=True)
 class Gap:
     """Something in scope that was not scanned."""
@@ -88,7 +92,7 @@ class Coverage:
             reasons.append("the repository listing did not finish: repositories not yet listed are not counted")
         not_scanned = self.repos_not_scanned
         if not_scanned:
-            reasons.append(f"{len(not_scanned)} repositories not (fully) scanned")
+            reasons.append(f"{repositories(len(not_scanned))} not (fully) scanned")
         targets = [g for g in self.gaps if g.kind == "target"]
         if targets:
             reasons.append(f"{len(targets)} listing(s) failed: repositories in them are unknown")
@@ -107,13 +111,13 @@ class Coverage:
         scanned = len(self.repos_scanned)
         if not self.complete:
             what = f"{findings} finding(s) so far" if findings else "no finding in what was scanned"
-            return (f"INCOMPLETE: {what}; {scanned} repositories scanned, "
+            return (f"INCOMPLETE: {what}; {repositories(scanned)} scanned, "
                     f"{len(self.repos_not_scanned)} not scanned — " + "; ".join(self.incomplete_reasons()) + ".")
         caveat = (f"; {self.unparsable} file(s) could not be parsed and were not checked (listed with the "
                   "findings)") if self.unparsable else ""
         if findings:
-            return f"{findings} finding(s); all {scanned} repositories in scope were scanned{caveat}."
-        return f"No compromised packages found. All {scanned} repositories in scope were scanned{caveat}."
+            return f"{findings} finding(s); all {repositories(scanned)} in scope scanned{caveat}."
+        return f"No compromised packages found. All {repositories(scanned)} in scope scanned{caveat}."
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON ``coverage`` object (exact data: reasons are not made visible here)."""

@@ -65,7 +65,7 @@ from rich.text import Text
 
 from engine.safetext import visible
 
-from .coverage import NOT_REACHED, Coverage
+from .coverage import NOT_REACHED, Coverage, repositories
 from .models import IOCMatch, LockfileError, ParseFailure
 
 FORMATS = ("table", "json", "csv", "sarif")
@@ -267,7 +267,7 @@ def not_scanned_rows(coverage: Coverage) -> list[tuple[str, str, str]]:
     unreached = [g for g in gaps if g["reason"].endswith(NOT_REACHED)]
     if unreached:
         runs = ", ".join(str(r) for r in sorted({g["run_id"] for g in unreached}))
-        rows.append((f"{len(unreached)} repositories", "not reached (the run stopped before them; resume it)", runs))
+        rows.append((repositories(len(unreached)), "not reached (the run stopped before them; resume it)", runs))
     return rows
 
 
