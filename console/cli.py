@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -70,8 +71,9 @@ def _token(args: argparse.Namespace) -> str | None:
     return resolve_token(getattr(args, "token", None) or getattr(args, "url_token", None))
 
 
-# Commands that only read the database: a --db in a missing directory is a typo, not a place to create
-READ_ONLY_COMMANDS = frozenset({"runs", "show", "report", "findings"})
+# Commands about runs already in a database: a --db (or BATCHDECK_DB) in a missing directory is a
+# typo, not a place to create one (the default location is created: a new user's `runs` lists nothing)
+EXISTING_DB_COMMANDS = frozenset({"runs", "show", "report", "findings", "pause", "resume", "cancel", "replay"})
 
 
 def _db(args: argparse.Namespace) -> Path:
@@ -84,8 +86,9 @@ async def _engine(args: argparse.Namespace, config: AppConfig | None = None):
     from engine.api import Engine
 
     db = _db(args)
-    if getattr(args, "cmd", None) in READ_ONLY_COMMANDS and not db.parent.is_dir():
-        raise InputError(f"{db}: no such directory (`{args.cmd}` reads an existing database; check --db)")
+    chosen = getattr(args, "db", None) or os.environ.get("BATCHDECK_DB")
+    if chosen and getattr(args, "cmd", None) in EXISTING_DB_COMMANDS and not db.parent.is_dir():
+        raise InputError(f"{db}: no such directory (`{args.cmd}` works on an existing database; check --db)")
     return await Engine.open(db, config or _config(args))
 
 

@@ -117,7 +117,7 @@ def test_outputs_are_private_and_an_unwritable_one_is_refused_before_scanning(si
 
 
 def test_a_db_in_a_missing_directory_is_an_error_for_reading_commands_and_creates_nothing(tmp_path):
-    for command in (["runs"], ["findings", "1"], ["show", "1"]):
+    for command in (["runs"], ["findings", "1"], ["show", "1"], ["resume", "1"], ["cancel", "1"]):
         result = subprocess.run([sys.executable, "-m", "console.cli", *command, "--db", str(tmp_path / "typo" / "x.db")],
                                 capture_output=True, text=True, cwd=ROOT, timeout=60)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
