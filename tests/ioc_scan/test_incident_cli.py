@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import stat
+import sys
 from pathlib import Path
 
 import httpx
@@ -70,7 +71,7 @@ async def run_cli(*argv: str) -> int:
     try:
         return await args.func(args)
     except InputError as exc:
-        print(f"batchdeck: error: {exc}", file=__import__("sys").stderr)
+        print(f"batchdeck: error: {exc}", file=sys.stderr)
         return cli.EXIT_INPUT
 
 
@@ -195,11 +196,11 @@ async def test_sarif_dir_writes_one_private_file_per_scanned_repository(sim, tmp
 async def test_an_output_that_cannot_be_written_after_the_scan_loses_nothing(sim, tmp_path, monkeypatch, capsys):
     db, gone = tmp_path / "o.db", tmp_path / "gone"
     gone.mkdir()
-    real_stop = Runner.run
+    real_run = Runner.run
 
     async def remove_output_dir_during_the_run(self):
         gone.rmdir()                       # the directory was there when the scan started
-        return await real_stop(self)
+        return await real_run(self)
 
     monkeypatch.setattr(Runner, "run", remove_output_dir_during_the_run)
     code = await run_cli(*scan_args(db, "--format", "json", "-o", str(gone / "f.json")))
@@ -234,8 +235,6 @@ async def test_escape_sequences_from_a_repository_never_reach_the_terminal(tmp_p
 
 async def test_quitting_the_console_mid_scan_says_incomplete(sim, tmp_path, monkeypatch, capsys):
     """The console is replaced by a user who quits as soon as the scan is under way."""
-    import sys
-
     import console.app
 
     real_stop = Runner.stop
