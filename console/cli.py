@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -56,7 +57,33 @@ def _config(args: argparse.Namespace, **overrides: Any) -> AppConfig:
         flags.setdefault("github", {})["api_url"] = args.api_url
     if getattr(args, "theme", None):
         flags.setdefault("console", {})["theme"] = args.theme
-    return load_config(args.config, overrides=flags)
+    config = load_config(args.config, overrides=flags)
+    from console.ioc_scan_cli import split_api_url
+
+    clean_url, secret = split_api_url(config.github.api_url)
+    if secret is not None:
+        # `--api-url https://user:TOKEN@host` (or the same in the config file or environment):
+        # the userinfo is the token; the URL we keep, store and show carries none
+        from engine.github.auth import register_secret
+
+        register_secret(secret)
+        args.url_token = secret
+        args.api_url = clean_url
+        flags.setdefault("github", {})["api_url"] = clean_url
+        config = load_config(args.config, overrides=flags)
+    return config
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """--token, else the userinfo of --api-url, else GITHUB_TOKEN, GH_TOKEN, `gh auth token`."""
+    from engine.github.auth import resolve_token
+
+    return resolve_token(getattr(args, "token", None) or getattr(args, "url_token", None))
+
+
+# Commands about runs already in a database: a --db (or BATCHDECK_DB) in a missing directory is a
+# typo, not a place to create one (the default location is created: a new user's `runs` lists nothing)
+EXISTING_DB_COMMANDS = frozenset({"runs", "show", "report", "findings", "pause", "resume", "cancel", "replay"})
 
 
 def _db(args: argparse.Namespace) -> Path:
@@ -68,7 +95,11 @@ def _db(args: argparse.Namespace) -> Path:
 async def _engine(args: argparse.Namespace, config: AppConfig | None = None):
     from engine.api import Engine
 
-    return await Engine.open(_db(args), config or _config(args))
+    db = _db(args)
+    chosen = getattr(args, "db", None) or os.environ.get("BATCHDECK_DB")
+    if chosen and getattr(args, "cmd", None) in EXISTING_DB_COMMANDS and not db.parent.is_dir():
+        raise InputError(f"{db}: no such directory (`{args.cmd}` works on an existing database; check --db)")
+    return await Engine.open(db, config or _config(args))
 
 
 def _exit_for(state: RunState, failed: int) -> int:
@@ -262,7 +293,9 @@ async def cmd_report(args: argparse.Namespace) -> int:
         report = await engine.report(args.run)
         text = json.dumps(report, indent=2) if args.format == "json" else engine.report_markdown(report)
         if args.output:
-            Path(args.output).write_text(text + "\n")
+            from engine.files import write_private
+
+            write_private(args.output, text + "\n")
             print(f"report written to {args.output}", file=sys.stderr)
         else:
             print(text)
@@ -283,15 +316,28 @@ async def cmd_control(args: argparse.Namespace) -> int:
         ownerless = run.state in (RunState.INTERRUPTED, RunState.FAILED, RunState.PENDING) or (
             run.state is RunState.PAUSED and not run.owner_pid)
         if args.command == "resume" and ownerless:       # no process runs it: resume it here
-            services = await _services_for(run, args, engine)
             await record(engine.store, run.id, Action.RESUME, "in this process", origin=Origin.CLI)
-            return await drive(engine, run.id, args, **services)
+            return await _drive_kind(engine, run, run.id, args)
         await engine.request(run.id, args.command, arg)
         await record(engine.store, run.id, args.command, arg, origin=Origin.CLI)
         what = f"{args.command}{' ' + arg if arg else ''}"
         print(f"{what} sent to run {run.id} (process {run.owner_pid})" if run.owner_pid else
               f"{what} queued for run {run.id}: no process runs it now; it applies when one does", file=sys.stderr)
         return EXIT_OK
+
+
+async def _drive_kind(engine: Any, run: Any, run_id: int, args: argparse.Namespace) -> int:
+    """Drive ``run_id`` (``run`` itself, or a replay of it) with what its kind needs wired in,
+    then print its results and exit as the command that created it would."""
+    services = await _services_for(run, args, engine)
+    try:
+        if run.kind == "ioc-scan":
+            return await _drive_scan(engine, run_id, args, services)
+        return await drive(engine, run_id, args, **services)
+    finally:
+        client = services.get("github")
+        if client is not None:
+            await client.aclose()
 
 
 async def _services_for(run: Any, args: argparse.Namespace, engine: Any) -> dict[str, Any]:
@@ -301,14 +347,13 @@ async def _services_for(run: Any, args: argparse.Namespace, engine: Any) -> dict
 
 
 async def _ioc_scan_services(run: Any, args: argparse.Namespace, engine: Any) -> dict[str, Any]:
-    from engine.github.auth import resolve_token
-    from engine.jobs.ioc_scan.scan import make_client
+    from console.ioc_scan_cli import scan_services
 
-    api_url = getattr(args, "api_url", None) or run.spec.get("api_url") or engine.config.github.api_url
-    return {"github": make_client(engine, api_url, resolve_token(getattr(args, "token", None)))}
+    return await scan_services(run, args, engine, _token(args))
 
 
 _KIND_SERVICES: dict[str, Callable[..., Any]] = {"ioc-scan": _ioc_scan_services}
+
 
 
 async def cmd_replay(args: argparse.Namespace) -> int:
@@ -344,7 +389,7 @@ async def cmd_replay(args: argparse.Namespace) -> int:
             print(child)
             return EXIT_OK
         run = await engine.store.require_run(child)
-        return await drive(engine, child, args, **await _services_for(run, args, engine))
+        return await _drive_kind(engine, run, child, args)
 
 
 async def cmd_audit(args: argparse.Namespace) -> int:
@@ -378,57 +423,64 @@ async def cmd_console(args: argparse.Namespace) -> int:
 
 
 async def cmd_scan(args: argparse.Namespace, *, announce: bool = True) -> int:
-    from engine.github.auth import resolve_token
-    from engine.jobs.ioc_scan.output import render
-    from engine.jobs.ioc_scan.scan import (
-        ScanTargets,
-        build_spec,
-        findings,
-        make_client,
-        parse_failures,
-        read_repos_file,
-    )
+    from console.ioc_scan_cli import check_outputs, confirm_unauthenticated
+    from engine.jobs.ioc_scan.scan import ScanTargets, build_spec, make_client, read_repos_file
 
     repos = list(args.repo) + (read_repos_file(args.repos_file) if args.repos_file else [])
     config = _config(args)
+    check_outputs(args)
+    token = _token(args)
+    if token is None:
+        confirm_unauthenticated(args, None if args.org or args.user else len(set(repos)))
     spec = build_spec(ScanTargets(orgs=args.org, users=args.user, repos=repos), args.iocs,
                       include_archived=args.include_archived, include_forks=args.include_forks, match=args.match,
                       api_url=config.github.api_url)
-    token = resolve_token(getattr(args, "token", None))
+    spec["authenticated"] = token is not None      # a resume without a token must not run anonymously
     async with await _engine(args, config) as engine:
         run_id = await engine.create_run("ioc-scan", spec, config)
         if announce:
             print(f"run {run_id} created: ioc-scan of {config.github.api_url}", file=sys.stderr)
         client = make_client(engine, config.github.api_url, token)
-        matches: list = []
-
-        async def emit() -> None:
-            matches.extend(await findings(engine.store, run_id))
-            run = await engine.store.require_run(run_id)
-            text = render(matches, args.format, await parse_failures(engine.store, run_id),
-                          run_info={"run_id": run_id, "state": run.state.value, "api_url": config.github.api_url})
-            if args.output:
-                Path(args.output).write_text(text)
-                print(f"{len(matches)} findings written to {args.output} ({args.format})", file=sys.stderr)
-            else:
-                print(text, end="" if text.endswith("\n") else "\n")
-            # a coverage gap matters as much as a finding after an incident: say what was not scanned
-            failed = await engine.store.failed_items(run_id)
-            if failed:
-                print(f"{len(failed)} item(s) could not be scanned (`batchdeck replay {run_id}` retries them):",
-                      file=sys.stderr)
-                for item in failed[:10]:
-                    print(f"  {item['key']}: {item['last_error']}", file=sys.stderr)
-                if len(failed) > 10:
-                    print(f"  ... and {len(failed) - 10} more (`batchdeck show {run_id}`)", file=sys.stderr)
-
         try:
-            code = await drive(engine, run_id, args, github=client, after=emit)
+            code = await _drive_scan(engine, run_id, args, {"github": client})
         finally:
             await client.aclose()
         if getattr(args, "show_report", False):
             print(engine.report_markdown(await engine.report(run_id)))
-        return EXIT_FAILED if matches and code == EXIT_OK else code
+        return code
+
+
+async def _drive_scan(engine: Any, run_id: int, args: argparse.Namespace, services: dict[str, Any]) -> int:
+    """Drive an ioc-scan run (new, resumed or a replay); print its family's results; the exit code.
+
+    0 only for a clean verdict (nothing found, everything in scope scanned); 1 for findings or
+    anything not scanned; 130 interrupted; 2 when the run failed on bad input (token, org...).
+    """
+    from console.ioc_scan_cli import emit_scan_results
+
+    emitted: list[Any] = []
+
+    async def emit() -> None:
+        emitted.append(await emit_scan_results(engine, run_id, args))
+
+    code = await drive(engine, run_id, args, after=emit, **services)
+    if code in (EXIT_INTERRUPTED, EXIT_INPUT):
+        return code
+    return EXIT_OK if emitted and emitted[0].clean else EXIT_FAILED
+
+
+async def cmd_findings(args: argparse.Namespace) -> int:
+    """The findings of a stored run merged with its replays; exits like the scan would."""
+    async with await _engine(args) as engine:
+        await engine.store.detect_interrupted()
+        run = await engine.store.require_run(args.run)
+        if run.kind != "ioc-scan":
+            raise InputError(f"run {run.id} is a {run.kind} run; findings come from ioc-scan runs")
+        from console.ioc_scan_cli import check_outputs, emit_scan_results
+
+        check_outputs(args)
+        res = await emit_scan_results(engine, run.id, args)
+        return EXIT_OK if res.clean else EXIT_FAILED
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
@@ -468,6 +520,22 @@ def cmd_sim(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------------- parser
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=["table", "json", "sarif", "csv"], default="table",
+                   help="findings format (default: table)")
+    p.add_argument("-o", "--output", help="write the findings here (mode 0600) instead of stdout")
+    p.add_argument("--sarif-dir", dest="sarif_dir",
+                   help="also write one SARIF file per repository here (DIR/owner/name.sarif), for code scanning")
+
+
+def _add_scan_output_flags(p: argparse.ArgumentParser) -> None:
+    """What scan, resume and replay share: output and connection (the global --api-url too)."""
+    _add_output_flags(p)
+    p.add_argument("--token", help="GitHub token (default: GITHUB_TOKEN, GH_TOKEN or `gh auth token`)")
+    p.add_argument("--yes", action="store_true",
+                   help="scan without a token without asking (60 requests an hour)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     def options(suppress: bool) -> argparse.ArgumentParser:
         # Sub-commands re-declare the global options with SUPPRESS defaults so that
@@ -517,6 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=text)
         p.add_argument("run", type=int, help=run_help)
         p.set_defaults(func=cmd_control, command=name)
+        if name == "resume":
+            _add_scan_output_flags(p)
 
     p = sub.add_parser("concurrency", parents=[common], help="change how many requests a running run makes at once")
     p.add_argument("run", type=int, help=run_help)
@@ -535,6 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay-config", dest="replay_config",
                    help="configuration for the child run (the global --config does the same)")
     p.add_argument("--create-only", action="store_true", help="create the child run, do not run it")
+    _add_scan_output_flags(p)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("audit", parents=[common],
@@ -543,6 +614,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json"], default="table", help="output format (default: table)")
     p.add_argument("--limit", type=int, default=500, help="at most this many entries, the newest (default: 500)")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("findings", parents=[common], help="findings of a stored scan run and its replays")
+    p.add_argument("run", type=int, help=run_help)
+    _add_output_flags(p)
+    p.set_defaults(func=cmd_findings)
 
     p = sub.add_parser("console", parents=[common], help="browse runs and attach to a running one")
     p.add_argument("--run", type=int, help="open this run")
@@ -560,10 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-archived", action="store_true", help="scan archived repositories too")
     p.add_argument("--include-forks", action="store_true", help="scan forked repositories too")
     p.add_argument("--match", default="*", help="only repositories whose name matches this glob")
-    p.add_argument("--format", choices=["table", "json", "sarif", "csv"], default="table",
-                   help="findings format (default: table)")
-    p.add_argument("-o", "--output", help="write the findings here instead of stdout")
-    p.add_argument("--token", help="GitHub token (default: GITHUB_TOKEN, GH_TOKEN or `gh auth token`)")
+    _add_scan_output_flags(p)
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("demo", parents=[common], help="simulator + IOC scan of a generated org")
@@ -591,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return asyncio.run(args.func(args))
     except InputError as exc:
-        print(f"batchdeck: error: {exc}", file=sys.stderr)
+        print(f"batchdeck: error: {visible(exc)}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("batchdeck: interrupted", file=sys.stderr)

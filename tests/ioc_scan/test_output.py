@@ -316,8 +316,10 @@ def test_table_shows_every_finding_and_the_parse_errors():
     assert "\x1b[" not in text  # plain text, no terminal escapes
 
 
-def test_empty_results_say_so():
-    assert "No compromised packages found." in render([], "table")
+def test_empty_results_without_a_coverage_claim_no_clean_verdict():
+    assert "No compromised packages found." not in render([], "table")
+    assert "coverage unknown" in render([], "table")
+    assert json.loads(render([], "json"))["complete"] is None
     assert json.loads(render([], "json"))["matches"] == []
     assert render([], "csv") == ",".join(CSV_COLUMNS) + "\n"
     empty = json.loads(render([], "sarif"))

@@ -115,9 +115,12 @@ class IocScanJob:
         pattern = spec.get("match") or "*"
 
         def wanted(repo: dict) -> bool:
+            # counted so the verdict can say what the default scope left out (coverage.py)
             if repo.get("archived") and not spec.get("include_archived"):
+                ctx.count("excluded_archived")
                 return False
             if repo.get("fork") and not spec.get("include_forks"):
+                ctx.count("excluded_forks")
                 return False
             return fnmatch.fnmatch(repo.get("name", ""), pattern)
 

@@ -28,9 +28,22 @@ SARIF is shaped for GitHub code scanning (the subset GitHub documents in
 Code scanning takes one upload per repository, and result locations are
 relative to that repository. A multi-repo scan therefore puts the repository
 in each result's message and ``properties.repository``; to upload, render one
-SARIF document per repository with :func:`sarif_by_repo`. GitHub keeps at
-most 25,000 results per run (showing 5,000): far beyond one repository's
-lockfiles.
+SARIF document per repository with :func:`sarif_by_repo` (``--sarif-dir``).
+GitHub keeps at most 25,000 results per run (showing 5,000): far beyond one
+repository's lockfiles.
+
+Verdicts come from :class:`~engine.jobs.ioc_scan.coverage.Coverage`: a clean
+"No compromised packages found." only for a completed run that scanned
+everything in scope; otherwise ``INCOMPLETE`` and what was not scanned, in every
+format (JSON ``complete``/``coverage``, SARIF ``executionSuccessful: false`` with
+a notification per gap, the table's verdict line; CSV stays a plain table and
+the CLI writes its coverage beside it). Without a coverage no format claims a
+clean verdict.
+
+Text that came from repositories (names, paths, packages, versions, reasons)
+passes through :func:`engine.safetext.visible` in the table and CSV (both end up
+in terminals); JSON and SARIF keep the exact values (JSON escapes control
+characters itself).
 """
 
 from __future__ import annotations
@@ -39,6 +52,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
@@ -49,6 +63,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from engine.safetext import visible
+
+from .coverage import NOT_REACHED, Coverage, repositories
 from .models import IOCMatch, LockfileError, ParseFailure
 
 FORMATS = ("table", "json", "csv", "sarif")
@@ -65,6 +82,8 @@ CSV_COLUMNS = (
     "ioc_source",
     "kind",
 )
+RUN_COLUMN = "run_id"        # added (last) when the findings say which run found them
+GAPS_SHOWN = 50              # the table lists this many gaps; JSON lists all of them
 
 
 def render(
@@ -72,19 +91,36 @@ def render(
     fmt: str,
     parse_errors: Iterable[Any] = (),
     run_info: Mapping[str, Any] | None = None,
+    *,
+    coverage: Coverage | None = None,
+    found_by: Mapping[IOCMatch, int] | None = None,
 ) -> str:
-    """Render findings (and files that failed to parse) as ``table``, ``json``, ``csv`` or ``sarif``."""
+    """Render findings (and files that failed to parse) as ``table``, ``json``, ``csv`` or ``sarif``.
+
+    ``coverage`` carries the verdict (see the module docstring); ``found_by`` maps a
+    finding to the run that found it (a run merged with its replays).
+    """
     ordered = _sorted(matches)
     failures = [_failure(item) for item in parse_errors]
     if fmt == "table":
-        return _table(ordered, failures, run_info)
+        return _table(ordered, failures, run_info, coverage, found_by)
     if fmt == "json":
-        return _json(ordered, failures, run_info)
+        return _json(ordered, failures, run_info, coverage, found_by)
     if fmt == "csv":
-        return _csv(ordered)
+        return _csv(ordered, found_by)
     if fmt == "sarif":
-        return json.dumps(sarif_document(ordered, failures, run_info), indent=2, default=str) + "\n"
+        document = sarif_document(ordered, failures, run_info, coverage=coverage, found_by=found_by)
+        return json.dumps(document, indent=2, default=str) + "\n"
     raise ValueError(f"unknown output format {fmt!r} (one of {', '.join(FORMATS)})")
+
+
+def verdict(matches: Sequence[IOCMatch], coverage: Coverage | None) -> str:
+    """The verdict line; without a coverage nothing is claimed about what was not looked at."""
+    if coverage is not None:
+        return coverage.verdict(len(matches))
+    if matches:
+        return f"{len(matches)} finding(s); coverage unknown."
+    return "No finding in these results; coverage unknown (not a verdict on the scanned repositories)."
 
 
 def _sorted(matches: Iterable[IOCMatch]) -> list[IOCMatch]:
@@ -134,43 +170,59 @@ def _summary(matches: list[IOCMatch], failures: list[dict[str, Any]]) -> dict[st
 
 
 def _table(
-    matches: list[IOCMatch], failures: list[dict[str, Any]], run_info: Mapping[str, Any] | None
+    matches: list[IOCMatch],
+    failures: list[dict[str, Any]],
+    run_info: Mapping[str, Any] | None,
+    coverage: Coverage | None,
+    found_by: Mapping[IOCMatch, int] | None,
 ) -> str:
     buffer = io.StringIO()
+    with_run = found_by is not None and coverage is not None and len(coverage.runs) > 1
     columns = ("Repository", "File", "Line", "Package", "Version", "Ecosystem", "Kind", "IOC source")
+    columns += ("Run",) if with_run else ()
     rows = [
-        (
-            m.repo,
-            m.file_path,
-            str(m.line_number),
-            m.package_name,
-            m.version,
-            m.ecosystem,
-            m.kind,
-            m.ioc_source,
+        tuple(
+            visible(cell)
+            for cell in (
+                m.repo,
+                m.file_path,
+                str(m.line_number),
+                m.package_name,
+                m.version,
+                m.ecosystem,
+                m.kind,
+                m.ioc_source,
+                *((str(found_by.get(m, "")),) if with_run and found_by is not None else ()),
+            )
         )
         for m in matches
     ]
     error_rows = [
-        (f["repo"], f["file_path"], "" if f["line"] is None else str(f["line"]), f["reason"])
+        tuple(visible(c) for c in (f["repo"], f["file_path"], "" if f["line"] is None else str(f["line"]),
+                                   f["reason"]))
         for f in failures
     ]
+    gaps = not_scanned_rows(coverage) if coverage is not None else []
+    gap_rows = [tuple(visible(cell) for cell in row) for row in gaps[:GAPS_SHOWN]]
     # Wide enough that nothing wraps: a findings table is copied into tickets and grepped.
     width = max(
         [
             80,
             _natural_width(columns, rows),
             _natural_width(("Repository", "File", "Line", "Reason"), error_rows),
+            _natural_width(("Not scanned", "Reason", "Run"), gap_rows),
         ]
     )
     console = Console(
         file=buffer, width=width, color_system=None, force_terminal=False, highlight=False, emoji=False
     )
     if run_info:
-        console.print(Text("  ".join(f"{key}: {value}" for key, value in run_info.items())))
+        console.print(Text("  ".join(f"{key}: {visible(value)}" for key, value in run_info.items())), soft_wrap=True)
     summary = _summary(matches, failures)
+    complete = coverage is not None and coverage.complete
     if rows:
-        table = Table(title="Compromised packages found", title_justify="left")
+        title = "Compromised packages found" if complete else "Compromised packages found so far (INCOMPLETE)"
+        table = Table(title=title, title_justify="left")
         for column in columns:
             table.add_column(column, justify="right" if column == "Line" else "left", no_wrap=True)
         for row in rows:
@@ -180,10 +232,22 @@ def _table(
             Text(
                 f"{summary['findings']} finding(s): {summary['locked']} locked, {summary['declared']} declared, "
                 f"in {summary['files']} file(s) of {summary['repositories']} repositories."
-            )
+            ),
+            soft_wrap=True,
         )
-    else:
-        console.print(Text("No compromised packages found."))
+    console.print(Text(verdict(matches, coverage)), soft_wrap=True)
+    if coverage is not None and coverage.excluded_note():
+        console.print(Text(coverage.excluded_note()), soft_wrap=True)
+    if gap_rows:
+        not_scanned = Table(title="Not scanned", title_justify="left")
+        for column in ("Not scanned", "Reason", "Run"):
+            not_scanned.add_column(column, no_wrap=True)
+        for row in gap_rows:
+            not_scanned.add_row(*(Text(cell) for cell in row))
+        console.print(not_scanned)
+        hidden = len(gaps) - len(gap_rows)
+        if hidden > 0 and coverage is not None:
+            console.print(Text(f"... and {hidden} more (batchdeck findings {coverage.run_id} --format json)"), soft_wrap=True)
     if error_rows:
         errors = Table(title="Files that could not be parsed", title_justify="left")
         for column in ("Repository", "File", "Line", "Reason"):
@@ -192,6 +256,19 @@ def _table(
             errors.add_row(*(Text(cell) for cell in row))
         console.print(errors)
     return buffer.getvalue()
+
+
+def not_scanned_rows(coverage: Coverage) -> list[tuple[str, str, str]]:
+    """(what, why, run) for every gap; repositories a stopped run did not reach are one row
+    (``resume`` reaches them), anything that failed is a row of its own."""
+    gaps = coverage.repos_not_scanned
+    rows = [(g["repo"], g["reason"], str(g["run_id"])) for g in gaps if not g["reason"].endswith(NOT_REACHED)]
+    rows += [(t["target"], t["reason"], str(t["run_id"])) for t in coverage.to_dict()["targets_not_listed"]]
+    unreached = [g for g in gaps if g["reason"].endswith(NOT_REACHED)]
+    if unreached:
+        runs = ", ".join(str(r) for r in sorted({g["run_id"] for g in unreached}))
+        rows.append((repositories(len(unreached)), "not reached (the run stopped before them; resume it)", runs))
+    return rows
 
 
 def _natural_width(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
@@ -205,22 +282,45 @@ def _natural_width(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> int
 # ---------------------------------------------------------------- json / csv
 
 
-def _json(matches: list[IOCMatch], failures: list[dict[str, Any]], run_info: Mapping[str, Any] | None) -> str:
+def _json(
+    matches: list[IOCMatch],
+    failures: list[dict[str, Any]],
+    run_info: Mapping[str, Any] | None,
+    coverage: Coverage | None,
+    found_by: Mapping[IOCMatch, int] | None,
+) -> str:
     document = {
         "run": dict(run_info or {}),
+        "complete": coverage.complete if coverage is not None else None,
+        "verdict": verdict(matches, coverage),
+        "coverage": coverage.to_dict() if coverage is not None else None,
         "summary": _summary(matches, failures),
-        "matches": [m.to_dict() for m in matches],
+        "matches": [_with_run(m.to_dict(), m, found_by) for m in matches],
         "parse_errors": failures,
     }
     return json.dumps(document, indent=2, default=str) + "\n"
 
 
-def _csv(matches: list[IOCMatch]) -> str:
+def _with_run(row: dict[str, Any], match: IOCMatch, found_by: Mapping[IOCMatch, int] | None) -> dict[str, Any]:
+    if found_by is not None:
+        row[RUN_COLUMN] = found_by.get(match)
+    return row
+
+
+def csv_columns(found_by: Mapping[IOCMatch, int] | None = None) -> tuple[str, ...]:
+    return CSV_COLUMNS + ((RUN_COLUMN,) if found_by is not None else ())
+
+
+def _csv(matches: list[IOCMatch], found_by: Mapping[IOCMatch, int] | None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    columns = csv_columns(found_by)
+    writer.writerow(columns)
     for m in matches:
-        writer.writerow([getattr(m, column) for column in CSV_COLUMNS])
+        row = _with_run(m.to_dict(), m, found_by)
+        # a CSV is read in terminals (cat, less) as often as in spreadsheets: no raw controls
+        writer.writerow([visible(row[column]) if isinstance(row[column], str) else row[column]
+                         for column in columns])
     return buffer.getvalue()
 
 
@@ -306,8 +406,19 @@ def sarif_document(
     matches: Iterable[IOCMatch],
     parse_errors: Iterable[Any] = (),
     run_info: Mapping[str, Any] | None = None,
+    *,
+    coverage: Coverage | None = None,
+    found_by: Mapping[IOCMatch, int] | None = None,
+    gaps: Sequence[Mapping[str, Any]] | None = None,
+    run_id: int | None = None,
 ) -> dict[str, Any]:
-    """The SARIF 2.1.0 log as a dict (``render(..., "sarif")`` serialises it)."""
+    """The SARIF 2.1.0 log as a dict (``render(..., "sarif")`` serialises it).
+
+    ``gaps`` (``{"target", "reason"}``) are what this document does not cover; by
+    default the coverage's. Any gap, or a coverage that is not complete, makes
+    ``executionSuccessful`` false: code scanning then shows the analysis as failed
+    rather than a clean one.
+    """
     ordered = _sorted(matches)
     failures = [_failure(item) for item in parse_errors]
     by_rule: dict[tuple[str, str], list[IOCMatch]] = {}
@@ -344,6 +455,7 @@ def sarif_document(
                 "partialFingerprints": {"batchdeckFinding/v1": _fingerprint(m, occurrences[identity])},
                 "properties": {
                     "repository": m.repo,
+                    **({"runId": found_by.get(m)} if found_by is not None else {}),
                     "ecosystem": m.ecosystem,
                     "package": m.package_name,
                     "version": m.version,
@@ -370,6 +482,21 @@ def sarif_document(
         }
         for f in failures
     ]
+    if gaps is None and coverage is not None:
+        gaps = [{"target": g["repo"], "reason": g["reason"]} for g in coverage.repos_not_scanned]
+        gaps += [{"target": t["target"], "reason": t["reason"]} for t in coverage.to_dict()["targets_not_listed"]]
+    successful = not gaps and (coverage is None or coverage.complete)
+    if not successful:
+        reasons = "; ".join(coverage.incomplete_reasons()) if coverage is not None else "see the notifications"
+        notifications.insert(0, {"level": "error", "descriptor": {"id": "batchdeck/incomplete"},
+                                 "message": {"text": f"INCOMPLETE scan: {reasons}"}})
+    notifications += [
+        {"level": "error", "descriptor": {"id": "batchdeck/not-scanned"},
+         "message": {"text": f"not scanned: {gap['target']}: {gap['reason']}"}}
+        for gap in gaps or ()
+    ]
+    if run_id is None:
+        run_id = coverage.run_id if coverage is not None else (run_info or {}).get("run_id")
     run: dict[str, Any] = {
         "tool": {
             "driver": {
@@ -380,8 +507,10 @@ def sarif_document(
                 "rules": [_rule(eco, pkg, by_rule[(eco, pkg)]) for eco, pkg in rule_keys],
             }
         },
-        "automationDetails": {"id": "batchdeck/ioc-scan/"},
-        "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
+        # "category/run-id": the category (before the last /) stays the same across scans so a new
+        # upload replaces the previous analysis; the part after it names this run
+        "automationDetails": {"id": f"batchdeck/ioc-scan/{run_id if run_id is not None else ''}"},
+        "invocations": [{"executionSuccessful": successful, "toolExecutionNotifications": notifications}],
         "results": results,
         "properties": {
             "repositories": sorted({m.repo for m in ordered}),
@@ -395,8 +524,18 @@ def sarif_by_repo(
     matches: Iterable[IOCMatch],
     parse_errors: Iterable[Any] = (),
     run_info: Mapping[str, Any] | None = None,
+    *,
+    coverage: Coverage | None = None,
+    found_by: Mapping[IOCMatch, int] | None = None,
 ) -> dict[str, str]:
-    """One SARIF document per repository, ready for that repository's code-scanning upload."""
+    """One SARIF document per repository, ready for that repository's code-scanning upload.
+
+    With a coverage: a document for every repository that was scanned — an empty one
+    too, since uploading it closes the alerts a fix resolved — and for repositories
+    scanned only in part (``executionSuccessful: false``, the files missed as
+    notifications). A repository not scanned at all gets no document: an empty
+    upload would close its alerts although nothing was looked at.
+    """
     grouped: dict[str, list[IOCMatch]] = {}
     for m in matches:
         grouped.setdefault(m.repo, []).append(m)
@@ -404,16 +543,47 @@ def sarif_by_repo(
     for item in parse_errors:
         failure = _failure(item)
         failures_by_repo.setdefault(failure["repo"], []).append(failure)
-    repos = sorted(set(grouped) | set(failures_by_repo))
+    gaps_by_repo: dict[str, list[dict[str, Any]]] = {}
+    unscanned: set[str] = set()
+    repos = set(grouped) | set(failures_by_repo)
+    if coverage is not None:
+        repos |= coverage.repos_scanned
+        for gap in coverage.gaps:
+            if gap.kind == "file" and gap.repo:
+                gaps_by_repo.setdefault(gap.repo, []).append(
+                    {"target": gap.target.partition(":")[2], "reason": gap.reason})
+            elif gap.kind == "repo":
+                unscanned.add(gap.target)
+        repos |= set(gaps_by_repo)
+        repos -= unscanned - set(grouped)
     return {
         repo: json.dumps(
-            sarif_document(grouped.get(repo, []), failures_by_repo.get(repo, []), run_info),
+            sarif_document(grouped.get(repo, []), failures_by_repo.get(repo, []), run_info,
+                           found_by=found_by, gaps=gaps_by_repo.get(repo, []),
+                           run_id=coverage.run_id if coverage is not None else None),
             indent=2,
             default=str,
         )
         + "\n"
-        for repo in repos
+        for repo in sorted(repos)
     }
 
 
-__all__ = ["CSV_COLUMNS", "FORMATS", "render", "rule_id", "sarif_by_repo", "sarif_document"]
+def sarif_file_name(repo: str) -> str:
+    """``owner/name`` → ``owner/name.sarif``, each part made safe as a file name (no ``..``, no separators)."""
+    parts = [re.sub(r"[^A-Za-z0-9._-]", "_", part).lstrip(".") or "_" for part in repo.split("/", 1)]
+    return "/".join(parts) + ".sarif"
+
+
+__all__ = [
+    "CSV_COLUMNS",
+    "FORMATS",
+    "csv_columns",
+    "not_scanned_rows",
+    "render",
+    "rule_id",
+    "sarif_by_repo",
+    "sarif_document",
+    "sarif_file_name",
+    "verdict",
+]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
+from engine.jobs.ioc_scan.coverage import Coverage, coverage
 from engine.jobs.ioc_scan.data import SHAI_HULUD_2
 from engine.jobs.ioc_scan.job import ioc_spec
 from engine.jobs.ioc_scan.models import IOCMatch
@@ -88,3 +89,33 @@ async def parse_failures(store: Any, run_id: int) -> list[dict[str, Any]]:
     rows = await store.fetchall("SELECT repo, file_path, reason, line FROM file_errors WHERE run_id=? ORDER BY id",
                                 (run_id,))
     return [{"repo": r[0], "file_path": r[1], "reason": r[2], "line": r[3]} for r in rows]
+
+
+@dataclass
+class ScanResults:
+    """Everything a run family has to say: findings (each with the run that found it),
+    files that could not be parsed, and the coverage that decides the verdict."""
+
+    matches: list[IOCMatch]
+    found_by: dict[IOCMatch, int]
+    failures: list[dict[str, Any]]
+    coverage: Coverage
+
+    @property
+    def clean(self) -> bool:
+        """Nothing found and everything in scope scanned: the only case for exit code 0."""
+        return not self.matches and self.coverage.complete
+
+
+async def results(store: Any, run_id: int) -> ScanResults:
+    """The findings of ``run_id``'s family (the run and its replays, merged; the first run to find
+    a finding is named), its parse failures and its coverage."""
+    cov = await coverage(store, run_id)
+    found_by: dict[IOCMatch, int] = {}
+    failures: dict[tuple, dict[str, Any]] = {}
+    for rid in cov.runs:
+        for match in await findings(store, rid):
+            found_by.setdefault(match, rid)
+        for failure in await parse_failures(store, rid):
+            failures.setdefault(tuple(failure.values()), failure)
+    return ScanResults(list(found_by), found_by, list(failures.values()), cov)
