@@ -4,8 +4,8 @@ Nothing here holds the tree: :func:`walk` yields each directory's wanted files
 (``os.scandir``, entries stat'ed once) and keeps only the stack of directories
 still to visit and the ``.gitignore`` rules of the current ancestors.
 
-Rules, in order: ``.git`` is never entered; symbolic links are not followed
-(a link cycle cannot trap the walk); every ``.gitignore`` from the root down
+Rules, in order: ``.git`` is never entered; links to directories are not followed
+(a link cycle cannot trap the walk), links to files are indexed as files; every ``.gitignore`` from the root down
 applies to the paths below it (gitignore semantics by ``pathspec``, negations
 included); ``--exclude`` patterns are gitignore-style and relative to the root;
 only files of a known language (:data:`~engine.jobs.ast_index.parse.LANGUAGES`)
@@ -98,8 +98,11 @@ def walk(root: str, *, exclude: pathspec.PathSpec | None = None) -> Iterator[Dir
                     child = f"{rel}/{entry.name}" if rel else entry.name
                     try:
                         is_dir = entry.is_dir(follow_symlinks=False)
-                        if not is_dir and not entry.is_file(follow_symlinks=False):
-                            continue          # symlinks, sockets, fifos
+                        if entry.is_symlink():
+                            if entry.is_dir():
+                                continue      # never followed: a link cycle cannot trap the walk
+                        elif not is_dir and not entry.is_file(follow_symlinks=False):
+                            continue          # sockets, fifos, devices
                     except OSError:
                         continue
                     if is_dir and entry.name == ".git":
@@ -117,9 +120,9 @@ def walk(root: str, *, exclude: pathspec.PathSpec | None = None) -> Iterator[Dir
                         directory.ignored += 1
                         continue
                     try:
-                        st = entry.stat(follow_symlinks=False)
+                        st = entry.stat()
                     except OSError:
-                        size, mtime_ns = 0, 0        # the worker will say why it cannot read it
+                        size, mtime_ns = 0, 0        # a dangling link: the worker will say it cannot read it
                     else:
                         size, mtime_ns = st.st_size, st.st_mtime_ns
                     directory.files.append(Found(entry.name, child, language, size, mtime_ns))

@@ -38,7 +38,7 @@ import orjson
 
 from engine.errors import InputError
 from engine.jobs.ast_index.discovery import ORDERS, compile_patterns, priority, walk
-from engine.jobs.ast_index.pool import DaskPool, ProcessPool, make_pool
+from engine.jobs.ast_index.pool import DaskPool, ProcessPool, WorkerCrashed, make_pool
 from engine.models import Item, PlannedItem
 
 KIND = "ast-index"
@@ -175,7 +175,7 @@ class AstIndexJob:
                 yield PlannedItem(
                     key=f"file:{found.path}",
                     payload={"path": found.path, "language": found.language, "size": found.size,
-                             "prev_sha": before[2] if before is not None else None,
+                             "mtime_ns": found.mtime_ns, "prev_sha": before[2] if before is not None else None,
                              "known": before is not None},
                     priority=priority(found, order), lane=LANE,
                 )
@@ -205,13 +205,13 @@ class AstIndexJob:
         request = {"files": [{"abs": os.path.join(root, it.payload["path"]), "language": it.payload["language"],
                               "prev_sha": it.payload.get("prev_sha")} for it in items],
                    "options": options}
-        retried_before = pool.retried_batches
         try:
             reply = await pool.run_batch(request)
-        except BaseException:
-            ctx.count("batches_retried", pool.retried_batches - retried_before)
-            raise
-        ctx.count("batches_retried", pool.retried_batches - retried_before)
+        except WorkerCrashed as exc:
+            ctx.count("batches_retried")
+            ctx.count("batches_lost")
+            return [exc] * len(items)
+        ctx.count("batches_retried", int(reply.get("retried", False)))
         assert self.sizing is not None
         self.sizing.observe(len(items), reply["seconds"])
         ctx.count("parse_ms", round(reply["seconds"] * 1000))
@@ -231,8 +231,10 @@ class AstIndexJob:
             errors += r["status"] == "error"
             syntax_errors += r["status"] == "syntax_error"
             counts = r.get("counts")
-            files.append((root, path, os.path.dirname(path), ctx.run_id, item.payload["language"], r.get("size"),
-                          r.get("mtime_ns"), r.get("sha"), r["status"], r.get("lines"), r.get("max_depth"),
+            # a file that could not even be stat'ed keeps what discovery saw, so a re-run can skip it
+            files.append((root, path, os.path.dirname(path), ctx.run_id, item.payload["language"],
+                          r.get("size", item.payload.get("size")), r.get("mtime_ns", item.payload.get("mtime_ns")),
+                          r.get("sha"), r["status"], r.get("lines"), r.get("max_depth"),
                           None if "docstring" not in r else int(r["docstring"]),
                           orjson.dumps(counts).decode() if counts is not None else None, r["error"],
                           r["error_line"]))

@@ -41,7 +41,11 @@ def _worker_main(conn: Connection) -> None:
             return
         if request is None:
             return
-        conn.send(parse_request(request))
+        reply = parse_request(request)
+        try:
+            conn.send(reply)
+        except OSError:       # the engine is gone (killed): nobody to answer
+            return
 
 
 class _Process:
@@ -125,6 +129,7 @@ class ProcessPool:
                 self._replace(proc, died=False)
                 raise
             self._idle.put_nowait(proc)
+            reply["retried"] = first_death is not None
             return reply
 
     async def close(self) -> None:
