@@ -83,8 +83,11 @@ async def cmd_index(args: argparse.Namespace, *, drive: Callable[..., Any], conf
         previous = await latest_run(engine.store, root)
         if previous is not None and previous[1] in RESUMABLE:
             run_id = previous[0]
-            spec = (await engine.store.require_run(run_id)).spec
+            stored = (await engine.store.require_run(run_id)).spec
             print(f"run {run_id} resumed: ast-index of {visible(root)} ({previous[1]} before)", file=sys.stderr)
+            if {k: v for k, v in stored.items() if k != "test"} != {k: v for k, v in spec.items() if k != "test"}:
+                print("note: the resumed run keeps the options it was started with", file=sys.stderr)
+            spec = stored
         else:
             run_id = await engine.create_run(KIND, spec, cfg)
             print(f"run {run_id} created: ast-index of {visible(root)}", file=sys.stderr)
