@@ -538,8 +538,8 @@ class Runner:
 
     async def _dispatch(self, items: list[Item]) -> None:
         size = self.sizer.batch_size
-        if self._kind_batch_size is not None:
-            size = max(1, int(self._kind_batch_size(size)))
+        if self._kind_batch_size is not None:    # ...and is the size shown and sampled
+            size = self.sizer.batch_size = max(1, int(self._kind_batch_size(size)))
         start = 0
         while start < len(items):
             chunk = items[start:start + size]

@@ -17,6 +17,7 @@ import pytest
 from ast_helpers import counters, dump, run_index
 
 from engine.jobs.ast_index.generate import EXCLUDE, SPECIAL_MAX_SIZE, generate_tree
+from engine.jobs.ast_index.generate import source as generate_source
 from engine.jobs.ast_index.kind import build_spec
 
 FILES = 300
@@ -220,3 +221,42 @@ def test_cli_index_export_and_query(tmp_path, capsys):
                                                                      "src/d00000/m000007.go"}
     assert main(["index", str(tmp_path / "nope"), "--db", str(db)]) == 2
     assert "nope: not a directory" in capsys.readouterr().err
+
+
+def test_discovery_honours_nested_gitignores_and_excludes(tmp_path):
+    from engine.jobs.ast_index.discovery import compile_patterns, walk
+
+    for rel in ("a.py", "gen/x.py", "pkg/keep.py", "pkg/skip_me.py", "pkg/sub/deep.go", "pkg/sub/notes.txt",
+                "third/t.js", ".git/hooks/h.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x = 1\n")
+    (tmp_path / ".gitignore").write_text("gen/\n")
+    (tmp_path / "pkg/.gitignore").write_text("skip_*.py\n")
+    found = [f.path for d in walk(str(tmp_path), exclude=compile_patterns(["third/"], "--exclude"))
+             for f in d.files]
+    assert found == ["a.py", "pkg/keep.py", "pkg/sub/deep.go"]
+
+
+@pytest.mark.parametrize("order", ["size", "language"])
+async def test_batches_follow_the_chosen_order(tmp_path, order):
+    root = tmp_path / "tree"
+    for i in range(120):
+        ext = ("py", "js", "ts", "go")[i % 4]
+        path = root / f"d{i % 3}" / f"f{i}.{ext}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(generate_source(ext, i, funcs=1 + (i * 7) % 9))
+    db = tmp_path / "index.db"
+    spec = spec_for(root, order=order)
+    run_id, state, _ = await run_index(db, spec)
+    assert state == "completed"
+    rank = {"python": 0, "typescript": 1, "tsx": 2, "javascript": 3, "go": 4}
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT i.batch_id, f.size, f.language FROM items i JOIN ast_files f "
+                            "ON f.path = substr(i.key, 6) WHERE i.run_id=? ORDER BY i.batch_id", (run_id,)).fetchall()
+    batches: dict[int, list] = {}
+    for batch, size, language in rows:
+        batches.setdefault(batch, []).append(-size if order == "size" else rank[language])
+    keys = [batches[b] for b in sorted(batches)]
+    assert len(keys) > 3
+    for earlier, later in zip(keys, keys[1:], strict=False):
+        assert max(earlier) <= min(later)       # every file of a batch comes before every file of the next

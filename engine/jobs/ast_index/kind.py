@@ -55,22 +55,22 @@ DDL = (
         error TEXT, error_line INTEGER,
         PRIMARY KEY (root, path)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS ast_files_dir ON ast_files (root, dir)",
+    # keyed by file first (a re-parse deletes by that prefix): one secondary index each, for --query
     """CREATE TABLE IF NOT EXISTS ast_symbols (
-        root TEXT NOT NULL, path TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
-        line INTEGER NOT NULL, parent TEXT NOT NULL)""",
+        root TEXT NOT NULL, path TEXT NOT NULL, line INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
+        parent TEXT NOT NULL, PRIMARY KEY (root, path, line, name, kind, parent)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS ast_symbols_name ON ast_symbols (root, name)",
-    "CREATE INDEX IF NOT EXISTS ast_symbols_file ON ast_symbols (root, path)",
     """CREATE TABLE IF NOT EXISTS ast_imports (
-        root TEXT NOT NULL, path TEXT NOT NULL, module TEXT NOT NULL)""",
+        root TEXT NOT NULL, path TEXT NOT NULL, module TEXT NOT NULL,
+        PRIMARY KEY (root, path, module)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS ast_imports_module ON ast_imports (root, module)",
-    "CREATE INDEX IF NOT EXISTS ast_imports_file ON ast_imports (root, path)",
 )
 
 FILE_SQL = ("INSERT OR REPLACE INTO ast_files (root, path, dir, run_id, language, size, mtime_ns, sha, status, "
             "lines, max_depth, docstring, counts, error, error_line) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 TOUCH_SQL = "UPDATE ast_files SET size=?, mtime_ns=?, run_id=? WHERE root=? AND path=?"
-SYMBOL_SQL = "INSERT INTO ast_symbols (root, path, name, kind, line, parent) VALUES (?,?,?,?,?,?)"
-IMPORT_SQL = "INSERT INTO ast_imports (root, path, module) VALUES (?,?,?)"
+SYMBOL_SQL = "INSERT OR IGNORE INTO ast_symbols (root, path, name, kind, line, parent) VALUES (?,?,?,?,?,?)"
+IMPORT_SQL = "INSERT OR IGNORE INTO ast_imports (root, path, module) VALUES (?,?,?)"
 FORGET_SQL = (
     "DELETE FROM ast_symbols WHERE root=? AND path=?",
     "DELETE FROM ast_imports WHERE root=? AND path=?",
