@@ -260,3 +260,35 @@ async def test_batches_follow_the_chosen_order(tmp_path, order):
     assert len(keys) > 3
     for earlier, later in zip(keys, keys[1:], strict=False):
         assert max(earlier) <= min(later)       # every file of a batch comes before every file of the next
+
+
+def test_cli_resumes_an_unfinished_run_with_the_same_options_only(tmp_path, capsys):
+    from console.cli import main
+
+    root = tmp_path / "tree"
+    generate_tree(str(root), 20, specials=False)
+    db = tmp_path / "cli.db"
+    spec = build_spec(str(root), workers=2)
+    unfinished, _, _ = asyncio.run(_create_only(db, spec))   # created, never run: pending
+    assert main(["index", str(root), "--db", str(db), "--headless", "--workers", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"run {unfinished} resumed" in err
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT state FROM runs WHERE id=?", (unfinished,)).fetchone()[0] == "completed"
+        assert conn.execute("SELECT count(*) FROM ast_files").fetchone()[0] == 20
+
+    other, _, _ = asyncio.run(_create_only(db, build_spec(str(root), workers=2, order="mtime")))
+    (root / "src/d00000/m000000.py").write_text("def changed():\n    pass\n")
+    assert main(["index", str(root), "--db", str(db), "--headless", "--workers", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"run {other} of this directory is pending but was started with other options" in err
+    assert "19 unchanged file(s) skipped" in err              # the new run parsed the one changed file
+
+
+async def _create_only(db, spec):
+    from ast_helpers import config
+
+    from engine.api import Engine
+
+    async with await Engine.open(db, config()) as engine:
+        return await engine.create_run("ast-index", spec, config()), None, None

@@ -67,8 +67,7 @@ async def cmd_index(args: argparse.Namespace, *, drive: Callable[..., Any], conf
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, not {args.workers}")
     spec = build_spec(args.dir, exclude=args.exclude, max_size=args.max_size, order=args.order,
-                      workers=args.workers, executor=args.executor,
-                      test_options=getattr(args, "test_options", None))
+                      workers=args.workers, executor=args.executor)
     root = spec["root"]
     db = args.db or default_db_path()
     if args.query:
@@ -81,13 +80,16 @@ async def cmd_index(args: argparse.Namespace, *, drive: Callable[..., Any], conf
         await ensure_tables(engine.store)
         await engine.store.detect_interrupted()
         previous = await latest_run(engine.store, root)
+        resumable = None
         if previous is not None and previous[1] in RESUMABLE:
-            run_id = previous[0]
-            stored = (await engine.store.require_run(run_id)).spec
+            if (await engine.store.require_run(previous[0])).spec == spec:
+                resumable = previous[0]
+            else:
+                print(f"run {previous[0]} of this directory is {previous[1]} but was started with other options: "
+                      "starting a new run (files it indexed are not parsed again)", file=sys.stderr)
+        if resumable is not None:
+            run_id = resumable
             print(f"run {run_id} resumed: ast-index of {visible(root)} ({previous[1]} before)", file=sys.stderr)
-            if {k: v for k, v in stored.items() if k != "test"} != {k: v for k, v in spec.items() if k != "test"}:
-                print("note: the resumed run keeps the options it was started with", file=sys.stderr)
-            spec = stored
         else:
             run_id = await engine.create_run(KIND, spec, cfg)
             print(f"run {run_id} created: ast-index of {visible(root)}", file=sys.stderr)

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import signal
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -34,6 +35,8 @@ class WorkerCrashed(BatchProcessingError):
 
 
 def _worker_main(conn: Connection) -> None:
+    # Ctrl-C reaches the whole process group: the engine stops its workers (by closing the pipe)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             request = conn.recv()
