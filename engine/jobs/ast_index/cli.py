@@ -116,6 +116,9 @@ def _print_summary(run_id: int, section: dict[str, Any], pool: Any) -> None:
     print(f"index of {visible(section['root'])}: {section['files']} files ({languages or 'none'}), "
           f"{section['symbols']} symbols; {status.get('syntax_error', 0)} with syntax errors, "
           f"{status.get('error', 0)} unreadable/binary/too large", file=sys.stderr)
+    if section["workers"]:
+        print("per worker process (files, files/s while parsing): " + ", ".join(
+            f"{w['pid']}: {w['files']} at {w['files_per_s']}" for w in section["workers"]), file=sys.stderr)
     counters = section["counters"]
     skipped = counters.get("unchanged", 0) + counters.get("unchanged_content", 0)
     if skipped or counters.get("removed"):

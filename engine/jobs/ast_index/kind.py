@@ -215,6 +215,9 @@ class AstIndexJob:
         assert self.sizing is not None
         self.sizing.observe(len(items), reply["seconds"])
         ctx.count("parse_ms", round(reply["seconds"] * 1000))
+        # per worker process, for files/s per worker in the report (busy time, not wall time)
+        ctx.count(f"worker:{reply['pid']}:files", len(items))
+        ctx.count(f"worker:{reply['pid']}:parse_ms", round(reply["seconds"] * 1000))
         self._store(ctx, root, items, reply["results"])
         return [None] * len(items)
 

@@ -127,6 +127,14 @@ async def report_section(store: Any, run_id: int, root: str) -> dict[str, Any]:
     symbols = (await store.fetchone("SELECT count(*) FROM ast_symbols WHERE root=?", (root,)))[0]
     flags = await store.run_flags(run_id)
     counters = (flags.get("stats") or {}).get("counters") or {}
-    return {"counters": counters, "root": root, "files": sum(by_status.values()), "by_status": by_status, "by_language": by_language,
+    workers = []
+    for key, files in counters.items():
+        if key.startswith("worker:") and key.endswith(":files"):
+            pid = key.split(":")[1]
+            busy_s = counters.get(f"worker:{pid}:parse_ms", 0) / 1000
+            workers.append({"pid": int(pid), "files": files,
+                            "files_per_s": round(files / busy_s, 1) if busy_s else None})
+    return {"counters": {k: v for k, v in counters.items() if not k.startswith("worker:")}, "workers": workers,
+            "root": root, "files": sum(by_status.values()), "by_status": by_status, "by_language": by_language,
             "symbols": symbols, "errors": errors,
             "failed": [{"path": k.removeprefix("file:"), "reason": r} for k, r in failed], "not_done": not_done}
