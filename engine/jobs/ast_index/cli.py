@@ -43,7 +43,8 @@ def add_cli(subparsers: Any, *, parents: list[argparse.ArgumentParser], drive: C
     p.add_argument("--order", choices=ORDERS, default="size",
                    help="which files first: size (largest), language, mtime (newest), path")
     p.add_argument("--executor", default="local", help="local (default) or dask://HOST:PORT")
-    p.add_argument("--format", choices=["jsonl", "csv"], help="export the index after the run")
+    p.add_argument("--format", choices=["jsonl", "csv"],
+                   help="export the index after the run (with --query: jsonl answers one per line)")
     p.add_argument("-o", "--output", help="write the export (or query answer) here instead of stdout")
     p.add_argument("--query", metavar="NAME",
                    help="do not index: where NAME is defined and which files import it (latest index of DIR)")

@@ -11,57 +11,63 @@ process has its own pipe and runs one batch at a time, so a death is charged to
 exactly the batch it was running: that process is replaced, the batch retried
 once on a fresh process, and if it dies again :class:`WorkerCrashed` says why.
 
-Processes are started with ``spawn`` (the engine's process runs threads:
-forking it is unsafe), and they exit when the pipe to the engine closes, so a
-SIGKILLed engine leaves no orphans behind.
+Workers are fresh interpreters running ``python -m engine.jobs.ast_index.worker``
+(not forked: the engine's process runs threads; not ``multiprocessing``'s spawn
+either, which re-imports the caller's main module in every worker, slow for the
+CLI and an error in a script without a ``__main__`` guard). They exit when the
+pipe from the engine closes, so a SIGKILLed engine leaves no orphans behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
-import signal
+import subprocess
+import sys
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from engine.errors import BatchProcessingError, InputError
 from engine.jobs.ast_index.parse import parse_request
+
+#: where the ``engine`` package lives, so a worker finds it from any working directory
+ENGINE_ROOT = str(Path(__file__).resolve().parents[3])
 
 
 class WorkerCrashed(BatchProcessingError):
     """A worker process died while parsing this batch, twice (unexpected: not retried again)."""
 
 
-def _worker_main(conn: Connection) -> None:
-    # Ctrl-C reaches the whole process group: the engine stops its workers (by closing the pipe)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        try:
-            request = conn.recv()
-        except (EOFError, OSError):
-            return
-        if request is None:
-            return
-        reply = parse_request(request)
-        try:
-            conn.send(reply)
-        except OSError:       # the engine is gone (killed): nobody to answer
-            return
-
-
 class _Process:
-    def __init__(self, mp: Any) -> None:
-        self.conn, child = mp.Pipe()
-        self.process = mp.Process(target=_worker_main, args=(child,), daemon=True, name="batchdeck-ast-worker")
-        self.process.start()
-        child.close()
+    """One worker: ``python -m engine.jobs.ast_index.worker`` with a pipe each way."""
+
+    def __init__(self) -> None:
+        to_child, from_parent = os.pipe()       # os.pipe fds are not inherited unless passed
+        from_child, to_parent = os.pipe()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (ENGINE_ROOT, os.environ.get("PYTHONPATH")) if p)}
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "engine.jobs.ast_index.worker", str(to_child), str(to_parent)],
+                pass_fds=(to_child, to_parent), env=env, stdin=subprocess.DEVNULL)
+        finally:
+            os.close(to_child)
+            os.close(to_parent)
+        self._outbox = Connection(from_parent, readable=False)
+        self._inbox = Connection(from_child, writable=False)
+
+    def send(self, request: Any) -> None:
+        self._outbox.send(request)
+
+    def recv(self) -> Any:
+        return self._inbox.recv()
 
     def died(self) -> str:
-        self.process.join(timeout=2)
-        code = self.process.exitcode
-        if code is None:
+        try:
+            code = self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
             return "worker process stopped answering"
         if code < 0:
             return f"worker process killed by signal {-code}"
@@ -70,8 +76,13 @@ class _Process:
     def kill(self) -> None:
         with contextlib.suppress(Exception):
             self.process.kill()
-            self.process.join(timeout=2)
-        self.conn.close()
+            self.process.wait(timeout=2)
+        self.close_pipes()
+
+    def close_pipes(self) -> None:
+        for conn in (self._inbox, self._outbox):
+            with contextlib.suppress(OSError):
+                conn.close()
 
 
 class ProcessPool:
@@ -83,7 +94,6 @@ class ProcessPool:
         self.workers = workers
         self.restarts = 0
         self.retried_batches = 0
-        self._mp = multiprocessing.get_context("spawn")
         self._idle: asyncio.Queue[_Process] | None = None
         self._all: set[_Process] = set()
 
@@ -98,7 +108,7 @@ class ProcessPool:
                 self._idle.put_nowait(self._new())
 
     def _new(self) -> _Process:
-        proc = _Process(self._mp)
+        proc = _Process()
         self._all.add(proc)
         return proc
 
@@ -116,8 +126,8 @@ class ProcessPool:
         while True:
             proc = await self._idle.get()
             try:
-                proc.conn.send(request)
-                reply = await asyncio.to_thread(proc.conn.recv)
+                proc.send(request)
+                reply = await asyncio.to_thread(proc.recv)
             except (EOFError, OSError):
                 reason = proc.died()
                 self._replace(proc)
@@ -138,9 +148,10 @@ class ProcessPool:
     async def close(self) -> None:
         for proc in list(self._all):
             with contextlib.suppress(Exception):
-                proc.conn.send(None)
+                proc.send(None)
         for proc in list(self._all):
-            await asyncio.to_thread(proc.process.join, 2)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(proc.process.wait, 2)
             proc.kill()
         self._all.clear()
         self._idle = None
