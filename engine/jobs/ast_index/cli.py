@@ -77,37 +77,46 @@ async def cmd_index(args: argparse.Namespace, *, drive: Callable[..., Any], conf
     workers = int(spec["workers"])
     # two batches per worker in flight: one parsing, one waiting in its pipe
     cfg = config(args, max_concurrent_requests=max(1, min(50, 2 * workers)), default_strategy="parallel")
-    async with await Engine.open(db, cfg) as engine:
-        await ensure_tables(engine.store)
-        await engine.store.detect_interrupted()
-        previous = await latest_run(engine.store, root)
-        resumable = None
-        if previous is not None and previous[1] in RESUMABLE:
-            if (await engine.store.require_run(previous[0])).spec == spec:
-                resumable = previous[0]
-            else:
-                print(f"run {previous[0]} of this directory is {previous[1]} but was started with other options: "
-                      "starting a new run (files it indexed are not parsed again)", file=sys.stderr)
-        if resumable is not None:
-            run_id = resumable
-            print(f"run {run_id} resumed: ast-index of {visible(root)} ({previous[1]} before)", file=sys.stderr)
-        else:
-            run_id = await engine.create_run(KIND, spec, cfg)
-            print(f"run {run_id} created: ast-index of {visible(root)}", file=sys.stderr)
-        pool = make_pool(spec.get("executor"), spec.get("workers"))
+    # workers start (or the cluster is reached) while the database opens: a resume answers sooner,
+    # and an unreachable scheduler is a one-line error before anything is created
+    pool = make_pool(spec.get("executor"), spec.get("workers"))
+    try:
+        await pool.start()
         print(f"parsing on {pool.description}", file=sys.stderr)
-        try:
-            code = await drive(engine, run_id, args, services={POOL_SERVICE: pool})
-        finally:
-            await pool.close()
-        section = await report_section(engine.store, run_id, root)
-        _print_summary(run_id, section, pool)
-        if args.format or args.output:
-            with _output(args.output) as out:
-                n = await export(engine.store, root, args.format or "jsonl", out)
-            if args.output:
-                print(f"{n} files written to {visible(args.output)} ({args.format or 'jsonl'})", file=sys.stderr)
-        return code
+        async with await Engine.open(db, cfg) as engine:
+            return await _index(engine, spec, cfg, pool, args, drive)
+    finally:
+        await pool.close()
+
+
+async def _index(engine: Any, spec: dict[str, Any], cfg: Any, pool: Any, args: argparse.Namespace,
+                 drive: Callable[..., Any]) -> int:
+    root = spec["root"]
+    await ensure_tables(engine.store)
+    await engine.store.detect_interrupted()
+    previous = await latest_run(engine.store, root)
+    resumable = None
+    if previous is not None and previous[1] in RESUMABLE:
+        if (await engine.store.require_run(previous[0])).spec == spec:
+            resumable = previous[0]
+        else:
+            print(f"run {previous[0]} of this directory is {previous[1]} but was started with other options: "
+                  "starting a new run (files it indexed are not parsed again)", file=sys.stderr)
+    if resumable is not None:
+        run_id = resumable
+        print(f"run {run_id} resumed: ast-index of {visible(root)} ({previous[1]} before)", file=sys.stderr)
+    else:
+        run_id = await engine.create_run(KIND, spec, cfg)
+        print(f"run {run_id} created: ast-index of {visible(root)}", file=sys.stderr)
+    code = await drive(engine, run_id, args, services={POOL_SERVICE: pool})
+    section = await report_section(engine.store, run_id, root)
+    _print_summary(run_id, section, pool)
+    if args.format or args.output:
+        with _output(args.output) as out:
+            n = await export(engine.store, root, args.format or "jsonl", out)
+        if args.output:
+            print(f"{n} files written to {visible(args.output)} ({args.format or 'jsonl'})", file=sys.stderr)
+    return code
 
 
 def _print_summary(run_id: int, section: dict[str, Any], pool: Any) -> None:
