@@ -129,7 +129,7 @@ class ProcessPool:
                 proc.send(request)
                 reply = await asyncio.to_thread(proc.recv)
             except (EOFError, OSError):
-                reason = proc.died()
+                reason = await asyncio.to_thread(proc.died)
                 self._replace(proc)
                 if first_death is None:
                     first_death = reason
