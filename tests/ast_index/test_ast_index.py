@@ -182,7 +182,8 @@ async def test_kill_and_resume_gives_the_table_of_an_uninterrupted_run(tree, tmp
 
 
 async def test_a_dask_local_cluster_builds_the_same_table(tree, tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     from engine.jobs.ast_index.pool import DaskPool
 
     root, _ = tree
