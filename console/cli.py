@@ -644,6 +644,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="seed of the generated org (default: 7)")
     p.add_argument("--latency-ms", type=float, default=30.0, help="simulated API latency")
     p.set_defaults(func=cmd_demo)
+
+    from engine.jobs.ast_index.cli import add_cli as add_index_cli
+    add_index_cli(sub, parents=[common], drive=drive, config=_config)
     return parser
 
 

@@ -157,6 +157,8 @@ class Runner:
         self._has_batch_lanes = callable(getattr(processor, "process_batch", None))
         self._batch_lanes = frozenset(getattr(processor, "batch_lanes", None) or ())
         self._batch_every_lane = self._has_batch_lanes and not self._batch_lanes
+        # a kind may size its own batches (ast-index: by parse time); the sizer's size is its input
+        self._kind_batch_size = getattr(processor, "next_batch_size", None)
         self._queue: asyncio.Queue[list[Item]] = asyncio.Queue(maxsize=self.pool_size * 8)
         self._dispatched: set[int] = set()
         # ids released by recent commits, for pages read before those commits (see _stale_ids)
@@ -536,6 +538,8 @@ class Runner:
 
     async def _dispatch(self, items: list[Item]) -> None:
         size = self.sizer.batch_size
+        if self._kind_batch_size is not None:    # ...and is the size shown and sampled
+            size = self.sizer.batch_size = max(1, int(self._kind_batch_size(size)))
         start = 0
         while start < len(items):
             chunk = items[start:start + size]

@@ -59,12 +59,40 @@ def _closure(names: set[str]) -> list[metadata.Distribution]:
     return list(seen.values())
 
 
-def _third_party_imports() -> dict[str, str]:
-    """Top-level module -> a file importing it, for every non-stdlib import in the shipped packages."""
+def _optional() -> set[str]:
+    """Distributions of a user-facing extra (``batchdeck[cluster]``), by normalised name."""
+    optional = set()
+    for text in metadata.requires("batchdeck") or []:
+        requirement = Requirement(text)
+        extras = {m.group(1) for m in re.finditer(r"extra\s*==\s*['\"]([^'\"]+)", str(requirement.marker or ""))}
+        if extras - {"dev"}:
+            optional.add(_dist_key(requirement.name))
+    return optional
+
+
+def _module_level_imports(tree: ast.Module) -> list[ast.stmt]:
+    """Import statements that run when the module is imported (not inside a function)."""
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+            and not any(isinstance(parent, ast.FunctionDef | ast.AsyncFunctionDef)
+                        for parent in _parents(tree, node))]
+
+
+def _parents(tree: ast.AST, target: ast.AST) -> list[ast.AST]:
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            if child is target:
+                return [node, *_parents(tree, node)]
+    return []
+
+
+def _third_party_imports(*, eager_only: bool = False) -> dict[str, str]:
+    """Top-level module -> a file importing it, for every non-stdlib import in the shipped packages
+    (with ``eager_only``, only imports that run when their module is imported)."""
     found: dict[str, str] = {}
     for package in SHIPPED:
         for path in sorted((ROOT / package).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            tree = ast.parse(path.read_text(), str(path))
+            for node in (_module_level_imports(tree) if eager_only else ast.walk(tree)):
                 if isinstance(node, ast.Import):
                     modules = [alias.name for alias in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -80,12 +108,18 @@ def _third_party_imports() -> dict[str, str]:
 
 def test_every_third_party_import_is_declared():
     providers = metadata.packages_distributions()
-    declared = _declared()
-    missing = {
-        module: where for module, where in _third_party_imports().items()
-        if not declared & {_dist_key(d) for d in providers.get(module, [module])}
-    }
+    declared, optional = _declared(), _optional()
+
+    def dists(module: str) -> set[str]:
+        return {_dist_key(d) for d in providers.get(module, [module])}
+
+    missing = {module: where for module, where in _third_party_imports().items()
+               if not (declared | optional) & dists(module)}
     assert not missing, f"imported but not in [project.dependencies]: {missing}"
+    # an extra's package may only be imported where it is needed, so the tool starts without it
+    eager = {module: where for module, where in _third_party_imports(eager_only=True).items()
+             if not declared & dists(module)}
+    assert not eager, f"an optional extra imported when its module loads: {eager}"
 
 
 @pytest.fixture(scope="module")

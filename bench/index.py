@@ -1,0 +1,199 @@
+"""ast-index over a generated tree: throughput, scaling, memory and resume, locally and on Dask.
+
+Measured in one run, over ``--files`` generated source files (four languages,
+directories of 50; default 100,000):
+
+* ``baseline_files_per_min`` — a single-process loop calling the same parse
+  function on every file (no engine, no SQLite): the sequential ceiling;
+* ``files_per_min`` — ``ast-index`` through the whole engine (discovery,
+  SQLite, the one writer) on ``--workers`` worker processes (default: one per
+  core);
+* ``speedup_per_core`` — (engine rate ÷ baseline rate) ÷ cores; target >= 0.8;
+* ``cpu_efficiency`` — the loop's CPU seconds for the same files ÷ the CPU
+  seconds the engine and its workers spent: the share of the work that is
+  parsing. Unlike the speed-up it does not depend on what else the machine
+  runs, so it says what the speed-up would be on idle cores;
+* ``peak_rss_mb`` — the largest sum of RSS over this process and all its
+  children (workers, Dask nanny and workers), sampled every 50 ms; target < 500;
+* ``resume_to_first_file_s`` — a run stopped after a few batches (as Ctrl-C
+  does), then resumed as ``batchdeck index DIR`` resumes it (new worker pool,
+  database opened, run started): seconds from the start of that to the first
+  batch of files done; target < 1 s;
+* ``dask_*`` — the same on a ``distributed.LocalCluster`` of one worker
+  process per core.
+
+On a shared machine every figure is pessimistic: the other tenants' load counts
+against the workers but not against the baseline's single core as much.
+
+    .venv/bin/python bench/index.py [--files 100000] [--workers N] [--no-dask]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.api import Engine  # noqa: E402
+from engine.config import load_config  # noqa: E402
+from engine.jobs.ast_index.generate import generate_tree  # noqa: E402
+from engine.jobs.ast_index.kind import KIND, POOL_SERVICE, build_spec  # noqa: E402
+from engine.jobs.ast_index.parse import language_of, parse_request  # noqa: E402
+from engine.jobs.ast_index.pool import DaskPool, ProcessPool  # noqa: E402
+
+
+class PeakRss:
+    """Sum of RSS over this process and its descendants, sampled in a thread."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def config(workers: int):
+    return load_config(None, env={}, overrides={"max_concurrent_requests": min(50, 2 * workers),
+                                                "default_strategy": "parallel", "checkpoint_interval": 1000})
+
+
+def baseline(tree: Path, files: list[str]) -> tuple[float, float]:
+    """Files per second of a plain loop in this process, and its CPU seconds per file."""
+    started, cpu = time.perf_counter(), cpu_seconds()
+    for start in range(0, len(files), 200):
+        chunk = files[start:start + 200]
+        parse_request({"files": [{"abs": str(tree / f), "language": language_of(f)} for f in chunk],
+                       "options": {"max_size": 1 << 20}})
+    return len(files) / (time.perf_counter() - started), (cpu_seconds() - cpu) / len(files)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have been waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+async def indexed(db: Path, spec: dict, pool, workers: int) -> tuple[float, int, float]:
+    """Seconds for a whole index run, the files it indexed, and the CPU seconds it took
+    (this process and the worker processes; meaningful for the local pool only)."""
+    cpu = cpu_seconds()
+    async with await Engine.open(db, config(workers)) as engine:
+        run_id = await engine.create_run(KIND, spec, config(workers))
+        started = time.perf_counter()
+        handle = await engine.start(run_id, services={POOL_SERVICE: pool})
+        state = await handle.wait()
+        seconds = time.perf_counter() - started
+        done = (await engine.store.counts(run_id)).done
+    await pool.close()         # the workers are waited for: their CPU time is ours now
+    assert state.value == "completed", state
+    return seconds, done, cpu_seconds() - cpu
+
+
+async def resume_latency(db: Path, spec: dict, make_pool, workers: int) -> float:
+    """Stop a run after a few batches, then time a fresh engine's resume to its first file done."""
+    pool = make_pool()
+    async with await Engine.open(db, config(workers)) as engine:
+        run_id = await engine.create_run(KIND, spec, config(workers))
+        handle = await engine.start(run_id, services={POOL_SERVICE: pool})
+        while handle.runner.counts.done < 500 and not handle.task.done():
+            await asyncio.sleep(0.01)
+        await handle.stop("bench: interrupted")
+    await pool.close()
+    # as `batchdeck index DIR` resumes: workers start while the database opens
+    started = time.perf_counter()
+    pool = make_pool()
+    await pool.start()
+    async with await Engine.open(db, config(workers)) as engine:
+        before = (await engine.store.counts(run_id)).done
+        handle = await engine.start(run_id, services={POOL_SERVICE: pool})
+        while handle.runner.counts.done <= before:      # (zero until the runner has read the store)
+            await asyncio.sleep(0.002)
+        latency = time.perf_counter() - started
+        await handle.stop("bench: done")
+    await pool.close()
+    return latency
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--baseline-files", type=int, default=5000,
+                        help="files the single-process loop parses (its rate is per file)")
+    parser.add_argument("--no-dask", action="store_true")
+    args = parser.parse_args()
+    workers = args.workers
+    scratch = Path(tempfile.mkdtemp(prefix="bench-index-"))
+    try:
+        tree = scratch / "tree"
+        generate_tree(str(tree), args.files, specials=False)
+        spec = build_spec(str(tree), workers=workers, order="path")
+        sample = sorted(str(p.relative_to(tree)) for p in tree.rglob("*.*"))[:args.baseline_files]
+        base_rate, base_cpu_per_file = baseline(tree, sample)
+
+        with PeakRss() as rss:
+            seconds, done, cpu = await indexed(scratch / "local.db", spec, ProcessPool(workers), workers)
+        rate = done / seconds
+        result = {
+            "bench": "index", "files": args.files, "workers": workers, "cores": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+            "baseline_files_per_min": round(base_rate * 60), "files_per_min": round(rate * 60),
+            "speedup_per_core": round(rate / base_rate / workers, 3),
+            "cpu_efficiency": round(base_cpu_per_file * done / cpu, 3), "peak_rss_mb": round(rss.peak / 2**20, 1),
+            "resume_to_first_file_s": round(await resume_latency(scratch / "resume.db", spec,
+                                                                 lambda: ProcessPool(workers), workers), 3),
+        }
+        print(f"local: {result['files_per_min']} files/min, x{result['speedup_per_core']} per core, "
+              f"{result['peak_rss_mb']} MB peak", file=sys.stderr)
+        if not args.no_dask:
+            import distributed
+
+            with PeakRss() as rss:
+                async with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                    asynchronous=True, dashboard_address=None) as cluster, \
+                        distributed.Client(cluster, asynchronous=True) as client:
+                    seconds, done, _ = await indexed(scratch / "dask.db", spec, DaskPool(client), workers)
+                    dask_rate = done / seconds
+                    dask_resume = await resume_latency(scratch / "dask-resume.db", spec, lambda: DaskPool(client),
+                                                       workers)
+            result.update({"dask_files_per_min": round(dask_rate * 60),
+                           "dask_speedup_per_core": round(dask_rate / base_rate / workers, 3),
+                           "dask_peak_rss_mb": round(rss.peak / 2**20, 1),
+                           "dask_resume_to_first_file_s": round(dask_resume, 3)})
+        print(json.dumps(result))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
