@@ -49,6 +49,7 @@ MARKER_RE = re.compile(r"<!-- batchdeck:id=(\S+) -->")
 META = "meta:labels"
 PRIORITY = {"meta": 0, "prd": 1, "epic": 2, "part": 3, "task": 4, "link": 5, "checklist": 6}
 RECENT_SCAN = 300          # newest issues read when search does not (yet) find a marker
+PROGRESS_EVERY_S = 0.5    # the pace estimate is refreshed at most this often
 LABEL_COLORS = {"prd": "5319e7", "epic": "3e4b9e", "task": "c5def5"}
 
 MAP_SQL = ("INSERT OR REPLACE INTO issue_sync_map (repo, sid, number, issue_id, content_hash, url, path, updated_at) "
@@ -132,6 +133,7 @@ class IssueSyncJob:
         self._state: SyncState | None = None
         self._loading = asyncio.Lock()
         self.progress: dict[str, Any] = {}
+        self._progress_at = 0.0
 
     # ------------------------------------------------------------------ state
     async def _load(self, ctx: Any, *, planning: bool = False) -> SyncState:
@@ -429,6 +431,9 @@ class IssueSyncJob:
 
     def _report_progress(self, ctx: Any, st: SyncState) -> None:
         now = time.time()
+        if self.progress and now - self._progress_at < PROGRESS_EVERY_S and st.creates_left + st.patches_left:
+            return
+        self._progress_at = now
         budget = self.budget(ctx)
         while st.sent and st.sent[0] <= now - budget.hour_s:
             st.sent.popleft()

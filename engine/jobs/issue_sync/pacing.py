@@ -38,21 +38,24 @@ class Budget:
 
 def finish_in(creates: int, patches: int, budget: Budget, sent: Iterable[float] = (), now: float = 0.0) -> float:
     """Seconds until ``creates`` content-creating requests and ``patches`` other mutations are sent."""
-    window: deque[float] = deque(t for t in sorted(sent) if t > now - budget.hour_s)
+    hour: deque[float] = deque(t for t in sorted(sent) if t > now - budget.hour_s)
+    minute: deque[float] = deque(t for t in hour if t > now - budget.minute_s)
     allowed = max(1, int(budget.per_minute))
     t = now
-    last = window[-1] if window else None
+    last = hour[-1] if hour else None
     for _ in range(creates):
         if last is not None:
             t = max(t, last + budget.spacing_s)
-        while window and window[0] <= t - budget.hour_s:
-            window.popleft()
-        if len(window) >= budget.per_hour:
-            t = max(t, window[len(window) - budget.per_hour] + budget.hour_s)
-        recent = [x for x in window if x > t - budget.minute_s]
-        if len(recent) >= allowed:
-            t = max(t, recent[len(recent) - allowed] + budget.minute_s)
-        window.append(t)
+        if len(hour) >= budget.per_hour:
+            t = max(t, hour[len(hour) - budget.per_hour] + budget.hour_s)
+        if len(minute) >= allowed:
+            t = max(t, minute[len(minute) - allowed] + budget.minute_s)
+        while hour and hour[0] <= t - budget.hour_s:
+            hour.popleft()
+        while minute and minute[0] <= t - budget.minute_s:
+            minute.popleft()
+        hour.append(t)
+        minute.append(t)
         last = t
     t += patches * budget.spacing_s
     return max(0.0, t - now)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 AREAS = ["auth", "billing", "search", "reports", "import", "notifications", "audit", "admin"]
 VERBS = ["Add", "Refactor", "Document", "Test", "Harden", "Measure", "Migrate", "Simplify"]
+FOUNDATION = 5
 THINGS = ["token refresh", "rate limit headers", "CSV export", "retry policy", "audit log", "webhooks",
           "pagination", "empty states", "error messages", "schema migration", "cache keys", "permissions"]
 
@@ -32,7 +33,9 @@ def write_sample_tree(root: str | Path, *, epics: int = 3, tasks: int = 510, see
             f"---\nname: {area}\ntitle: {area.title()} epic\nstatus: open\nlabels: [epic, {area}]\nprd: platform\n"
             f"milestone: Q3\n---\n\n# {area.title()}\n\nEverything {area} needs for the platform PRD.\n")
         for n in range(1, count + 1):
-            deps = sorted({rng.randrange(1, n) for _ in range(rng.randrange(0, 3))}) if n > 1 else []
+            # like most plans: a few foundation tasks first, the rest depend on some of them
+            deps = sorted({rng.randrange(1, FOUNDATION + 1) for _ in range(rng.randrange(0, 3))}) \
+                if n > FOUNDATION else []
             status = "done" if rng.random() < 0.05 else "open"
             title = f"{rng.choice(VERBS)} {rng.choice(THINGS)} ({area} {n})"
             (epic_dir / f"{n:03d}.md").write_text(
