@@ -26,8 +26,9 @@ def plans_org() -> SimOrg:
     return SimOrg(login="acme", id=9001, repos=[SimRepo(id=501, name="plans", owner="acme", full_name="acme/plans")])
 
 
-def make_app(**config: Any):
-    return create_app(SimConfig(time_scale=SCALE, secondary_retry_after="sometimes", **config), plans_org())
+def make_app(scale: float = SCALE, **config: Any):
+    config.setdefault("secondary_retry_after", "sometimes")
+    return create_app(SimConfig(time_scale=scale, **config), plans_org())
 
 
 async def sim_json(app, method: str, path: str, **kw: Any) -> Any:
@@ -52,12 +53,13 @@ def sync_config(**overrides: Any):
                                                 "github": {"time_scale": SCALE}, **overrides})
 
 
-async def run_sync(engine: Engine, app, tree_dir: Path, *, links: str = "sub-issues") -> tuple[int, RunState]:
+async def run_sync(engine: Engine, app, tree_dir: Path, *, links: str = "sub-issues",
+                   scale: float = SCALE) -> tuple[int, RunState]:
     tree = load_tree(tree_dir)
     spec = {"repo": "acme/plans", "root": str(tree_dir), "links": links, "api_url": "http://sim",
             "nodes": [n.to_dict() for n in tree.nodes.values()]}
     run_id = await engine.create_run(KIND, spec)
-    client = GitHubClient("http://sim", "sync-token", config=engine.config, time_scale=SCALE,
+    client = GitHubClient("http://sim", "sync-token", config=engine.config, time_scale=scale,
                           transport=httpx.ASGITransport(app))
     try:
         state = await (await engine.start(run_id, github=client)).wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections import Counter
@@ -164,3 +165,24 @@ async def test_write_back_export_and_pull(engine, kit, tmp_path):
     before = mutations(await kit.sim_json(app, "GET", "/_sim/stats"))
     await kit.run_sync(engine, app, root)          # the pulled status is already on GitHub
     assert mutations(await kit.sim_json(app, "GET", "/_sim/stats")) == before
+
+
+async def test_a_server_stricter_than_documented_slows_the_writes_without_a_violation(engine, kit, tmp_path):
+    # the simulator allows 6 creates a minute where the client expects GitHub's 80: it is refused,
+    # pauses the write lane for the retry-after it is given, halves its budget, sends nothing while blocked.
+    # A minute lasts 0.6 s here, so the client (a create every 10 ms at most) cannot help tripping it.
+    scale = 0.01
+    app = kit.make_app(scale, content_create_per_minute=6, secondary_penalty_s=10, secondary_retry_after="always")
+    root = write_sample_tree(tmp_path / "t", epics=1, tasks=10)
+    run_id, state = await kit.run_sync(engine, app, root, scale=scale)
+    assert state is RunState.COMPLETED
+    stats = await kit.sim_json(app, "GET", "/_sim/stats")
+    assert stats["secondary_reasons"]["content_minute"] >= 1
+    assert stats["violations_by_kind"]["content_creation"] == 0
+    found = by_marker(await kit.all_issues(app))
+    assert set(found) == set(load_tree(root).nodes) and all(len(v) == 1 for v in found.values())
+    progress = await engine.store.fetchone("SELECT data FROM issue_sync_progress WHERE run_id=?", (run_id,))
+    seen = json.loads(progress[0])
+    assert seen["creates_left"] == 0 and seen["patches_left"] == 0
+    counters = json.loads((await engine.store.fetchone("SELECT stats FROM runs WHERE id=?", (run_id,)))[0])
+    assert counters["counters"]["secondary_limited"] == stats["limit_responses"]["secondary"]

@@ -91,7 +91,8 @@ async def classify(store: Any, tree: Tree, repo: str, links: str) -> tuple[SyncS
 
 def _dry_run_text(tree: Tree, plan: dict[str, list[str]], budget: Budget, meta: bool) -> str:
     closed = sum(1 for s in plan["create"] if tree.nodes[s].closed)
-    creates = len(plan["create"]) + len(plan["link"]) + (1 if meta else 0)
+    meta_creates = len(tree.labels) + len(tree.milestones) if meta else 0     # at most: some may exist
+    creates = len(plan["create"]) + len(plan["link"]) + meta_creates
     patches = len(plan["update"]) + closed + len(plan["checklist"])
     seconds = finish_in(creates, patches, budget)
     lines = [f"dry run: nothing is sent. {len(tree.nodes)} items in {tree.root}"]

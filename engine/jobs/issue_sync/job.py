@@ -187,8 +187,9 @@ class IssueSyncJob:
                 creates += 1
             elif kind == "checklist":
                 patches += 1
-            else:
-                creates += 1
+            else:       # labels and milestones (at most: some may exist already)
+                creates += len({x for n in st.nodes.values() for x in n.labels}) + len(
+                    {n.milestone for n in st.nodes.values() if n.milestone})
         st.creates_left, st.patches_left = creates, patches
 
     def _item(self, st: SyncState, key: str) -> PlannedItem:
@@ -284,6 +285,7 @@ class IssueSyncJob:
         ctx.write(MAP_SQL, [(st.repo, f"milestone:{t}", n, 0, "", None, None, now) for t, n in st.milestones.items()]
                   + [(st.repo, f"label:{x}", 0, 0, "", None, None, now) for x in labels])
         ctx.count("labels_created", created)
+        st.creates_left = max(0, st.creates_left - (len(labels) + len(wanted) - created))   # those existed
         return {"created": created}
 
     def render(self, st: SyncState, node: Node) -> str:
