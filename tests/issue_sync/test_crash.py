@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -72,9 +73,23 @@ def test_sigkill_at_ten_points_then_resume_gives_one_issue_per_item_and_every_li
             proc.wait(timeout=30)
         assert len(killed) >= 8, killed
         assert any(k.startswith("after POST") and k.endswith("/issues") for k in killed)   # POST, not recorded
+        # the last killed run is resumed as is (`batchdeck resume RUN`), then a fresh sync has nothing to send
+        with sqlite3.connect(tmp_path / "sync.db") as db:
+            last_run = db.execute("SELECT max(id) FROM runs").fetchone()[0]
+        resumed = _sync(["resume", str(last_run), "--db", str(tmp_path / "sync.db"), "--api-url", url,
+                         "--config", str(config), "--headless"],
+                        {**os.environ, "SYNC_KILL_AT": "0", "GITHUB_TOKEN": "crash-token"})
+        _, err = resumed.communicate(timeout=GATE_DEADLINE_S)
+        assert resumed.returncode == 0, err
+        with httpx.Client(base_url=url) as c:
+            before = c.get("/_sim/stats").json()["requests"]
         final = _sync(args, {**os.environ, "SYNC_KILL_AT": "0"})
         _, err = final.communicate(timeout=GATE_DEADLINE_S)
         assert final.returncode == 0, err
+        with httpx.Client(base_url=url) as c:
+            after = c.get("/_sim/stats").json()["requests"]
+        assert {k: v for k, v in after.items() if not k.startswith("GET")} == \
+            {k: v for k, v in before.items() if not k.startswith("GET")}
 
         tree = load_tree(root)
         with httpx.Client(base_url=url, headers={"Authorization": "token check"}) as c:
