@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.jobs.issue_sync.cli import export_sync_map, pull, write_back
+from engine.jobs.issue_sync.kind import ensure_tables
 from engine.jobs.issue_sync.sample import write_sample_tree
 from engine.jobs.issue_sync.tree import load_tree
 from engine.models import RunState
@@ -186,3 +187,26 @@ async def test_a_server_stricter_than_documented_slows_the_writes_without_a_viol
     assert seen["creates_left"] == 0 and seen["patches_left"] == 0
     counters = json.loads((await engine.store.fetchone("SELECT stats FROM runs WHERE id=?", (run_id,)))[0])
     assert counters["counters"]["secondary_limited"] == stats["limit_responses"]["secondary"]
+
+
+async def test_an_issue_found_by_its_marker_is_brought_up_to_date_with_its_file(engine, kit, tmp_path):
+    # a create whose answer was lost; before the retry, the file changed: the issue is found, not
+    # created again, and patched to what the file now says
+    app = kit.make_app()
+    root = write_sample_tree(tmp_path / "t", epics=1, tasks=3)
+    await kit.sim_json(app, "POST", "/_sim/issue_faults", json={"every": 1, "limit": 1, "mode": "502"})
+    tree = load_tree(root)
+    first = next(iter(tree.nodes))
+    await ensure_tables(engine.store)
+    lost = await kit.sim_json(app, "POST", "/repos/acme/plans/issues",
+                              json={"title": "old title", "body": f"old\n\n<!-- batchdeck:id={first} -->"})
+    assert lost == {"message": "Server Error"}          # created, but the answer was a 502
+    await engine.store.write("INSERT INTO issue_sync_intents VALUES ('acme/plans', ?, 0, 0)", (first,))
+    run_id, state = await kit.run_sync(engine, app, root)
+    assert state is RunState.COMPLETED
+    found = by_marker(await kit.all_issues(app))
+    assert len(found[first]) == 1
+    assert found[first][0]["title"] == tree.nodes[first].title
+    action = await engine.store.fetchone("SELECT action FROM issue_sync_results WHERE run_id=? AND sid=?",
+                                         (run_id, first))
+    assert action[0] == "reconciled"

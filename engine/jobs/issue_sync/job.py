@@ -326,6 +326,11 @@ class IssueSyncJob:
             found = await self._find(ctx, st, node.sid, intent[0])
             if found is not None:
                 ctx.count("issues_reconciled")
+                fields = self._fields(st, node)
+                if found.get("title") != fields["title"] or found.get("body") != fields["body"]:
+                    # the file changed since that create was sent: bring the issue up to date
+                    found = await gh.update_issue(owner, name, found["number"], **fields)
+                    self._sent(st, create=False)
                 await self._close_if_done(ctx, st, node, found)
                 self._record(ctx, st, node, found, "reconciled")
                 return {"action": "reconciled", "number": found["number"]}
