@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from engine.errors import ClientError, InputError
+from engine.errors import ClientError, InputError, RateLimitError
 from engine.jobs.issue_sync.kind import ensure_tables
 from engine.jobs.issue_sync.pacing import Budget, finish_in
 from engine.jobs.issue_sync.tree import Node
@@ -337,7 +337,12 @@ class IssueSyncJob:
         await ctx.store.write(
             "INSERT OR REPLACE INTO issue_sync_intents (repo, sid, run_id, sent_at) VALUES (?, ?, ?, ?)",
             (st.repo, node.sid, ctx.run_id, time.time()))
-        data = await gh.create_issue(owner, name, **self._fields(st, node))
+        try:
+            data = await gh.create_issue(owner, name, **self._fields(st, node))
+        except (ClientError, RateLimitError):
+            # refused before it acted (a 4xx, a rate limit): nothing to look for on the retry
+            await ctx.store.write("DELETE FROM issue_sync_intents WHERE repo=? AND sid=?", (st.repo, node.sid))
+            raise
         self._sent(st)
         ctx.count("issues_created")
         await self._close_if_done(ctx, st, node, data)
