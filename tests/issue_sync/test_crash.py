@@ -75,7 +75,8 @@ def test_sigkill_at_ten_points_then_resume_gives_one_issue_per_item_and_every_li
         assert any(k.startswith("after POST") and k.endswith("/issues") for k in killed)   # POST, not recorded
         # the last killed run is resumed as is (`batchdeck resume RUN`), then a fresh sync has nothing to send
         with sqlite3.connect(tmp_path / "sync.db") as db:
-            last_run = db.execute("SELECT max(id) FROM runs").fetchone()[0]
+            # the newest run that was killed (a later one may have finished on its own)
+            last_run = db.execute("SELECT max(id) FROM runs WHERE state != 'completed'").fetchone()[0]
         resumed = _sync(["resume", str(last_run), "--db", str(tmp_path / "sync.db"), "--api-url", url,
                          "--config", str(config), "--headless"],
                         {**os.environ, "SYNC_KILL_AT": "0", "GITHUB_TOKEN": "crash-token"})

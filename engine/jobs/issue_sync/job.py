@@ -391,6 +391,8 @@ class IssueSyncJob:
         child, parent = st.known[node.sid], st.known[node.parent]   # type: ignore[index]
         base = _repo_path(st.repo)
         previous = st.links.get(node.sid)
+        if previous == node.parent:        # linked since this item was planned (another run, a resume)
+            return {"action": "linked", "child": child.number, "parent": parent.number}
         payload: dict[str, Any] = {"sub_issue_id": child.issue_id}
         if previous is not None and previous != node.parent:
             payload["replace_parent"] = True
@@ -414,9 +416,11 @@ class IssueSyncJob:
         owner, name = st.owner_name
         node = st.nodes[parent_sid]
         number = st.known[parent_sid].number
+        kids = st.children(parent_sid)
+        if all(st.links.get(kid) == parent_sid for kid in kids):
+            return {"action": "checklist", "parent": number, "children": len(kids)}
         await ctx.github.update_issue(owner, name, number, body=self.render(st, node))
         self._sent(st, create=False)
-        kids = st.children(parent_sid)
         for kid in kids:
             st.links[kid] = parent_sid
         ctx.write(LINK_SQL, [(st.repo, kid, parent_sid, "checklist") for kid in kids])
