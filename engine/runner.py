@@ -218,8 +218,15 @@ class Runner:
         self._finish(RunState.CANCELLED, reason)
 
     async def stop(self, reason: str = "stopped") -> None:
-        """End this process's part of the run, leaving it resumable (SIGINT/SIGTERM)."""
+        """End this process's part of the run, leaving it resumable (SIGINT/SIGTERM).
+
+        In-flight items are interrupted (back to pending), not waited for: one may be
+        waiting out a secondary-limit pause of a minute or more, and a stop must take
+        effect within a second."""
         self._finish(RunState.PAUSED, reason)
+        for task in self._tasks:
+            if task.get_name().startswith("batchdeck-worker"):
+                task.cancel()
 
     def set_concurrency(self, n: int) -> int:
         value = self.sizer.set_concurrency(n)

@@ -210,3 +210,36 @@ async def test_an_issue_found_by_its_marker_is_brought_up_to_date_with_its_file(
     action = await engine.store.fetchone("SELECT action FROM issue_sync_results WHERE run_id=? AND sid=?",
                                          (run_id, first))
     assert action[0] == "reconciled"
+
+
+async def test_stopping_during_a_write_pause_takes_effect_at_once_and_leaves_the_run_resumable(engine, kit, tmp_path):
+    import asyncio
+
+    import httpx
+
+    from engine.github import GitHubClient
+    from engine.jobs.issue_sync.kind import KIND
+
+    # real time: the server allows one create a minute, so the second one pauses the write lane ~60 s
+    app = kit.make_app(1.0, content_create_per_minute=1)
+    root = write_sample_tree(tmp_path / "t", epics=1, tasks=2)
+    tree = load_tree(root)
+    spec = {"repo": "acme/plans", "root": str(root), "links": "sub-issues", "api_url": "http://sim",
+            "nodes": [n.to_dict() for n in tree.nodes.values()]}
+    run_id = await engine.create_run(KIND, spec)
+    client = GitHubClient("http://sim", "t", time_scale=1.0, transport=httpx.ASGITransport(app))
+    try:
+        handle = await engine.start(run_id, github=client)
+        for _ in range(600):                     # until the lane is paused by the refusal (not a timing guess)
+            if any(v.name == "write" and v.paused_until for v in client.lanes()):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the write lane never paused")
+        await handle.runner.stop("stopped by test")
+        state = await asyncio.wait_for(handle.task, timeout=10)   # the pause is ~60 s: this is the interrupt
+    finally:
+        await client.aclose()
+    assert state is RunState.PAUSED
+    counts = await engine.store.counts(run_id)
+    assert counts.pending > 0 and counts.in_flight == 0           # nothing lost, resumable
