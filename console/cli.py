@@ -639,6 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scan_output_flags(p)
     p.set_defaults(func=cmd_scan)
 
+    from engine.jobs.issue_sync.kind import add_cli as add_issue_sync_cli  # job kinds own their commands
+    add_issue_sync_cli(sub, common, _KIND_SERVICES)
+
     p = sub.add_parser("demo", parents=[common], help="simulator + IOC scan of a generated org")
     p.add_argument("--repos", type=int, default=300, help="repositories in the generated org (default: 300)")
     p.add_argument("--seed", type=int, default=7, help="seed of the generated org (default: 7)")

@@ -46,6 +46,8 @@ from engine.sim.config import SimConfig
 from engine.sim.data import SimFile, SimOrg, SimRepo
 from engine.sim.faults import SERVER_ERROR_BODIES, FaultInjector, ResetResponse
 from engine.sim.graphql_api import graphql_endpoint
+from engine.sim.issues import ROUTES as ISSUE_ROUTES
+from engine.sim.issues import sim_issue_faults
 from engine.sim.limits import Identity, RateLimiter, RateSnapshot, Refusal, identity_for
 from engine.sim.rest import ApiError, IssueStore, json_response
 from engine.sim.stats import SimStats
@@ -237,6 +239,8 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
             if refusal.violation:
                 stats.violations += 1
                 stats.violations_by_kind[refusal.kind] += 1
+                if ep.creates_content:      # a create sent while the token was blocked
+                    stats.violations_by_kind["content_creation"] += 1
             return finish(_refusal_response(state, refusal, ident, resource, rid), ident)
         charged = ep.resource in ("core", "search")
         stats.points_used[resource] += charged
@@ -323,7 +327,12 @@ async def sim_faults(request: Request) -> Response:
 def _endpoints() -> list[Endpoint]:
     repo = "/repos/{o}/{r}"
     create_docs = f"{rest.DOCS}/issues/issues#create-an-issue"
+    # issue tracking (engine.sim.issues) first: it decorates rest.py's issue routes below
+    tracking = [Endpoint(method, path, handler, creates_content=creates,
+                         auth_message="Requires authentication" if method != "GET" else None)
+                for method, path, handler, creates in ISSUE_ROUTES]
     return [
+        *tracking,
         Endpoint("GET", "/orgs/{org}/repos", rest.list_owner_repos),
         Endpoint("GET", "/users/{user}/repos", rest.list_owner_repos),
         Endpoint("GET", repo, rest.get_repo),
@@ -362,6 +371,7 @@ def create_app(config: SimConfig | None = None, org: SimOrg | None = None, *,
         Route("/_sim/truth", sim_truth, methods=["GET"]),
         Route("/_sim/reset", sim_reset, methods=["POST"]),
         Route("/_sim/faults", sim_faults, methods=["GET", "POST"]),
+        Route("/_sim/issue_faults", sim_issue_faults, methods=["GET", "POST"]),
     ]
     # GitHub answers unknown paths (and unknown methods) with a JSON 404 that is charged
     catch_all = Endpoint("GET", "/{rest:path}", rest.not_found, template="unmatched")

@@ -25,7 +25,8 @@ class SimStats:
     limit_responses: Counter[str] = field(default_factory=lambda: Counter(primary=0, secondary=0))
     secondary_reasons: Counter[str] = field(default_factory=Counter)
     violations: int = 0
-    violations_by_kind: Counter[str] = field(default_factory=lambda: Counter(primary=0, secondary=0))
+    violations_by_kind: Counter[str] = field(default_factory=lambda: Counter(primary=0, secondary=0,
+                                                                                   content_creation=0))
     peak_concurrency: int = 0
     points_used: Counter[str] = field(default_factory=lambda: Counter(core=0, search=0, graphql=0))
     blob_fetches: Counter[str] = field(default_factory=Counter)
