@@ -29,6 +29,7 @@ import hashlib
 import math
 import re
 import time
+from asyncio import CancelledError, get_running_loop
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -227,6 +228,9 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
     request.state.request_id = rid
     limiter.enter(ident)
     stats.peak_concurrency = max(stats.peak_concurrency, limiter.peak_concurrency)
+    loop = get_running_loop()
+    busy_until = loop.time()        # when the work in progress would end (latency, a hang)
+    leave_now = True
     try:
         now = state.clock()
         refusal = limiter.admit(ident, request.method, ep.resource, now, ep.creates_content)
@@ -242,6 +246,7 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
         stats.points_used[resource] += charged
         latency = state.faults.latency_s()
         if latency > 0:
+            busy_until = loop.time() + latency
             await asyncio.sleep(latency)
         fault = state.faults.decide(state.clock())
         if fault is not None:
@@ -249,6 +254,7 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
             if fault.kind == "reset":
                 return ResetResponse()  # type: ignore[return-value]
             if fault.kind == "timeout":
+                busy_until = loop.time() + state.faults.faults.hang_s
                 await state.faults.hang()
             status = fault.status or 504
             return finish(json_response(SERVER_ERROR_BODIES[status], status=status), ident)
@@ -266,8 +272,16 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
             elif sha := getattr(request.state, "blob_sha", None):
                 stats.blob_fetches[sha] += 1          # counted only when the content was sent
         return finish(response, ident)
+    except CancelledError:
+        # An in-process transport cancels the handler when its client gives up; a server
+        # (uvicorn, GitHub) goes on working, and counting against concurrency, until done.
+        if busy_until > loop.time():
+            leave_now = False
+            loop.call_later(busy_until - loop.time(), limiter.leave, ident)
+        raise
     finally:
-        limiter.leave(ident)
+        if leave_now:
+            limiter.leave(ident)
 
 
 # ---------------------------------------------------------------------------
