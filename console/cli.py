@@ -260,6 +260,7 @@ async def cmd_console(args: argparse.Namespace) -> int:
 
 
 async def cmd_scan(args: argparse.Namespace, *, announce: bool = True) -> int:
+    from engine.github.app_auth import credentials_from_args
     from engine.github.auth import resolve_token
     from engine.jobs.ioc_scan.output import render
     from engine.jobs.ioc_scan.scan import (
@@ -276,12 +277,17 @@ async def cmd_scan(args: argparse.Namespace, *, announce: bool = True) -> int:
     spec = build_spec(ScanTargets(orgs=args.org, users=args.user, repos=repos), args.iocs,
                       include_archived=args.include_archived, include_forks=args.include_forks, match=args.match,
                       api_url=config.github.api_url)
-    token = resolve_token(getattr(args, "token", None))
+    app = credentials_from_args(args)            # a GitHub App installation instead of a token
+    if app is not None:
+        await app.prepare(config.github.api_url)  # a wrong key or installation: one line, exit 2
+    token = None if app is not None else resolve_token(getattr(args, "token", None))
     async with await _engine(args, config) as engine:
         run_id = await engine.create_run("ioc-scan", spec, config)
         if announce:
             print(f"run {run_id} created: ioc-scan of {config.github.api_url}", file=sys.stderr)
         client = make_client(engine, config.github.api_url, token)
+        if app is not None:
+            client.use_auth(app)
         matches: list = []
 
         async def emit() -> None:
@@ -351,6 +357,8 @@ def cmd_sim(argv: list[str]) -> int:
 
 # ---------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    from engine.github.app_auth import add_app_arguments
+
     def options(suppress: bool) -> argparse.ArgumentParser:
         # Sub-commands re-declare the global options with SUPPRESS defaults so that
         # `batchdeck --db X runs` and `batchdeck runs --db X` both work.
@@ -422,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json", "sarif", "csv"], default="table")
     p.add_argument("-o", "--output", help="write the findings here instead of stdout")
     p.add_argument("--token", help="GitHub token (default: GITHUB_TOKEN, GH_TOKEN or `gh auth token`)")
+    add_app_arguments(p)
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("demo", parents=[common], help="simulator + IOC scan of a generated org")

@@ -43,6 +43,8 @@ from starlette.routing import Route
 
 from engine.errors import InputError
 from engine.sim import rest
+from engine.sim.apps import SimApps, app_config_from_dict
+from engine.sim.apps import routes as app_routes
 from engine.sim.config import SimConfig
 from engine.sim.data import SimFile, SimOrg, SimRepo
 from engine.sim.faults import SERVER_ERROR_BODIES, FaultInjector, ResetResponse
@@ -70,6 +72,7 @@ class SimState:
         self.limiter = RateLimiter(config)
         self.faults = FaultInjector(config.faults, config.seed, clock())
         self.issues = IssueStore()
+        self.apps = SimApps(app_config_from_dict(config.app, "config"), org.login, org.id, len(org.repos))
         self._request_seq = 0
         self._repo_blobs: dict[str, dict[str, SimFile]] = {}
 
@@ -216,11 +219,11 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
                                      "documentation_url": VERSION_DOCS, "status": "400"}, status=400),
                       identity_for(token if well_formed else None, ip))
     request.state.api_version = version
-    if not well_formed or token in cfg.invalid_tokens:
+    if not well_formed or token in cfg.invalid_tokens or state.apps.rejects(token, state.clock()):
         stats.bad_credentials += 1
         return finish(json_response({"message": "Bad credentials", "documentation_url": rest.DOCS,
                                      "status": "401"}, status=401), identity_for(None, ip), "core")
-    ident = identity_for(token, ip)
+    ident = state.apps.identity(token, ip) or identity_for(token, ip)
     if ep.auth_message and not ident.authenticated:
         return finish(json_response({"message": ep.auth_message, "documentation_url": ep.auth_docs,
                                      "status": "401"}, status=401), ident, "core")
@@ -376,6 +379,7 @@ def create_app(config: SimConfig | None = None, org: SimOrg | None = None, *,
         Route("/_sim/truth", sim_truth, methods=["GET"]),
         Route("/_sim/reset", sim_reset, methods=["POST"]),
         Route("/_sim/faults", sim_faults, methods=["GET", "POST"]),
+        *app_routes(),
     ]
     # GitHub answers unknown paths (and unknown methods) with a JSON 404 that is charged
     catch_all = Endpoint("GET", "/{rest:path}", rest.not_found, template="unmatched")

@@ -87,40 +87,40 @@ def scan(config: SimConfig, total: int, **client_kw) -> dict:
 
 
 def test_a_scan_needing_80_percent_of_the_budget_never_waits_for_the_reset():
-    """Budget 0.8 × 1,000 = 800; the scan needs 640. Finish-first sends it at the speed the
-    simulator answers (20 ms, 10 callers: ~1.3 s of a 36 s window) and never waits for the reset."""
-    config = SimConfig(repos=3, seed=5, time_scale=SCALE, core_limit=1000, faults=FaultConfig(latency_ms=20))
-    result = scan(config, 640, rate_limit_buffer=0.8)
-    assert result["done"] == 640
+    """Budget 0.8 × 500 = 400; the scan needs 320. Finish-first sends it at the speed the
+    simulator answers (20 ms, 10 callers: ~0.7 s of a 36 s window) and never waits for the reset."""
+    config = SimConfig(repos=3, seed=5, time_scale=SCALE, core_limit=500, faults=FaultConfig(latency_ms=20))
+    result = scan(config, 320, rate_limit_buffer=0.8)
+    assert result["done"] == 320
     assert result["reset_waits"] == 0
-    assert list(result["windows"].values()) == [640]             # all in the first window
+    assert list(result["windows"].values()) == [320]             # all in the first window
     assert result["elapsed"] < 0.1 * HOUR
     assert result["stats"]["violations"] == 0 and result["stats"]["limit_responses"]["primary"] == 0
 
 
 def test_spread_pacing_is_still_there_for_shared_tokens():
-    config = SimConfig(repos=3, seed=5, time_scale=SCALE, core_limit=1000, faults=FaultConfig(latency_ms=20))
-    result = scan(config, 640, rate_limit_buffer=0.8, pacing="spread")
-    assert result["done"] == 640 and result["stats"]["violations"] == 0
+    config = SimConfig(repos=3, seed=5, time_scale=SCALE, core_limit=500, faults=FaultConfig(latency_ms=20))
+    result = scan(config, 320, rate_limit_buffer=0.8, pacing="spread")
+    assert result["done"] == 320 and result["stats"]["violations"] == 0
     assert result["elapsed"] > 0.3 * HOUR                         # half at once, the rest spread
 
 
 def test_a_scan_larger_than_the_budget_waits_once_and_resumes_after_the_reset():
-    config = SimConfig(repos=3, seed=5, time_scale=SCALE, core_limit=1000, faults=FaultConfig(latency_ms=20))
-    result = scan(config, 1200, rate_limit_buffer=0.8)
-    assert result["done"] == 1200
+    config = SimConfig(repos=3, seed=5, time_scale=SCALE, core_limit=500, faults=FaultConfig(latency_ms=20))
+    result = scan(config, 600, rate_limit_buffer=0.8)
+    assert result["done"] == 600
     assert result["reset_waits"] == 1
-    assert sorted(result["windows"].values(), reverse=True) == [800, 400]
+    assert sorted(result["windows"].values(), reverse=True) == [400, 200]
     assert result["stats"]["violations"] == 0 and result["stats"]["limit_responses"] == {"primary": 0,
                                                                                          "secondary": 0}
     assert HOUR <= result["elapsed"] < 1.2 * HOUR                # one window's wait, no more
 
 
 def test_many_windows_each_spend_the_buffer_and_never_overdraw():
-    config = SimConfig(repos=3, seed=11, time_scale=SCALE, core_limit=1000)
-    result = scan(config, 5000, rate_limit_buffer=0.8)
+    config = SimConfig(repos=3, seed=11, time_scale=SCALE, core_limit=200)
+    result = scan(config, 1000, rate_limit_buffer=0.8)
     windows = [result["windows"][k] for k in sorted(result["windows"], key=float)]
-    assert windows == [800] * 6 + [200]
+    assert windows == [160] * 6 + [40]
     assert result["reset_waits"] == 6 and result["stats"]["violations"] == 0
 
 
