@@ -171,10 +171,12 @@ class GitHubClient:
     """Rate-aware async GitHub REST and GraphQL client (see the module docstring).
 
     Settings come from the keyword arguments, else from ``config`` (an
-    ``AppConfig``: ``batch.rate_limit_buffer``, ``github.time_scale``,
-    ``github.request_timeout``, ``github.transport``, ``github.api_url``), else
-    the defaults: ``rate_limit_buffer=0.8``, ``time_scale=1.0``,
-    ``timeout=30.0``, the aiohttp transport. ``transport`` may be a name
+    ``AppConfig``: ``batch.rate_limit_buffer``, ``batch.max_concurrent_requests``,
+    ``github.time_scale``, ``github.request_timeout``, ``github.transport``,
+    ``github.pacing``, ``github.api_url``), else the defaults:
+    ``rate_limit_buffer=0.8``, ``time_scale=1.0``, ``timeout=30.0`` (the whole
+    exchange), ``pacing="finish"``, 100 requests in flight (GitHub's limit), the
+    aiohttp transport. ``transport`` may be a name
     (``"aiohttp"``, ``"httpx"``) or any ``httpx.AsyncBaseTransport``.
     ``on_count(name, n)`` hears ``api_requests``, ``api_requests_saved``,
     ``rate_limited``, ``secondary_limited`` and ``retries_after_wait``.
