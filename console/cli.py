@@ -277,7 +277,7 @@ async def cmd_scan(args: argparse.Namespace, *, announce: bool = True) -> int:
     spec = build_spec(ScanTargets(orgs=args.org, users=args.user, repos=repos), args.iocs,
                       include_archived=args.include_archived, include_forks=args.include_forks, match=args.match,
                       api_url=config.github.api_url)
-    app = credentials_from_args(args)            # a GitHub App installation instead of a token
+    app = credentials_from_args(args)            # GitHub App installations instead of a token
     if app is not None:
         await app.prepare(config.github.api_url)  # a wrong key or installation: one line, exit 2
     token = None if app is not None else resolve_token(getattr(args, "token", None))
@@ -286,8 +286,8 @@ async def cmd_scan(args: argparse.Namespace, *, announce: bool = True) -> int:
         if announce:
             print(f"run {run_id} created: ioc-scan of {config.github.api_url}", file=sys.stderr)
         client = make_client(engine, config.github.api_url, token)
-        if app is not None:
-            client.use_auth(app)
+        if app is not None:   # one client per org's installation, behind a router when several
+            client = app.attach(client, lambda: make_client(engine, config.github.api_url, None))
         matches: list = []
 
         async def emit() -> None:

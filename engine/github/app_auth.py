@@ -213,8 +213,36 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
                        help="the installation to use (default: the App's installation on --org)")
 
 
-def credentials_from_args(args: argparse.Namespace) -> InstallationAuth | None:
-    """The App installation the flags describe, or None when no ``--app-id`` was given."""
+class AppInstallations:
+    """The App installations a command uses: one, or one per ``--org`` (each org then gets a
+    client of its own, paced by its own installation's buckets, behind an
+    :class:`~engine.github.router.OwnerRouter`)."""
+
+    def __init__(self, by_owner: dict[str | None, InstallationAuth]) -> None:
+        self.by_owner = by_owner
+
+    async def prepare(self, api_url: str) -> None:
+        """Every installation's first token, now: a bad key or installation is one line, exit 2."""
+        for auth in self.by_owner.values():
+            await auth.prepare(api_url)
+
+    def attach(self, client: Any, another: Callable[[], Any]) -> Any:
+        """``client`` authenticated as the installation, or a router over one client per org
+        (``client`` for the first org, ``another()`` for each of the others)."""
+        clients: dict[str, Any] = {}
+        for index, (owner, auth) in enumerate(self.by_owner.items()):
+            each = client if index == 0 else another()
+            each.use_auth(auth)
+            clients[owner or ""] = each
+        if len(clients) == 1:
+            return client
+        from engine.github.router import OwnerRouter
+
+        return OwnerRouter(clients)
+
+
+def credentials_from_args(args: argparse.Namespace) -> AppInstallations | None:
+    """The App installations the flags describe, or None when no ``--app-id`` was given."""
     app_id = getattr(args, "app_id", None)
     key_file = getattr(args, "private_key", None)
     installation_id = getattr(args, "installation_id", None)
@@ -224,8 +252,14 @@ def credentials_from_args(args: argparse.Namespace) -> InstallationAuth | None:
         return None
     if not key_file:
         raise InputError("--app-id needs --private-key FILE (the App's PEM private key)")
-    orgs = list(getattr(args, "org", None) or [])
-    if installation_id is None and len(orgs) != 1:
-        raise InputError("--app-id needs --installation-id, or exactly one --org whose installation to use")
-    return InstallationAuth(app_id, load_private_key(key_file), installation_id=installation_id,
-                            org=orgs[0] if orgs else None)
+    orgs = list(dict.fromkeys(getattr(args, "org", None) or []))
+    key = load_private_key(key_file)
+    if installation_id is not None:
+        if len(orgs) > 1:
+            raise InputError("--installation-id names one installation: give one --org with it, or none "
+                             "(each --org's installation is found by itself)")
+        return AppInstallations({orgs[0] if orgs else None: InstallationAuth(app_id, key,
+                                                                             installation_id=installation_id)})
+    if not orgs:
+        raise InputError("--app-id needs --installation-id, or an --org whose installation to use")
+    return AppInstallations({org: InstallationAuth(app_id, key, org=org) for org in orgs})

@@ -152,6 +152,13 @@ def test_app_flags_need_each_other(tmp_path):
 
     with pytest.raises(InputError, match="--app-id needs --private-key"):
         credentials_from_args(argparse.Namespace(app_id=1, private_key=None, installation_id=None, org=["a"]))
+    key = tmp_path / "k.pem"
+    key.write_text(generate_key_pair()[0])
+    with pytest.raises(InputError, match="--installation-id names one installation"):
+        credentials_from_args(argparse.Namespace(app_id=1, private_key=str(key), installation_id=5, org=["a", "b"]))
+    several = credentials_from_args(argparse.Namespace(app_id=1, private_key=str(key), installation_id=None,
+                                                       org=["a", "b", "a"]))
+    assert list(several.by_owner) == ["a", "b"]
     with pytest.raises(InputError, match="need --app-id"):
         credentials_from_args(argparse.Namespace(app_id=None, private_key="k.pem", installation_id=None, org=[]))
     assert credentials_from_args(argparse.Namespace(app_id=None, private_key=None, installation_id=None,
