@@ -12,9 +12,11 @@ The simulator runs in its own process with time scaled (``--time-scale 0.1``: an
 * ``tight_over_ample`` — a small org scanned with a primary budget it needs 80 % of (the
   simulator's core and GraphQL limits set from the ample run's usage) ÷ the same scan with an
   ample budget. Target <= 1.3.
+* ``two_orgs_over_one`` — as a GitHub App: two orgs of ``--small-repos`` each, one installation
+  each (two simulators), scanned in one run ÷ one of them alone. Target <= 1.2 for twice the work.
 
-Default (``--quick``-sized, a few minutes on a loaded 2-core machine): 1,000 repositories and
-300. The issue's figures: ``--repos 3000 --small-repos 300``.
+Default (sized for a few minutes on a loaded 2-core machine): 1,000 repositories and 300. The
+issue's figures: ``--repos 3000 --small-repos 300``.
 
     .venv/bin/python bench/pacing.py [--repos 3000] [--small-repos 300] [--pacing finish|spread]
 """
@@ -38,14 +40,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.api import Engine  # noqa: E402
 from engine.config import load_config  # noqa: E402
+from engine.github.app_auth import InstallationAuth  # noqa: E402
 from engine.github.ratelimit import budget_outlook  # noqa: E402
+from engine.github.router import OwnerRouter  # noqa: E402
 from engine.jobs.ioc_scan.scan import DEFAULT_IOCS, ScanTargets, build_spec, make_client  # noqa: E402
 from engine.models import RunState  # noqa: E402
+from engine.sim.apps import generate_key_pair  # noqa: E402
 
 TIME_SCALE = 0.1
 LATENCY_MS = 20
 CONCURRENCY = 20
 BUFFER = 0.8
+APP_ID = 4242
 
 
 class Simulator:
@@ -67,21 +73,40 @@ class Simulator:
         self.proc.wait()
 
 
-async def scan(db: Path, url: str, pacing: str) -> dict:
+async def scan(db: Path, urls: dict[str, str], pacing: str, app_key: str | None = None) -> dict:
+    """Scan the orgs (org → simulator URL); as the App's installations when ``app_key`` is given."""
     config = load_config(None, env={}, overrides={"time_scale": TIME_SCALE, "pacing": pacing,
                                                   "max_concurrent_requests": CONCURRENCY,
                                                   "max_concurrent_repos": 10, "rate_limit_buffer": BUFFER})
-    async with await Engine.open(db, config) as engine, httpx.AsyncClient(base_url=url) as side:
-        spec = build_spec(ScanTargets(orgs=["acme"]), [DEFAULT_IOCS], include_archived=True, include_forks=True,
-                          api_url=url)
-        client = make_client(engine, url, "bench-token")
+    async with await Engine.open(db, config) as engine:
+        first = next(iter(urls.values()))
+        spec = build_spec(ScanTargets(orgs=list(urls)), [DEFAULT_IOCS], include_archived=True,
+                          include_forks=True, api_url=first)
+        if app_key is None:
+            client = make_client(engine, first, "bench-token")
+        else:
+            clients = {}
+            for org, url in urls.items():
+                clients[org] = make_client(engine, url, None)
+                clients[org].use_auth(InstallationAuth(APP_ID, app_key, org=org))
+            client = OwnerRouter(clients) if len(clients) > 1 else clients[next(iter(urls))]
         run_id = await engine.create_run("ioc-scan", spec)
         started = time.perf_counter()
         state = await (await engine.start(run_id, github=client)).wait()
         wall = time.perf_counter() - started
         await client.aclose()
         assert state is RunState.COMPLETED, state
-        stats = (await side.get("/_sim/stats")).json()
+    stats = {"requests_total": 0, "graphql_queries": 0, "points_used": {}, "violations": 0,
+             "limit_responses": {"primary": 0, "secondary": 0}}
+    for url in urls.values():
+        async with httpx.AsyncClient(base_url=url) as side:
+            one = (await side.get("/_sim/stats")).json()
+        for key in ("requests_total", "graphql_queries", "violations"):
+            stats[key] += one[key]
+        for kind in ("primary", "secondary"):
+            stats["limit_responses"][kind] += one["limit_responses"][kind]
+        for resource, n in one["points_used"].items():
+            stats["points_used"][resource] = stats["points_used"].get(resource, 0) + n
     graphql = stats["graphql_queries"]
     return {"wall_s": round(wall, 2), "requests": stats["requests_total"], "graphql_queries": graphql,
             "rest_requests": stats["requests_total"] - graphql, "points_used": stats["points_used"],
@@ -114,29 +139,39 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         with Simulator(tmp, "big", repos=args.repos) as url:
-            big = await scan(tmp / "big.db", url, args.pacing)
+            big = await scan(tmp / "big.db", {"acme": url}, args.pacing)
         bound = limit_bound_s(big)
         print(f"{args.repos} repos: {big} bound {bound:.2f}s", file=sys.stderr)
         with Simulator(tmp, "ample", repos=args.small_repos) as url:
-            ample = await scan(tmp / "ample.db", url, args.pacing)
+            ample = await scan(tmp / "ample.db", {"acme": url}, args.pacing)
         print(f"{args.small_repos} repos, ample budget: {ample}", file=sys.stderr)
         # limits whose budget (BUFFER × limit) the scan needs 80 % of
         core_limit = math.ceil(ample["points_used"]["core"] / 0.8 / BUFFER)
         graphql_limit = max(1, math.ceil(ample["points_used"].get("graphql", 0) / 0.8 / BUFFER))
         with Simulator(tmp, "tight", repos=args.small_repos, core_limit=core_limit,
                        graphql_limit=graphql_limit) as url:
-            tight = await scan(tmp / "tight.db", url, args.pacing)
+            tight = await scan(tmp / "tight.db", {"acme": url}, args.pacing)
         print(f"{args.small_repos} repos, tight budget (core {core_limit}, graphql {graphql_limit}): {tight}",
               file=sys.stderr)
+        private, public = generate_key_pair()
+        app = {"id": APP_ID, "public_key_pem": public}
+        with Simulator(tmp, "one", repos=args.small_repos, app={**app, "installation_id": 1}) as url:
+            one_org = await scan(tmp / "one.db", {"acme": url}, args.pacing, private)
+        with Simulator(tmp, "a", repos=args.small_repos, app={**app, "installation_id": 1}) as url_a, \
+                Simulator(tmp, "b", org="beta", repos=args.small_repos, app={**app, "installation_id": 2}) as url_b:
+            two_orgs = await scan(tmp / "two.db", {"acme": url_a, "beta": url_b}, args.pacing, private)
+        print(f"as an App: one org {one_org}; two orgs {two_orgs}", file=sys.stderr)
     print(json.dumps({
         "pacing": args.pacing, "time_scale": TIME_SCALE, "latency_ms": LATENCY_MS,
         "org_repos": args.repos, "org_wall_s": big["wall_s"], "org_limit_bound_s": round(bound, 2),
         "org_wall_over_bound": round(big["wall_s"] / bound, 3), "org_requests": big["requests"],
         "small_repos": args.small_repos, "ample_wall_s": ample["wall_s"], "tight_wall_s": tight["wall_s"],
         "tight_over_ample": round(tight["wall_s"] / ample["wall_s"], 3),
-        "violations": big["violations"] + ample["violations"] + tight["violations"],
-        "secondary_refusals": big["secondary"] + ample["secondary"] + tight["secondary"],
-        "primary_refusals": big["primary_refusals"] + ample["primary_refusals"] + tight["primary_refusals"],
+        "one_org_app_wall_s": one_org["wall_s"], "two_orgs_app_wall_s": two_orgs["wall_s"],
+        "two_orgs_over_one": round(two_orgs["wall_s"] / one_org["wall_s"], 3),
+        "violations": sum(r["violations"] for r in (big, ample, tight, one_org, two_orgs)),
+        "secondary_refusals": sum(r["secondary"] for r in (big, ample, tight, one_org, two_orgs)),
+        "primary_refusals": sum(r["primary_refusals"] for r in (big, ample, tight, one_org, two_orgs)),
     }))
 
 

@@ -57,12 +57,12 @@ def load_private_key(path: str | Path) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise InputError(f"{p}: cannot read the GitHub App private key ({reason})") from None
-    _register_pem(pem)
     try:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError):
         raise InputError(f"{p}: not a PEM private key (GitHub App keys are RSA, '-----BEGIN RSA PRIVATE "
                          "KEY-----')") from None
+    _register_pem(pem)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise InputError(f"{p}: not an RSA private key (GitHub Apps sign with RS256)")
     return pem
