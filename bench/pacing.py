@@ -12,6 +12,13 @@ The simulator runs in its own process with time scaled (``--time-scale 0.1``: an
 * ``tight_over_ample`` — a small org scanned with a primary budget it needs 80 % of (the
   simulator's core and GraphQL limits set from the ample run's usage) ÷ the same scan with an
   ample budget. Target <= 1.3.
+* ``pacer_wall_over_bound`` — the pacing alone, free of the machine's load: the big org's
+  requests (as many REST GETs and GraphQL queries as its scan sent) through the client against
+  an in-process simulator in virtual time (looptime: the loop's clock jumps over waits, so CPU
+  time costs nothing), ÷ the same bound. What the engine and the simulator add on a loaded
+  machine is the difference between this and ``org_wall_over_bound``.
+* ``pacer_tight_over_ample`` — the same two budgets for the small org's request mix, pacer
+  alone in virtual time.
 * ``two_orgs_over_one`` — as a GitHub App: two orgs of ``--small-repos`` each, one installation
   each (two simulators), scanned in one run ÷ one of them alone. Target <= 1.2 for twice the work.
 
@@ -130,6 +137,48 @@ def limit_bound_s(result: dict, core_limit: int = 5000, graphql_limit: int = 500
     return bound
 
 
+def pacer_only(rest_requests: int, graphql_queries: int, pacing: str = "finish", core_limit: int = 5000,
+               graphql_limit: int = 5000) -> float:
+    """Virtual seconds the client takes for this mix against the simulator's limits (see above)."""
+    import looptime
+
+    from engine.github import GitHubClient
+    from engine.sim.app import create_app
+    from engine.sim.config import FaultConfig, SimConfig
+
+    async def run() -> float:
+        loop = asyncio.get_running_loop()
+
+        def clock() -> float:
+            return 1_700_000_000.0 + loop.time()
+
+        app = create_app(SimConfig(repos=3, seed=11, time_scale=TIME_SCALE, core_limit=core_limit,
+                                   graphql_limit=graphql_limit, faults=FaultConfig(latency_ms=LATENCY_MS)),
+                         clock=clock)
+        async with GitHubClient("http://sim.test", "bench-token", transport=httpx.ASGITransport(app),
+                                time_scale=TIME_SCALE, clock=clock, rate_limit_buffer=BUFFER,
+                                max_concurrent_requests=CONCURRENCY, pacing=pacing) as client:
+            name = (await client.list_org_repos("acme"))[0]["name"]
+            work = ["graphql"] * graphql_queries + ["rest"] * (rest_requests - 1)
+            started = loop.time()
+
+            async def caller() -> None:
+                while work:
+                    if work.pop() == "rest":
+                        await client.get_repo("acme", name)
+                    else:
+                        await client.get_file_texts_graphql([("acme", name, "HEAD:README.md")])
+
+            await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
+            return loop.time() - started
+
+    loop = looptime.new_event_loop(start=0)
+    try:
+        return loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repos", type=int, default=1000, help="the big org (the issue's figure: 3000)")
@@ -142,6 +191,8 @@ async def main() -> None:
             big = await scan(tmp / "big.db", {"acme": url}, args.pacing)
         bound = limit_bound_s(big)
         print(f"{args.repos} repos: {big} bound {bound:.2f}s", file=sys.stderr)
+        paced = await asyncio.to_thread(pacer_only, big["rest_requests"], big["graphql_queries"], args.pacing)
+        print(f"pacer alone, virtual time: {paced:.2f}s", file=sys.stderr)
         with Simulator(tmp, "ample", repos=args.small_repos) as url:
             ample = await scan(tmp / "ample.db", {"acme": url}, args.pacing)
         print(f"{args.small_repos} repos, ample budget: {ample}", file=sys.stderr)
@@ -153,6 +204,9 @@ async def main() -> None:
             tight = await scan(tmp / "tight.db", {"acme": url}, args.pacing)
         print(f"{args.small_repos} repos, tight budget (core {core_limit}, graphql {graphql_limit}): {tight}",
               file=sys.stderr)
+        mix = (ample["rest_requests"], ample["graphql_queries"], args.pacing)
+        paced_ample = await asyncio.to_thread(pacer_only, *mix)
+        paced_tight = await asyncio.to_thread(pacer_only, *mix, core_limit, graphql_limit)
         private, public = generate_key_pair()
         app = {"id": APP_ID, "public_key_pem": public}
         with Simulator(tmp, "one", repos=args.small_repos, app={**app, "installation_id": 1}) as url:
@@ -165,8 +219,10 @@ async def main() -> None:
         "pacing": args.pacing, "time_scale": TIME_SCALE, "latency_ms": LATENCY_MS,
         "org_repos": args.repos, "org_wall_s": big["wall_s"], "org_limit_bound_s": round(bound, 2),
         "org_wall_over_bound": round(big["wall_s"] / bound, 3), "org_requests": big["requests"],
+        "pacer_wall_s": round(paced, 2), "pacer_wall_over_bound": round(paced / bound, 3),
         "small_repos": args.small_repos, "ample_wall_s": ample["wall_s"], "tight_wall_s": tight["wall_s"],
         "tight_over_ample": round(tight["wall_s"] / ample["wall_s"], 3),
+        "pacer_tight_over_ample": round(paced_tight / paced_ample, 3),
         "one_org_app_wall_s": one_org["wall_s"], "two_orgs_app_wall_s": two_orgs["wall_s"],
         "two_orgs_over_one": round(two_orgs["wall_s"] / one_org["wall_s"], 3),
         "violations": sum(r["violations"] for r in (big, ample, tight, one_org, two_orgs)),
