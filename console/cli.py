@@ -224,10 +224,15 @@ async def _services_for(run: Any, args: argparse.Namespace, engine: Any) -> dict
 
 
 async def _ioc_scan_services(run: Any, args: argparse.Namespace, engine: Any) -> dict[str, Any]:
+    from engine.github.app_auth import credentials_from_args
     from engine.github.auth import resolve_token
     from engine.jobs.ioc_scan.scan import make_client
 
     api_url = getattr(args, "api_url", None) or run.spec.get("api_url") or engine.config.github.api_url
+    app = credentials_from_args(args, orgs=(run.spec.get("targets") or {}).get("orgs"))
+    if app is not None:   # the run was made as a GitHub App: continue it as the App's installations
+        await app.prepare(api_url)
+        return {"github": app.attach(make_client(engine, api_url, None), lambda: make_client(engine, api_url, None))}
     return {"github": make_client(engine, api_url, resolve_token(getattr(args, "token", None)))}
 
 
@@ -401,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("cancel", "cancel a run (pending items stay pending)")):
         p = sub.add_parser(name, parents=[common], help=text)
         p.add_argument("run", type=int)
+        if name == "resume":
+            add_app_arguments(p)
         p.set_defaults(func=cmd_control, command=name)
 
     p = sub.add_parser("replay", parents=[common], help="a child run of the failed items of a run or batch")
@@ -409,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay-config", dest="replay_config",
                    help="configuration for the child run (the global --config does the same)")
     p.add_argument("--create-only", action="store_true", help="create the child run, do not run it")
+    add_app_arguments(p)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("console", parents=[common], help="browse runs and attach to a running one")

@@ -241,8 +241,11 @@ class AppInstallations:
         return OwnerRouter(clients)
 
 
-def credentials_from_args(args: argparse.Namespace) -> AppInstallations | None:
-    """The App installations the flags describe, or None when no ``--app-id`` was given."""
+def credentials_from_args(args: argparse.Namespace, orgs: list[str] | None = None) -> AppInstallations | None:
+    """The App installations the flags describe, or None when no ``--app-id`` was given.
+
+    ``orgs`` stands in for ``--org`` when the command has none (``resume`` and ``replay`` take
+    the orgs of the run they continue)."""
     app_id = getattr(args, "app_id", None)
     key_file = getattr(args, "private_key", None)
     installation_id = getattr(args, "installation_id", None)
@@ -252,7 +255,7 @@ def credentials_from_args(args: argparse.Namespace) -> AppInstallations | None:
         return None
     if not key_file:
         raise InputError("--app-id needs --private-key FILE (the App's PEM private key)")
-    orgs = list(dict.fromkeys(getattr(args, "org", None) or []))
+    orgs = list(dict.fromkeys(getattr(args, "org", None) or orgs or []))
     key = load_private_key(key_file)
     if installation_id is not None:
         if len(orgs) > 1:

@@ -227,3 +227,34 @@ def test_cli_wrong_key_is_one_line_exit_2(app_simulator, other_keys, tmp_path):
         "batchdeck: error: GitHub App 77: the API refused the App's JWT (A JSON web token could not be decoded); "
         "check --app-id and that --private-key is this App's key"]
     assert not (tmp_path / "s.db").exists() or b"ioc-scan" not in (tmp_path / "s.db").read_bytes()
+
+
+def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "GH_TOKEN")}
+    return subprocess.run([sys.executable, "-m", "console.cli", *args, "--db", str(tmp_path / "s.db")],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+
+
+def test_cli_replay_continues_as_the_app(app_simulator, keys, other_keys, tmp_path):
+    import re
+
+    private, _ = keys
+    scanned = cli_scan(app_simulator, tmp_path, private, "--repo", "acme/not-there", "--installation-id", "9001")
+    assert scanned.returncode == 1, scanned.stderr                      # the repository cannot be scanned
+    run_id = re.search(r"run (\d+) created", scanned.stderr).group(1)
+    wrong = tmp_path / "wrong.pem"
+    wrong.write_text(other_keys[0])
+    refused = cli(tmp_path, "replay", run_id, "--headless", "--app-id", "77", "--private-key", str(wrong),
+                  "--installation-id", "9001")
+    assert refused.returncode == 2
+    assert [line for line in refused.stderr.splitlines() if line.startswith("batchdeck: error")] == [
+        "batchdeck: error: GitHub App 77: the API refused the App's JWT (A JSON web token could not be decoded); "
+        "check --app-id and that --private-key is this App's key"]
+    before = httpx.get(f"{app_simulator}/_sim/stats").json()
+    replayed = cli(tmp_path, "replay", run_id, "--headless", "--app-id", "77", "--private-key",
+                   str(tmp_path / "app.pem"), "--installation-id", "9001")
+    after = httpx.get(f"{app_simulator}/_sim/stats").json()
+    assert replayed.returncode == 1 and "Traceback" not in replayed.stderr
+    issued = "POST /app/installations/{id}/access_tokens"
+    assert after["requests"][issued] == before["requests"][issued] + 1
+    assert after["statuses"].get("401", 0) == before["statuses"].get("401", 0)
