@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from engine.github.client import GitHubClient, Response
+from engine.github.ratelimit import BudgetOutlook
 from engine.models import LaneView, RateLimitGauge
 
 _OWNER_IN_PATH = re.compile(r"/(?:repos|orgs|users)/([^/?#]+)")
@@ -72,6 +73,10 @@ class OwnerRouter:
     def lanes(self) -> list[LaneView]:
         return [dataclasses.replace(v, name=f"{owner} {v.name}")
                 for owner, client in self._clients.items() for v in client.lanes()]
+
+    def budget_outlook(self, requests: int, resource: str = "core", owner: str | None = None) -> BudgetOutlook:
+        """:meth:`GitHubClient.budget_outlook` of ``owner``'s client (the default client's without one)."""
+        return self.client_for(owner).budget_outlook(requests, resource)
 
     async def aclose(self) -> None:
         for client in self._clients.values():

@@ -76,6 +76,7 @@ def test_each_org_goes_to_its_installation_and_is_paced_by_its_own_buckets(keys)
         assert stats_a.statuses[404] == stats_b.statuses[404] == 0
         assert stats_a.graphql_queries == stats_b.graphql_queries == 1 and len(mixed) == 2
         assert {"acme core", "beta core"} <= set(gauges)
+        assert router.budget_outlook(10, owner="beta").budget_left == gauges["beta core"].limit * 0.8 - 270
         assert stats_a.violations == stats_b.violations == 0
         assert stats_a.limit_responses["secondary"] == stats_b.limit_responses["secondary"] == 0
         # twice the work in parallel takes about as long as one org alone
