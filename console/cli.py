@@ -424,23 +424,30 @@ async def cmd_console(args: argparse.Namespace) -> int:
 
 async def cmd_scan(args: argparse.Namespace, *, announce: bool = True) -> int:
     from console.ioc_scan_cli import check_outputs, confirm_unauthenticated
+    from engine.github.app_auth import credentials_from_args
     from engine.jobs.ioc_scan.scan import ScanTargets, build_spec, make_client, read_repos_file
 
     repos = list(args.repo) + (read_repos_file(args.repos_file) if args.repos_file else [])
     config = _config(args)
     check_outputs(args)
-    token = _token(args)
-    if token is None:
+    app = credentials_from_args(args)            # GitHub App installations instead of a token
+    token = None if app is not None else _token(args)
+    if token is None and app is None:
         confirm_unauthenticated(args, None if args.org or args.user else len(set(repos)))
     spec = build_spec(ScanTargets(orgs=args.org, users=args.user, repos=repos), args.iocs,
                       include_archived=args.include_archived, include_forks=args.include_forks, match=args.match,
                       api_url=config.github.api_url)
-    spec["authenticated"] = token is not None      # a resume without a token must not run anonymously
+    # a resume without credentials must not run anonymously
+    spec["authenticated"] = token is not None or app is not None
+    if app is not None:
+        await app.prepare(config.github.api_url)  # a wrong key or installation: one line, exit 2
     async with await _engine(args, config) as engine:
         run_id = await engine.create_run("ioc-scan", spec, config)
         if announce:
             print(f"run {run_id} created: ioc-scan of {config.github.api_url}", file=sys.stderr)
         client = make_client(engine, config.github.api_url, token)
+        if app is not None:   # one client per org's installation, behind a router when several
+            client = app.attach(client, lambda: make_client(engine, config.github.api_url, None))
         try:
             code = await _drive_scan(engine, run_id, args, {"github": client})
         finally:
@@ -530,10 +537,13 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_scan_output_flags(p: argparse.ArgumentParser) -> None:
     """What scan, resume and replay share: output and connection (the global --api-url too)."""
+    from engine.github.app_auth import add_app_arguments
+
     _add_output_flags(p)
     p.add_argument("--token", help="GitHub token (default: GITHUB_TOKEN, GH_TOKEN or `gh auth token`)")
     p.add_argument("--yes", action="store_true",
                    help="scan without a token without asking (60 requests an hour)")
+    add_app_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -74,17 +74,23 @@ def confirm_unauthenticated(args: argparse.Namespace, repos: int | None) -> None
 
 
 async def scan_services(run: Any, args: argparse.Namespace, engine: Any, token: str | None) -> dict[str, Any]:
-    """The client a resumed or replayed scan needs: the run's API URL unless --api-url, the token given."""
+    """The client a resumed or replayed scan needs: the run's API URL unless --api-url, the token given
+    or the GitHub App's installations."""
+    from engine.github.app_auth import credentials_from_args
     from engine.jobs.ioc_scan.scan import make_client
 
     if getattr(args, "api_url", None):
         api_url = args.api_url          # already split from its credentials by _config
     else:
         api_url, _ = split_api_url(run.spec.get("api_url") or engine.config.github.api_url)
+    app = credentials_from_args(args, orgs=(run.spec.get("targets") or {}).get("orgs"))
+    if app is not None:   # continue as the App's installations (a wrong key: one line, exit 2)
+        await app.prepare(api_url)
+        return {"github": app.attach(make_client(engine, api_url, None), lambda: make_client(engine, api_url, None))}
     if token is None:
         if run.spec.get("authenticated"):
-            raise InputError(f"run {run.id} was started with a token: give --token (or set GITHUB_TOKEN) to "
-                             "continue it; nothing was changed")
+            raise InputError(f"run {run.id} was started with credentials: give --token (or set GITHUB_TOKEN), "
+                             "or the --app-id flags, to continue it; nothing was changed")
         confirm_unauthenticated(args, await pending_repos(engine, run.id))
     return {"github": make_client(engine, api_url, token)}
 

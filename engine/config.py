@@ -118,6 +118,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("github", "request_timeout", "request_timeout", "float", "REQUEST_TIMEOUT", 1, 300),
     _s("github", "transport", "transport", "choice", "TRANSPORT", choices=("aiohttp", "httpx")),
     _s("github", "time_scale", "time_scale", "float", "TIME_SCALE", 0.0001, 1.0),
+    _s("github", "pacing", "pacing", "choice", "PACING", choices=("finish", "spread")),
     _s("console", "theme", "theme", "str", "THEME"),
     _s("console", "refresh_hz", "refresh_hz", "float", "REFRESH_HZ", 0.5, 30),
     _s("console", "keymap", "keymap", "keymap"),   # not from env: a mapping has no one-line form
@@ -240,6 +241,7 @@ class GitHubConfig:
     request_timeout: float = 30.0
     transport: str = "aiohttp"
     time_scale: float = 1.0   # multiplies GitHub's fixed waits (60 s secondary-limit default...)
+    pacing: str = "finish"    # finish: spend the budget at once, then wait; spread: over the window
 
     def __post_init__(self) -> None:
         _validate_section(self, "github", "GitHubConfig")

@@ -16,27 +16,40 @@ Where it can point (``api_url``; the CLI's ``--api-url``):
   with the simulator's clock. No token is needed (``bad-token`` gets a 401).
 """
 
+from engine.github.app_auth import InstallationAuth
 from engine.github.auth import RedactingFilter, redact, register_secret, resolve_token
 from engine.github.cache import CachedEntry, HttpCache, MemoryHttpCache, cache_key
 from engine.github.client import GitHubClient, Response, parse_links
 from engine.github.errors import error_for_exception, error_for_response, limit_kind
 from engine.github.lanes import ContentBudget, Lane, Lanes
-from engine.github.ratelimit import Bucket, RateHeaders, RateLimiter, parse_rate_headers
+from engine.github.ratelimit import (
+    Bucket,
+    BudgetOutlook,
+    RateHeaders,
+    RateLimiter,
+    budget_outlook,
+    parse_rate_headers,
+)
+from engine.github.router import OwnerRouter
 from engine.github.transport import make_transport
 
 __all__ = [
     "Bucket",
+    "BudgetOutlook",
     "CachedEntry",
     "ContentBudget",
     "GitHubClient",
     "HttpCache",
+    "InstallationAuth",
     "Lane",
     "Lanes",
     "MemoryHttpCache",
+    "OwnerRouter",
     "RateHeaders",
     "RateLimiter",
     "RedactingFilter",
     "Response",
+    "budget_outlook",
     "cache_key",
     "error_for_exception",
     "error_for_response",

@@ -7,11 +7,19 @@ it is GitHub's domain logic, not HTTP's:
 
 * **primary limits** — every response's ``x-ratelimit-*`` headers feed a
   tracker per resource, and a pacer admits each request against
-  ``rate_limit_buffer × limit`` spread over the window
-  (:mod:`engine.github.ratelimit`); a refusal waits for the reset and retries;
-* **secondary limits** — lanes (read, write, search, graphql) pause as a whole
-  on a secondary limit, space mutations and budget content creation
-  (:mod:`engine.github.lanes`); a refused request is retried after the pause;
+  ``rate_limit_buffer × limit``: at once until the budget is spent
+  (``github.pacing: finish``, the default) or spread over the window
+  (``spread``) (:mod:`engine.github.ratelimit`); a refusal waits for the reset
+  and retries;
+* **secondary limits** — a secondary limit pauses every lane (read, write,
+  search, graphql) of the token; lanes space mutations and budget content
+  creation (:mod:`engine.github.lanes`); a refused request is retried after the
+  pause; points per minute are paced ahead (:mod:`engine.github.points`);
+* **concurrency** — at most ``max_concurrent_requests`` requests are on the
+  wire at once. A request the client gives up on (its ``request_timeout``
+  passed, or its caller was cancelled) may still be running on the server, so
+  its slot stays taken until the server must have finished it
+  (``server_timeout_s`` after it was sent: GitHub ends any request after 10 s);
 * **conditional requests** — GETs revalidate what the :class:`HttpCache`
   holds; a 304 costs no rate limit and is served from the cache;
 * **errors** — every failure leaves as an :mod:`engine.errors` class
@@ -30,7 +38,10 @@ takes no half-open probe slot itself: the runner gates items with
 probe would deadlock the item holding it. Rate limits and client errors are
 neutral to the breaker by its own rules.
 
-**Token.** Sent as ``Authorization: Bearer`` only to the API's own origin (a
+**Token.** A fixed token, or ``auth`` (an object with ``async token(http, api_url,
+refresh=False)``, such as a GitHub App installation,
+:mod:`engine.github.app_auth`) asked before every attempt; a 401 with ``auth``
+refreshes the token once. Sent as ``Authorization: Bearer`` only to the API's own origin (a
 ``Link`` or redirect to another host never gets it), registered for redaction,
 and absent from every message and ``repr`` this package builds.
 """
@@ -41,6 +52,7 @@ import asyncio
 import base64
 import json as jsonlib
 import logging
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -61,7 +73,13 @@ from engine.github.cache import CachedEntry, HttpCache, cache_key
 from engine.github.errors import error_for_exception, error_for_response
 from engine.github.lanes import Lanes
 from engine.github.points import PointsWindow
-from engine.github.ratelimit import RateLimiter, Reservation, parse_rate_headers
+from engine.github.ratelimit import (
+    BudgetOutlook,
+    RateLimiter,
+    Reservation,
+    budget_outlook,
+    parse_rate_headers,
+)
 from engine.github.transport import make_transport
 from engine.models import LaneView, RateLimitGauge
 
@@ -77,7 +95,10 @@ DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CACHED_HEADERS = ("content-type", "link", "etag", "last-modified")
-DEFAULTS = {"rate_limit_buffer": 0.8, "time_scale": 1.0, "timeout": 30.0, "transport": "aiohttp"}
+DEFAULTS = {"rate_limit_buffer": 0.8, "time_scale": 1.0, "timeout": 30.0, "transport": "aiohttp",
+            "pacing": "finish", "max_concurrent_requests": 100}
+#: GitHub ends any request that takes longer than this (its documented server-side timeout)
+GITHUB_SERVER_TIMEOUT_S = 10.0
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([^";]+)"?')
 _SEND_FAILURES = (httpx.HTTPError, OSError, TimeoutError, _AiohttpClientError)
 
@@ -140,6 +161,9 @@ def _parse_body(content: bytes) -> Any:
         return None
 
 
+#: the core limit assumed for a bucket no answer has described yet (a user token's)
+ASSUMED_LIMIT = 5000
+
 #: GitHub's documented secondary limits on points per minute
 SECONDARY_POINTS_PER_MINUTE: Mapping[str, int] = {"rest": 900, "graphql": 2000}
 
@@ -147,10 +171,12 @@ class GitHubClient:
     """Rate-aware async GitHub REST and GraphQL client (see the module docstring).
 
     Settings come from the keyword arguments, else from ``config`` (an
-    ``AppConfig``: ``batch.rate_limit_buffer``, ``github.time_scale``,
-    ``github.request_timeout``, ``github.transport``, ``github.api_url``), else
-    the defaults: ``rate_limit_buffer=0.8``, ``time_scale=1.0``,
-    ``timeout=30.0``, the aiohttp transport. ``transport`` may be a name
+    ``AppConfig``: ``batch.rate_limit_buffer``, ``batch.max_concurrent_requests``,
+    ``github.time_scale``, ``github.request_timeout``, ``github.transport``,
+    ``github.pacing``, ``github.api_url``), else the defaults:
+    ``rate_limit_buffer=0.8``, ``time_scale=1.0``, ``timeout=30.0`` (the whole
+    exchange), ``pacing="finish"``, 100 requests in flight (GitHub's limit), the
+    aiohttp transport. ``transport`` may be a name
     (``"aiohttp"``, ``"httpx"``) or any ``httpx.AsyncBaseTransport``.
     ``on_count(name, n)`` hears ``api_requests``, ``api_requests_saved``,
     ``rate_limited``, ``secondary_limited`` and ``retries_after_wait``.
@@ -172,6 +198,10 @@ class GitHubClient:
         on_count: CountCallback | None = None,
         limit_retries: int = 3,
         points_per_minute: Mapping[str, int] | None = SECONDARY_POINTS_PER_MINUTE,
+        pacing: str | None = None,
+        max_concurrent_requests: int | None = None,
+        server_timeout_s: float = GITHUB_SERVER_TIMEOUT_S,
+        auth: Any = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -185,6 +215,12 @@ class GitHubClient:
         self._origin = httpx.URL(self.api_url).copy_with(path="/", query=None, fragment=None)
         self._token = token or None
         register_secret(self._token)
+        self._auth = auth
+        self.pacing = str(pick(pacing, "pacing"))
+        self.max_concurrent_requests = int(pick(max_concurrent_requests, "max_concurrent_requests"))
+        self.server_timeout_s = server_timeout_s
+        self._slots = asyncio.Semaphore(self.max_concurrent_requests)
+        self._held_slots: set[asyncio.Task] = set()
         self.rate_limit_buffer = float(pick(rate_limit_buffer, "rate_limit_buffer"))
         self.time_scale = float(pick(time_scale, "time_scale"))
         self.timeout = float(pick(timeout, "timeout", "request_timeout"))
@@ -209,12 +245,13 @@ class GitHubClient:
         self._limit_retries = limit_retries
         self._clock = clock
         self._sleep = sleep
-        self._limiter = RateLimiter(self.rate_limit_buffer, time_scale=self.time_scale, clock=clock, sleep=sleep)
+        self._limiter = RateLimiter(self.rate_limit_buffer, time_scale=self.time_scale, pacing=self.pacing,
+                                    clock=clock, sleep=sleep)
         self._lanes = Lanes(time_scale=self.time_scale, clock=clock, sleep=sleep)
         # GitHub's secondary limit on points per minute, paced ahead (see points.py);
         # None (benchmarks against a simulator with the limit raised) turns it off.
         self._points = {
-            kind: PointsWindow(per_minute, time_scale=self.time_scale)
+            kind: PointsWindow(per_minute, time_scale=self.time_scale, clock=clock, sleep=sleep)
             for kind, per_minute in (points_per_minute or {}).items()
         }
         self.counters: dict[str, int] = {}
@@ -232,8 +269,12 @@ class GitHubClient:
         return self._cache
 
     def __repr__(self) -> str:
-        return (f"GitHubClient(api_url={self.api_url!r}, token={'set' if self._token else 'none'}, "
-                f"transport={self.transport_name!r})")
+        who = "app" if self._auth is not None else "set" if self._token else "none"
+        return f"GitHubClient(api_url={self.api_url!r}, token={who}, transport={self.transport_name!r})"
+
+    def use_auth(self, auth: Any) -> None:
+        """Authenticate every request with ``auth`` (a GitHub App installation...) instead of a token."""
+        self._auth = auth
 
     async def __aenter__(self) -> GitHubClient:
         return self
@@ -242,6 +283,8 @@ class GitHubClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        for task in list(self._held_slots):
+            task.cancel()
         await self._http.aclose()
 
     # -- observability ----------------------------------------------------------------
@@ -258,6 +301,25 @@ class GitHubClient:
     def lanes(self) -> list[LaneView]:
         """Each lane's pause and write budget."""
         return self._lanes.views()
+
+    def budget_outlook(self, requests: int, resource: str = "core") -> BudgetOutlook:
+        """What ``requests`` more requests of ``resource`` cost: budget left, next reset,
+        windows needed and the waits for resets that implies (for progress displays).
+
+        The run's plan knows how many requests remain; this knows the bucket. The
+        rate assumed is the fastest the points-per-minute limit allows; a bucket not
+        seen yet is assumed to hold GitHub's 5,000 an hour.
+        """
+        bucket = self._limiter.bucket(resource)
+        points = self._points.get("graphql" if resource == "graphql" else "rest")
+        rate = points.capacity / points.window if points is not None else 100.0 / max(self.time_scale, 1e-9)
+        window_s = (60.0 if resource in ("search", "code_search") else 3600.0) * self.time_scale
+        now = self._clock()
+        if bucket.limit is None and not bucket.untracked:
+            budget = max(1, math.floor(self.rate_limit_buffer * ASSUMED_LIMIT))
+            return budget_outlook(requests, budget_left=budget, budget_per_window=budget, now=now, reset_at=None,
+                                  window_s=window_s, rate_per_s=rate)
+        return bucket.outlook(requests, now, window_s=window_s, rate_per_s=rate)
 
     # -- routing ----------------------------------------------------------------------
 
@@ -314,10 +376,7 @@ class GitHubClient:
         are waited out and retried (up to ``limit_retries``) first.
         """
         method = method.upper()
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         http_request = self._http.build_request(method, self._url(path_or_url), params=params, json=json)
-        if headers and self._same_origin(http_request.url):
-            http_request.headers.update(headers)
         url = str(http_request.url)
         resource = resource or self._resource_for(http_request.url, self.graphql_url)
         lane_name = lane or self._lane_for(method, resource)
@@ -337,20 +396,33 @@ class GitHubClient:
         lane_obj = self._lanes.get(lane_name)
         breaker = self._breakers.get(lane_name) if self._breakers is not None else None
         waits = 0
+        refreshed = False
         while True:
             await self._wait_for_breaker(breaker)
+            token = await self._current_token(refresh=False)
+            if token and self._same_origin(http_request.url):
+                http_request.headers["Authorization"] = f"Bearer {token}"
             reservation, sent_at = await self._admit(lane_name, resource, mutation, creates_content)
             settled = False
+            abandoned_at: float | None = None      # loop time the request went out, if we gave up on it
             try:
                 self._count("api_requests")
+                on_wire_since = asyncio.get_running_loop().time()
                 try:
-                    response = await self._http.send(http_request)
+                    # request_timeout bounds the whole exchange, whatever the transport does
+                    async with asyncio.timeout(self.timeout):
+                        response = await self._http.send(http_request)
                 except _SEND_FAILURES as exc:
+                    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+                        abandoned_at = on_wire_since
                     self._limiter.settle(reservation, None)
                     settled = True
                     error = error_for_exception(exc, method=method, url=url, lane=lane_name)
                     self._record(breaker, error)
                     raise error from exc
+                except asyncio.CancelledError:
+                    abandoned_at = on_wire_since
+                    raise
                 rate = parse_rate_headers(response.headers)
                 status = response.status_code
                 content = response.content
@@ -372,9 +444,17 @@ class GitHubClient:
                         await self._store(key, response, content)
                     return Response(status, _parse_body(content), response.headers, False, url, content)
 
+                if status == 401 and self._auth is not None and not refreshed:
+                    # an App installation token can be revoked or expire early: get a new one, once
+                    self._limiter.settle(reservation, rate)
+                    settled = True
+                    refreshed = True
+                    await self._current_token(refresh=True)
+                    continue
                 error = error_for_response(
                     status, response.headers, content, method=method, url=url, lane=lane_name,
-                    api_url=self.api_url, had_token=self._token is not None, now=self._clock(),
+                    api_url=self.api_url, had_token=self._token is not None or self._auth is not None,
+                    now=self._clock(),
                 )
                 if isinstance(error, SecondaryRateLimitError):
                     self._limiter.settle(reservation, rate)
@@ -384,8 +464,8 @@ class GitHubClient:
                         error.retry_after, sent_at, reason=f"secondary rate limit ({status})")
                     if error.retry_after is None:
                         error.retry_after = pause
-                    log.warning("lane %s paused %.1fs after a secondary rate limit on %s %s",
-                                lane_name, pause, method, http_request.url.path)
+                    log.warning("every lane paused %.1fs after a secondary rate limit on %s %s (lane %s)",
+                                pause, method, http_request.url.path, lane_name)
                 elif isinstance(error, RateLimitError):
                     self._limiter.refused(reservation, rate)
                     settled = True
@@ -404,6 +484,33 @@ class GitHubClient:
                 if not settled:   # cancelled mid-flight: give the reservation back
                     self._limiter.settle(reservation, None)
                 lane_obj.record_done()
+                self._release_slot(abandoned_at)
+
+    async def _current_token(self, *, refresh: bool) -> str | None:
+        if self._auth is None:
+            return self._token
+        return await self._auth.token(self._http, self.api_url, refresh=refresh)
+
+    def _release_slot(self, abandoned_at: float | None) -> None:
+        """Free a concurrency slot; one whose request we gave up on stays taken until the
+        server must have finished it, so abandoned requests still count against concurrency."""
+        if abandoned_at is None:
+            self._slots.release()
+            return
+        hold = abandoned_at + self.server_timeout_s - asyncio.get_running_loop().time()
+        if hold <= 0:
+            self._slots.release()
+            return
+
+        async def release_later() -> None:
+            try:
+                await asyncio.sleep(hold)
+            finally:
+                self._slots.release()
+
+        task = asyncio.get_running_loop().create_task(release_later())
+        self._held_slots.add(task)
+        task.add_done_callback(self._held_slots.discard)
 
     async def _admit(self, lane_name: str, resource: str, mutation: bool,
                      creates_content: bool) -> tuple[Reservation, float]:
@@ -426,11 +533,13 @@ class GitHubClient:
             try:
                 if mutation:
                     await lane.wait_for_mutation_slot()
+                await self._slots.acquire()
             except BaseException:
                 self._limiter.settle(reservation, None)
                 raise
-            if lane.paused():   # a sibling was refused while we queued for the pacer
+            if lane.paused():   # a request of the token was refused while we queued
                 self._limiter.settle(reservation, None)
+                self._slots.release()
                 continue
             return reservation, lane.record_sent(mutation=mutation, creates_content=creates_content)
 

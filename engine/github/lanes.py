@@ -10,10 +10,12 @@ longer on repeats. No client library implements that, and it is what keeps a
 token from being flagged, so it lives here.
 
 Requests are grouped in *lanes* — ``read``, ``write``, ``search``, ``graphql``
-— because a secondary limit hit by one kind of request says little about the
-others, but says everything about its siblings: once one read is refused, the
-next nineteen reads in flight would be refused too. So a secondary limit pauses
-the **whole lane**: every caller waits, not just the one refused, for
+— for their own spacing and budgets. A secondary limit, though, blocks the
+whole **token** on GitHub's side (and in the simulator): once one read is
+refused, a GraphQL query or a search sent next would be refused too, and would
+count as a request sent into the block. So a secondary limit pauses **every
+lane of the token** (:class:`Lanes` shares one :class:`TokenPause` among its
+lanes): every caller waits, not just the one refused, for
 ``retry-after`` when the server gives it, else ``60 s × time_scale`` doubling
 with each repeat (capped at 32 minutes), the repeat count forgotten after a
 quiet spell of five base pauses. Refusals of requests that were sent before
@@ -94,49 +96,21 @@ class ContentBudget:
         self._sent.append(now)
 
 
-class Lane:
-    """One lane's pause state, mutation spacing and (write lane) content budget."""
+class TokenPause:
+    """The secondary-limit pause of one token: every lane sharing it waits it out."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        time_scale: float = 1.0,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    ) -> None:
-        self.name = name
-        self._clock = clock
-        self._sleep = sleep
-        self.base_pause_s = SECONDARY_BASE_PAUSE_S * time_scale
-        self.mutation_spacing_s = MUTATION_SPACING_S * time_scale
-        self.content = ContentBudget(time_scale=time_scale) if name == "write" else None
+    def __init__(self, base_pause_s: float) -> None:
+        self.base_pause_s = base_pause_s
         self.paused_until: float | None = None
         self.pause_reason: str | None = None
         self.pause_started_at: float | None = None
         self.strikes = 0
-        self.in_flight = 0
-        self._last_mutation_at: float | None = None
-        # Mutations are admitted one at a time so the spacing holds even when the
-        # pacer makes one of them wait (GitHub: make mutations serially).
-        self.mutation_lock = asyncio.Lock()
 
-    # -- pauses ------------------------------------------------------------------------
-
-    def paused(self, now: float | None = None) -> bool:
-        now = self._clock() if now is None else now
+    def paused(self, now: float) -> bool:
         return self.paused_until is not None and now < self.paused_until
 
-    async def wait_while_paused(self) -> None:
-        while True:
-            now = self._clock()
-            if not self.paused(now):
-                return
-            await self._sleep(min(self.paused_until - now, MAX_NAP_S))
-
-    def secondary_limit(self, retry_after: float | None, sent_at: float, reason: str = "secondary rate limit") -> float:
-        """Pause the lane after a secondary-limit refusal; returns the pause in seconds."""
-        now = self._clock()
+    def refused(self, retry_after: float | None, sent_at: float, now: float, reason: str) -> tuple[float, bool]:
+        """Book a refusal; returns the pause in seconds and whether it is a new event (not an echo)."""
         echo = self.pause_started_at is not None and sent_at < self.pause_started_at
         if echo:
             duration = retry_after if retry_after is not None else 0.0
@@ -150,10 +124,66 @@ class Lane:
             else:
                 duration = self.base_pause_s * 2 ** min(self.strikes - 1, MAX_PAUSE_DOUBLINGS)
             self.pause_started_at = now
-            if self.content is not None:
-                self.content.cut(now)
         self.paused_until = max(now + duration, self.paused_until or 0.0)
         self.pause_reason = reason
+        return duration, not echo
+
+
+class Lane:
+    """One lane's mutation spacing, (write lane) content budget and view of the token's pause."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        pause: TokenPause | None = None,
+    ) -> None:
+        self.name = name
+        self._clock = clock
+        self._sleep = sleep
+        self.base_pause_s = SECONDARY_BASE_PAUSE_S * time_scale
+        self.mutation_spacing_s = MUTATION_SPACING_S * time_scale
+        self.content = ContentBudget(time_scale=time_scale) if name == "write" else None
+        self.pause = pause if pause is not None else TokenPause(self.base_pause_s)
+        self.in_flight = 0
+        self._last_mutation_at: float | None = None
+        # Mutations are admitted one at a time so the spacing holds even when the
+        # pacer makes one of them wait (GitHub: make mutations serially).
+        self.mutation_lock = asyncio.Lock()
+
+    # -- pauses (the token's, shared with the other lanes) -----------------------------
+
+    @property
+    def paused_until(self) -> float | None:
+        return self.pause.paused_until
+
+    @property
+    def pause_reason(self) -> str | None:
+        return self.pause.pause_reason
+
+    @property
+    def strikes(self) -> int:
+        return self.pause.strikes
+
+    def paused(self, now: float | None = None) -> bool:
+        return self.pause.paused(self._clock() if now is None else now)
+
+    async def wait_while_paused(self) -> None:
+        while True:
+            now = self._clock()
+            if not self.paused(now):
+                return
+            await self._sleep(min(self.pause.paused_until - now, MAX_NAP_S))
+
+    def secondary_limit(self, retry_after: float | None, sent_at: float, reason: str = "secondary rate limit") -> float:
+        """Pause the token's lanes after a secondary-limit refusal; returns the pause in seconds."""
+        now = self._clock()
+        duration, new_event = self.pause.refused(retry_after, sent_at, now, reason)
+        if new_event and self.content is not None:
+            self.content.cut(now)
         return duration
 
     # -- writes ------------------------------------------------------------------------
@@ -196,11 +226,12 @@ class Lane:
 
 
 class Lanes:
-    """The client's lanes by name; an unknown name gets a lane of its own."""
+    """The lanes of one token by name (an unknown name gets a lane of its own), sharing its pause."""
 
     def __init__(self, *, time_scale: float = 1.0, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
-        self._make = lambda name: Lane(name, time_scale=time_scale, clock=clock, sleep=sleep)
+        self.pause = TokenPause(SECONDARY_BASE_PAUSE_S * time_scale)
+        self._make = lambda name: Lane(name, time_scale=time_scale, clock=clock, sleep=sleep, pause=self.pause)
         self._lanes: dict[str, Lane] = {name: self._make(name) for name in LANE_NAMES}
 
     def get(self, name: str) -> Lane:

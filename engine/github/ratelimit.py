@@ -27,7 +27,15 @@ reset (sent before the window rolled) is ignored.
 2. *Never exceed the budget.* When ``used + pending + 1 > budget``, wait: for
    answers if some are in flight (the estimate may be high), otherwise until
    the window resets (``reset`` plus a small margin for clock rounding).
-3. *Spread what is left over what is left of the window.* The allowed rate is
+3. *Finish first (``pacing: finish``, the default).* Inside the budget a request
+   is admitted at once: the secondary limits (points per minute, concurrency,
+   paced by the client elsewhere) are then the only bound, and the run waits for
+   the reset only when it has spent its budget. Spreading never finishes a job
+   sooner, and ``rate_limit_buffer`` already keeps the reserve other users of
+   the token need.
+
+   *Spread (``pacing: spread``)*, for a token shared with other automation that
+   must not find the bucket drained early in the hour: the allowed rate is
    ``(budget - used - pending) / (reset - now)``, recomputed at every decision,
    and admissions draw from a token bucket refilled at that rate, holding at
    most a burst of half the budget (full when a window is learned). Half,
@@ -47,6 +55,10 @@ reset (sent before the window rolled) is ignored.
 5. *A refusal empties the bucket.* A 403/429 with ``remaining: 0`` sets
    ``used = limit``, so rule 2 waits for the reset; the client then retries.
 
+Every wait for a reset is counted (:attr:`Bucket.reset_waits`, once per
+window) and the bucket says what is left (:meth:`Bucket.outlook` and
+:func:`budget_outlook`, for progress displays).
+
 Clocks are injected (``clock`` returns epoch seconds, as ``reset`` is one;
 ``sleep`` awaits), so the maths is tested without waiting.
 """
@@ -63,8 +75,9 @@ from engine.models import RateLimitGauge
 
 PROBE_POLL_S = 0.005        # how often a caller re-checks while a probe or answers are in flight
 MAX_NAP_S = 0.5             # re-evaluate at least this often while waiting (new answers may change the plan)
-BURST_SHARE = 0.5           # of the budget, admitted at once when a window starts (see rule 3)
+BURST_SHARE = 0.5           # of the budget, admitted at once when a window starts (spread pacing)
 MIN_WAIT_S = 1e-4
+PACINGS = ("finish", "spread")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +124,68 @@ def parse_rate_headers(headers: Mapping[str, str]) -> RateHeaders | None:
     return RateHeaders(limit, remaining, max(used, limit - remaining), reset, resource or None)
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetOutlook:
+    """What N more requests of one resource will cost in windows and waits.
+
+    ``budget_left`` is what the run may still spend before the next reset
+    (``rate_limit_buffer × limit`` minus what is used and in flight);
+    ``windows`` counts the rate-limit windows the requests touch, the current
+    one included; ``resets`` how many times the run will wait for a reset;
+    ``wait_s`` how long those waits last together and ``eta_s`` when the last
+    request goes out, waits included (both in seconds of the clock the bucket
+    runs on: scaled time against a scaled simulator).
+    """
+
+    requests: int
+    budget_left: int
+    next_reset_at: float | None
+    windows: int
+    resets: int
+    wait_s: float
+    eta_s: float
+
+
+def budget_outlook(requests: int, *, budget_left: int, budget_per_window: int, now: float,
+                   reset_at: float | None, window_s: float, rate_per_s: float) -> BudgetOutlook:
+    """Windows and waits that ``requests`` more requests need (a pure function).
+
+    The run spends what is left of this window at ``rate_per_s`` (the fastest
+    the secondary limits allow under finish-first pacing), then waits for the
+    reset at ``reset_at`` (``None``: no window is open, one opens with the next
+    request), then spends up to ``budget_per_window`` per window, each new
+    window opening with its first request as GitHub's do, until none is left.
+    """
+    rate = max(rate_per_s, 1e-9)
+    if budget_per_window <= 0:      # an untracked resource (no rate limit): only the rate bounds it
+        n = max(0, requests)
+        return BudgetOutlook(n, 0, None, 1 if n else 0, 0, 0.0, n / rate)
+    budget_left = max(0, budget_left)
+    t, left, windows, resets, waited = now, max(0, requests), 0, 0, 0.0
+    window_end = reset_at if reset_at is not None else None
+    if window_end is None:
+        budget_left = budget_per_window if budget_left == 0 else budget_left
+    take = min(left, budget_left)
+    if take > 0:
+        windows += 1
+        if window_end is None:
+            window_end = t + window_s
+        t += take / rate
+        left -= take
+    while left > 0:
+        if window_end is not None and t < window_end:
+            waited += window_end - t
+            resets += 1
+            t = window_end
+        take = min(left, max(1, budget_per_window))
+        windows += 1
+        window_end = t + window_s
+        t += take / rate
+        left -= take
+    return BudgetOutlook(requests=max(0, requests), budget_left=budget_left, next_reset_at=reset_at,
+                         windows=windows, resets=resets, wait_s=waited, eta_s=t - now)
+
+
 @dataclass(slots=True)
 class Reservation:
     """One admitted request: settle it with the response's headers (or without)."""
@@ -123,10 +198,14 @@ class Reservation:
 class Bucket:
     """Tracker and pacer of one primary rate-limit resource (see the module docstring)."""
 
-    def __init__(self, resource: str, buffer: float, *, reset_margin_s: float = 1.0) -> None:
+    def __init__(self, resource: str, buffer: float, *, reset_margin_s: float = 1.0,
+                 pacing: str = "finish") -> None:
         if not 0 < buffer <= 1:
             raise ValueError(f"rate_limit_buffer must be in (0, 1], got {buffer}")
+        if pacing not in PACINGS:
+            raise ValueError(f"pacing must be one of {', '.join(PACINGS)}, got {pacing!r}")
         self.resource = resource
+        self.pacing = pacing
         self.buffer = buffer
         self.reset_margin_s = reset_margin_s
         self.limit: int | None = None
@@ -141,6 +220,8 @@ class Bucket:
         self.tokens = 0.0
         self.refilled_at: float | None = None
         self.pace_per_s: float | None = None
+        self.reset_waits = 0        # windows whose budget ran out before their reset
+        self._waiting_window: int | None = None
 
     # -- what the run may spend ------------------------------------------------------
 
@@ -189,7 +270,14 @@ class Bucket:
             self.pace_per_s = 0.0
             if self.pending > 0:
                 return PROBE_POLL_S      # answers in flight may show we over-counted
+            if self._waiting_window != self.window:
+                self._waiting_window = self.window
+                self.reset_waits += 1
             return max(self.reset_at + self.reset_margin_s + self.skew_s - now, PROBE_POLL_S)
+        if self.pacing == "finish":
+            self.pace_per_s = None       # bound by the secondary limits only
+            self.pending += 1
+            return 0.0
         # Aim to finish a margin before the reset, so the last requests land in this window.
         horizon = max(self.reset_at - self.reset_margin_s - now, 1e-3)
         rate = (budget - spent) / horizon
@@ -269,6 +357,21 @@ class Bucket:
             if self.limit is not None:
                 self.used = self.limit
 
+    def budget_left(self, now: float) -> int:
+        """What the run may still send in the current window (the whole budget when none is open)."""
+        if self.untracked:
+            return 0
+        if not self.known or now >= self.reset_at + self.reset_margin_s + self.skew_s:
+            return self.budget
+        return max(0, self.budget - self.estimated_used())
+
+    def outlook(self, requests: int, now: float, *, window_s: float, rate_per_s: float) -> BudgetOutlook:
+        """:func:`budget_outlook` for this bucket as it stands at ``now``."""
+        live = self.known and now < self.reset_at + self.reset_margin_s + self.skew_s
+        return budget_outlook(requests, budget_left=self.budget_left(now), budget_per_window=self.budget,
+                              now=now, reset_at=self.reset_at if live else None, window_s=window_s,
+                              rate_per_s=rate_per_s)
+
     def gauge(self) -> RateLimitGauge:
         limit = self.limit or 0
         return RateLimitGauge(
@@ -295,10 +398,15 @@ class RateLimiter:
         buffer: float = 0.8,
         *,
         time_scale: float = 1.0,
+        pacing: str = "finish",
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
+        if pacing not in PACINGS:
+            raise ValueError(f"pacing must be one of {', '.join(PACINGS)}, got {pacing!r}")
         self.buffer = buffer
+        self.pacing = pacing
+        self.time_scale = time_scale
         # GitHub's resets are whole seconds; the simulator's scale with time.
         self.reset_margin_s = max(0.005, min(1.0, 1.0 * time_scale))
         self._clock = clock
@@ -309,7 +417,8 @@ class RateLimiter:
     def bucket(self, resource: str) -> Bucket:
         bucket = self._buckets.get(resource)
         if bucket is None:
-            bucket = self._buckets[resource] = Bucket(resource, self.buffer, reset_margin_s=self.reset_margin_s)
+            bucket = self._buckets[resource] = Bucket(resource, self.buffer, reset_margin_s=self.reset_margin_s,
+                                                      pacing=self.pacing)
             self._locks[resource] = asyncio.Lock()
         return bucket
 

@@ -29,6 +29,7 @@ import hashlib
 import math
 import re
 import time
+from asyncio import CancelledError, get_running_loop
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +43,8 @@ from starlette.routing import Route
 
 from engine.errors import InputError
 from engine.sim import rest
+from engine.sim.apps import SimApps, app_config_from_dict
+from engine.sim.apps import routes as app_routes
 from engine.sim.config import SimConfig
 from engine.sim.data import SimFile, SimOrg, SimRepo
 from engine.sim.faults import SERVER_ERROR_BODIES, FaultInjector, ResetResponse
@@ -71,6 +74,7 @@ class SimState:
         self.limiter = RateLimiter(config)
         self.faults = FaultInjector(config.faults, config.seed, clock())
         self.issues = IssueStore()
+        self.apps = SimApps(app_config_from_dict(config.app, "config"), org.login, org.id, len(org.repos))
         self._request_seq = 0
         self._repo_blobs: dict[str, dict[str, SimFile]] = {}
 
@@ -217,11 +221,11 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
                                      "documentation_url": VERSION_DOCS, "status": "400"}, status=400),
                       identity_for(token if well_formed else None, ip))
     request.state.api_version = version
-    if not well_formed or token in cfg.invalid_tokens:
+    if not well_formed or token in cfg.invalid_tokens or state.apps.rejects(token, state.clock()):
         stats.bad_credentials += 1
         return finish(json_response({"message": "Bad credentials", "documentation_url": rest.DOCS,
                                      "status": "401"}, status=401), identity_for(None, ip), "core")
-    ident = identity_for(token, ip)
+    ident = state.apps.identity(token, ip) or identity_for(token, ip)
     if ep.auth_message and not ident.authenticated:
         return finish(json_response({"message": ep.auth_message, "documentation_url": ep.auth_docs,
                                      "status": "401"}, status=401), ident, "core")
@@ -229,6 +233,9 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
     request.state.request_id = rid
     limiter.enter(ident)
     stats.peak_concurrency = max(stats.peak_concurrency, limiter.peak_concurrency)
+    loop = get_running_loop()
+    busy_until = loop.time()        # when the work in progress would end (latency, a hang)
+    leave_now = True
     try:
         now = state.clock()
         refusal = limiter.admit(ident, request.method, ep.resource, now, ep.creates_content)
@@ -246,6 +253,7 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
         stats.points_used[resource] += charged
         latency = state.faults.latency_s()
         if latency > 0:
+            busy_until = loop.time() + latency
             await asyncio.sleep(latency)
         fault = state.faults.decide(state.clock())
         if fault is not None:
@@ -253,6 +261,7 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
             if fault.kind == "reset":
                 return ResetResponse()  # type: ignore[return-value]
             if fault.kind == "timeout":
+                busy_until = loop.time() + state.faults.faults.hang_s
                 await state.faults.hang()
             status = fault.status or 504
             return finish(json_response(SERVER_ERROR_BODIES[status], status=status), ident)
@@ -270,8 +279,16 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
             elif sha := getattr(request.state, "blob_sha", None):
                 stats.blob_fetches[sha] += 1          # counted only when the content was sent
         return finish(response, ident)
+    except CancelledError:
+        # An in-process transport cancels the handler when its client gives up; a server
+        # (uvicorn, GitHub) goes on working, and counting against concurrency, until done.
+        if busy_until > loop.time():
+            leave_now = False
+            loop.call_later(busy_until - loop.time(), limiter.leave, ident)
+        raise
     finally:
-        limiter.leave(ident)
+        if leave_now:
+            limiter.leave(ident)
 
 
 # ---------------------------------------------------------------------------
@@ -372,6 +389,7 @@ def create_app(config: SimConfig | None = None, org: SimOrg | None = None, *,
         Route("/_sim/reset", sim_reset, methods=["POST"]),
         Route("/_sim/faults", sim_faults, methods=["GET", "POST"]),
         Route("/_sim/issue_faults", sim_issue_faults, methods=["GET", "POST"]),
+        *app_routes(),
     ]
     # GitHub answers unknown paths (and unknown methods) with a JSON 404 that is charged
     catch_all = Endpoint("GET", "/{rest:path}", rest.not_found, template="unmatched")

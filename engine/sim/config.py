@@ -96,6 +96,7 @@ class SimConfig:
     graphql_blob_text_limit: int = 512_000        # Blob.text is cut here, isTruncated set
     graphql_response_limit_bytes: int = 10_000_000
     faults: FaultConfig = field(default_factory=FaultConfig)
+    app: dict[str, Any] = field(default_factory=dict)   # the GitHub App (engine.sim.apps.SimAppConfig)
 
     def window(self, seconds: float) -> float:
         """``seconds`` of GitHub time in simulator time."""
@@ -240,6 +241,11 @@ def _sim_config(data: Mapping[str, Any], source: str) -> SimConfig:
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise InputError(f"{source}: key 'invalid_tokens': expected a list of strings")
         cfg.invalid_tokens = list(tokens)
+    if data.get("app") is not None:
+        from engine.sim.apps import app_config_from_dict
+
+        app_config_from_dict(data["app"], source)   # validated here, built by the app
+        cfg.app = dict(data["app"])
     if data.get("faults") is not None:
         faults = data["faults"]
         if isinstance(faults, FaultConfig):

@@ -40,6 +40,7 @@ class Identity:
     key: str                    # a digest of the token (never the token) or "ip:<addr>"
     user_id: int | None
     ip: str
+    core_limit: int | None = None   # a GitHub App installation's hourly limit (core and GraphQL)
 
     @property
     def authenticated(self) -> bool:
@@ -139,6 +140,8 @@ class RateLimiter:
         if resource == "search":
             # GitHub: 30 searches a minute with a token, 10 without
             return (cfg.search_limit if ident.authenticated else max(1, cfg.search_limit // 3)), cfg.window(MINUTE)
+        if ident.core_limit is not None and resource in ("core", "graphql"):
+            return ident.core_limit, cfg.window(HOUR)
         if resource == "graphql":
             return cfg.graphql_limit, cfg.window(HOUR)
         return (cfg.core_limit if ident.authenticated else cfg.unauthenticated_limit), cfg.window(HOUR)

@@ -93,3 +93,22 @@ def recorder() -> RecordingApp:
 @pytest.fixture
 def headers_for() -> Callable[..., dict[str, str]]:
     return rate_headers
+
+
+def run_in_virtual_time(main: Callable[[], Awaitable[object]]) -> object:
+    """Run ``main()`` on an event loop whose clock jumps ahead whenever every task waits on a
+    timer (looptime): an hour of scaled GitHub time costs milliseconds, and the schedule does not
+    depend on how loaded the machine is. Give the code under test :func:`loop_epoch` as its clock."""
+    import looptime
+
+    loop = looptime.new_event_loop(start=0)
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def loop_epoch() -> float:
+    """Epoch seconds on the running loop's clock (virtual under :func:`run_in_virtual_time`)."""
+    return EPOCH + asyncio.get_running_loop().time()

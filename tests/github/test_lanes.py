@@ -117,3 +117,14 @@ def test_a_read_lane_has_no_content_budget_and_unknown_lanes_are_created():
     assert set(views) == {"read", "write", "search", "graphql"}
     assert views["read"].content_budget_per_min is None
     assert lanes.get("contents").name == "contents"
+
+
+def test_a_secondary_limit_on_one_lane_pauses_every_lane_of_the_token(clock):
+    """GitHub blocks the token, not the kind of request: a GraphQL query or a search sent after a
+    read was refused would be sent into the block."""
+    lanes = Lanes(time_scale=0.01, clock=clock, sleep=clock.sleep)
+    lanes.get("read").secondary_limit(3.0, sent_at=clock())
+    assert all(lanes.get(name).paused() for name in ("read", "write", "search", "graphql", "custom"))
+    assert {view.paused_until for view in lanes.views()} == {clock() + 3.0}
+    clock.now += 3.0
+    assert not any(lanes.get(name).paused() for name in ("read", "graphql"))

@@ -9,7 +9,14 @@ import math
 import httpx
 import pytest
 
-from engine.github.ratelimit import Bucket, RateHeaders, RateLimiter, Reservation, parse_rate_headers
+from engine.github.ratelimit import (
+    Bucket,
+    RateHeaders,
+    RateLimiter,
+    Reservation,
+    budget_outlook,
+    parse_rate_headers,
+)
 
 T0 = 1_700_000_000.0
 
@@ -114,13 +121,14 @@ def test_a_server_clock_behind_ours_makes_the_pacer_wait_longer_after_resets():
 
 
 def simulate(*, limit: int, window: float, buffer: float, duration: float, concurrency: int,
-             latency: float, other_consumer_per_s: float = 0.0) -> tuple[dict[float, int], list[float], Bucket]:
+             latency: float, other_consumer_per_s: float = 0.0, pacing: str = "finish",
+             demand: float = math.inf) -> tuple[dict[float, int], list[float], Bucket]:
     """Drive a Bucket against a model of GitHub's fixed-window bucket, with infinite demand.
 
     Returns requests counted per server window (keyed by reset), the admission
-    times and the bucket. Raises if the server would have refused a request.
+    times and the bucket. ``demand`` caps the requests the job has. Raises if the server would have refused a request.
     """
-    bucket = Bucket("core", buffer, reset_margin_s=window * 0.001)
+    bucket = Bucket("core", buffer, reset_margin_s=window * 0.001, pacing=pacing)
     server_used, server_reset = 0, None
     per_window: dict[float, int] = {}
     admitted: list[float] = []
@@ -147,7 +155,7 @@ def simulate(*, limit: int, window: float, buffer: float, duration: float, concu
                 server_take(next_other)
             next_other += 1 / other_consumer_per_s
         wait = math.inf
-        if len(answers) < concurrency:
+        if len(answers) < concurrency and len(admitted) < demand:
             wait = bucket.try_reserve(now)
             if wait == 0:
                 headers = server_take(now)
@@ -160,19 +168,20 @@ def simulate(*, limit: int, window: float, buffer: float, duration: float, concu
     return per_window, admitted, bucket
 
 
+@pytest.mark.parametrize("pacing", ["finish", "spread"])
 @pytest.mark.parametrize(("concurrency", "latency"), [(1, 0.001), (20, 0.05), (50, 0.4)])
-def test_never_plans_past_the_buffer_and_uses_nearly_all_of_it(concurrency, latency):
+def test_never_plans_past_the_buffer_and_uses_nearly_all_of_it(concurrency, latency, pacing):
     per_window, _, _ = simulate(limit=1000, window=100.0, buffer=0.8, duration=450.0,
-                                concurrency=concurrency, latency=latency)
+                                concurrency=concurrency, latency=latency, pacing=pacing)
     full_windows = sorted(per_window)[:-1]                  # the last one is cut off by the end
     assert len(full_windows) >= 3
     for reset in full_windows:
         assert 0.95 * 800 <= per_window[reset] <= 800, (reset - T0, per_window[reset])
 
 
-def test_spends_half_the_allowance_at_once_and_spreads_the_rest_over_the_window():
+def test_spread_pacing_spends_half_the_allowance_at_once_and_spreads_the_rest_over_the_window():
     per_window, admitted, bucket = simulate(limit=1000, window=100.0, buffer=0.8, duration=100.0,
-                                            concurrency=20, latency=0.01)
+                                            concurrency=20, latency=0.01, pacing="spread")
     first_reset = min(per_window)
     start = first_reset - 100.0
     tenths = [0] * 10
@@ -187,12 +196,20 @@ def test_spends_half_the_allowance_at_once_and_spreads_the_rest_over_the_window(
     assert min(tenths[1:]) >= 30 and max(tenths[1:]) <= 50, tenths
 
 
-def test_shares_the_bucket_with_another_consumer_without_overdrawing_it():
+def test_spread_pacing_shares_the_bucket_with_another_consumer_without_overdrawing_it():
     per_window, _, _ = simulate(limit=1000, window=100.0, buffer=0.8, duration=250.0,
-                                concurrency=10, latency=0.05, other_consumer_per_s=2.0)
+                                concurrency=10, latency=0.05, other_consumer_per_s=2.0, pacing="spread")
     # our share plus the other consumer's ~200 stays within the buffer (the server never refused us)
     for reset in sorted(per_window)[:-1]:
         assert per_window[reset] <= 800 - 150
+
+
+def test_finish_first_leaves_the_reserve_to_another_consumer():
+    per_window, _, _ = simulate(limit=1000, window=100.0, buffer=0.8, duration=250.0,
+                                concurrency=10, latency=0.05, other_consumer_per_s=2.0)
+    # we spend at most the buffer (the server never refused us); the other 200 stay for the other user
+    for reset in sorted(per_window)[:-1]:
+        assert 700 <= per_window[reset] <= 800
 
 
 async def test_rate_limiter_serves_waiters_in_order_and_reserves_before_sending(clock):
@@ -264,3 +281,57 @@ def test_answers_that_counted_nothing_still_teach_the_window():
     bucket.settle(Reservation("core", bucket.window, now), RateHeaders(5000, 5000, 0, now + 3600.0, "core"))
     waits = [bucket.try_reserve(now) for _ in range(50)]
     assert waits == [0.0] * 50                            # 50 concurrent requests admitted at once
+
+
+def test_finish_first_sends_a_job_of_80_percent_of_the_budget_without_waiting():
+    """The budget is 800; the job needs 640. Nothing holds it back but its own latency:
+    20 callers at 10 ms finish in ~0.32 s of a 100 s window, and no request waits for the reset."""
+    per_window, admitted, bucket = simulate(limit=1000, window=100.0, buffer=0.8, duration=200.0,
+                                            concurrency=20, latency=0.01, demand=640)
+    assert len(admitted) == 640 and len(per_window) == 1
+    assert admitted[-1] - admitted[0] <= 640 / 20 * 0.01 + 0.05
+    assert bucket.reset_waits == 0
+
+
+def test_spread_pacing_makes_the_same_job_trickle_over_the_window():
+    _, admitted, bucket = simulate(limit=1000, window=100.0, buffer=0.8, duration=200.0,
+                                   concurrency=20, latency=0.01, demand=640, pacing="spread")
+    assert len(admitted) == 640 and bucket.reset_waits == 0
+    assert admitted[-1] - admitted[0] > 20.0                  # 240 requests spread at ~4/s
+
+
+def test_finish_first_spends_the_budget_then_waits_once_for_the_reset():
+    """1,200 requests against a budget of 800 a window: 800 at once, one wait, 400 after the reset."""
+    per_window, admitted, bucket = simulate(limit=1000, window=100.0, buffer=0.8, duration=300.0,
+                                            concurrency=20, latency=0.01, demand=1200)
+    first, second = sorted(per_window)
+    assert (per_window[first], per_window[second]) == (800, 400)
+    assert bucket.reset_waits == 1
+    gaps = [b - a for a, b in zip(admitted, admitted[1:], strict=False)]
+    assert sum(gap > 1.0 for gap in gaps) == 1                # one wait...
+    resumed = admitted[gaps.index(max(gaps)) + 1]
+    assert first <= resumed <= first + 0.5                    # ...that ends at the reset
+
+
+def test_budget_outlook_counts_windows_and_the_waits_they_imply():
+    # fits in what is left: one window, no wait, sent at the rate
+    o = budget_outlook(300, budget_left=500, budget_per_window=4000, now=0.0, reset_at=1800.0,
+                       window_s=3600.0, rate_per_s=15.0)
+    assert (o.windows, o.resets, o.wait_s, o.eta_s) == (1, 0, 0.0, pytest.approx(20.0))
+    # 500 now (33.3 s), wait to the reset at 1800, 4000 in the next window (266.7 s), wait, 500 more
+    o = budget_outlook(5000, budget_left=500, budget_per_window=4000, now=0.0, reset_at=1800.0,
+                       window_s=3600.0, rate_per_s=15.0)
+    assert (o.windows, o.resets) == (3, 2)
+    assert o.wait_s == pytest.approx((1800 - 500 / 15) + (3600 - 4000 / 15))
+    assert o.eta_s == pytest.approx(1800 + 3600 + 500 / 15)
+    assert o.next_reset_at == 1800.0 and o.budget_left == 500
+    # the budget is spent: the first request waits for the reset
+    o = budget_outlook(10, budget_left=0, budget_per_window=4000, now=100.0, reset_at=160.0,
+                       window_s=3600.0, rate_per_s=10.0)
+    assert (o.windows, o.resets, o.wait_s, o.eta_s) == (1, 1, pytest.approx(60.0), pytest.approx(61.0))
+    # no window open yet: the whole budget is there
+    o = budget_outlook(4000, budget_left=0, budget_per_window=4000, now=0.0, reset_at=None,
+                       window_s=3600.0, rate_per_s=100.0)
+    assert (o.windows, o.resets, o.wait_s) == (1, 0, 0.0)
+    assert budget_outlook(0, budget_left=0, budget_per_window=4000, now=0.0, reset_at=5.0,
+                          window_s=3600.0, rate_per_s=1.0).windows == 0

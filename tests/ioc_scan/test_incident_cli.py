@@ -142,7 +142,7 @@ async def test_resume_without_the_token_the_run_was_made_with_refuses_and_change
     capsys.readouterr()
     code = await run_cli("resume", "1", "--headless", "--db", str(db), "--api-url", URL)
     assert code == cli.EXIT_INPUT
-    assert "was started with a token" in capsys.readouterr().err
+    assert "was started with credentials" in capsys.readouterr().err
     assert await run_cli("runs", "--db", str(db), "--format", "json") == 0
     assert json.loads(capsys.readouterr().out)[0]["state"] == "failed"      # not re-marked by a failed resume
     assert await run_cli("resume", "1", "--headless", "--db", str(db), "--api-url", URL,

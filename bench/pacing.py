@@ -1,0 +1,235 @@
+"""How close an ioc-scan gets to the time GitHub's limits allow (finish-first pacing).
+
+The simulator runs in its own process with time scaled (``--time-scale 0.1``: an hour is
+6 minutes, a minute 6 s), 20 ms latency, GitHub's limits. Each scan runs the whole engine
+(runner, SQLite, the ioc-scan job) on a fresh database, and reads what the server saw from
+``/_sim/stats``. Printed, measured in this run:
+
+* ``org_wall_over_bound`` — the big org's wall time ÷ the limit-bound minimum: the longest of
+  REST points ÷ 900 a minute, GraphQL points ÷ 2,000 a minute (each as the simulator charges
+  them), the waits for resets the primary budget forces (``budget_outlook``) and requests ×
+  latency ÷ concurrency. Target <= 1.2 with 0 violations.
+* ``tight_over_ample`` — a small org scanned with a primary budget it needs 80 % of (the
+  simulator's core and GraphQL limits set from the ample run's usage) ÷ the same scan with an
+  ample budget. Target <= 1.3.
+* ``pacer_wall_over_bound`` — the pacing alone, free of the machine's load: the big org's
+  requests (as many REST GETs and GraphQL queries as its scan sent) through the client against
+  an in-process simulator in virtual time (looptime: the loop's clock jumps over waits, so CPU
+  time costs nothing), ÷ the same bound. What the engine and the simulator add on a loaded
+  machine is the difference between this and ``org_wall_over_bound``.
+* ``pacer_tight_over_ample`` — the same two budgets for the small org's request mix, pacer
+  alone in virtual time.
+* ``two_orgs_over_one`` — as a GitHub App: two orgs of ``--small-repos`` each, one installation
+  each (two simulators), scanned in one run ÷ one of them alone. Target <= 1.2 for twice the work.
+
+Default (sized for a few minutes on a loaded 2-core machine): 1,000 repositories and 300. The
+issue's figures: ``--repos 3000 --small-repos 300``.
+
+    .venv/bin/python bench/pacing.py [--repos 3000] [--small-repos 300] [--pacing finish|spread]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.api import Engine  # noqa: E402
+from engine.config import load_config  # noqa: E402
+from engine.github.app_auth import InstallationAuth  # noqa: E402
+from engine.github.ratelimit import budget_outlook  # noqa: E402
+from engine.github.router import OwnerRouter  # noqa: E402
+from engine.jobs.ioc_scan.scan import DEFAULT_IOCS, ScanTargets, build_spec, make_client  # noqa: E402
+from engine.models import RunState  # noqa: E402
+from engine.sim.apps import generate_key_pair  # noqa: E402
+
+TIME_SCALE = 0.1
+LATENCY_MS = 20
+CONCURRENCY = 20
+BUFFER = 0.8
+APP_ID = 4242
+
+
+class Simulator:
+    """``python -m engine.sim.server`` in a child process, with a config file."""
+
+    def __init__(self, tmp: Path, name: str, **config: object) -> None:
+        self.path = tmp / f"{name}.yaml"
+        self.path.write_text(yaml.safe_dump({"seed": 11, "time_scale": TIME_SCALE,
+                                             "faults": {"latency_ms": LATENCY_MS}, **config}))
+        self.config = config
+
+    def __enter__(self) -> str:
+        self.proc = subprocess.Popen([sys.executable, "-m", "engine.sim.server", "--config", str(self.path)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return self.proc.stdout.readline().strip()
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+async def scan(db: Path, urls: dict[str, str], pacing: str, app_key: str | None = None) -> dict:
+    """Scan the orgs (org → simulator URL); as the App's installations when ``app_key`` is given."""
+    config = load_config(None, env={}, overrides={"time_scale": TIME_SCALE, "pacing": pacing,
+                                                  "max_concurrent_requests": CONCURRENCY,
+                                                  "max_concurrent_repos": 10, "rate_limit_buffer": BUFFER})
+    async with await Engine.open(db, config) as engine:
+        first = next(iter(urls.values()))
+        spec = build_spec(ScanTargets(orgs=list(urls)), [DEFAULT_IOCS], include_archived=True,
+                          include_forks=True, api_url=first)
+        if app_key is None:
+            client = make_client(engine, first, "bench-token")
+        else:
+            clients = {}
+            for org, url in urls.items():
+                clients[org] = make_client(engine, url, None)
+                clients[org].use_auth(InstallationAuth(APP_ID, app_key, org=org))
+            client = OwnerRouter(clients) if len(clients) > 1 else clients[next(iter(urls))]
+        run_id = await engine.create_run("ioc-scan", spec)
+        started = time.perf_counter()
+        state = await (await engine.start(run_id, github=client)).wait()
+        wall = time.perf_counter() - started
+        await client.aclose()
+        assert state is RunState.COMPLETED, state
+    stats = {"requests_total": 0, "graphql_queries": 0, "points_used": {}, "violations": 0,
+             "limit_responses": {"primary": 0, "secondary": 0}}
+    for url in urls.values():
+        async with httpx.AsyncClient(base_url=url) as side:
+            one = (await side.get("/_sim/stats")).json()
+        for key in ("requests_total", "graphql_queries", "violations"):
+            stats[key] += one[key]
+        for kind in ("primary", "secondary"):
+            stats["limit_responses"][kind] += one["limit_responses"][kind]
+        for resource, n in one["points_used"].items():
+            stats["points_used"][resource] = stats["points_used"].get(resource, 0) + n
+    graphql = stats["graphql_queries"]
+    return {"wall_s": round(wall, 2), "requests": stats["requests_total"], "graphql_queries": graphql,
+            "rest_requests": stats["requests_total"] - graphql, "points_used": stats["points_used"],
+            "violations": stats["violations"], "secondary": stats["limit_responses"]["secondary"],
+            "primary_refusals": stats["limit_responses"]["primary"]}
+
+
+def limit_bound_s(result: dict, core_limit: int = 5000, graphql_limit: int = 5000) -> float:
+    """The least time GitHub's limits allow for the requests this scan sent (scaled seconds)."""
+    minute = 60 * TIME_SCALE
+    rest_points = result["rest_requests"]                 # GETs: 1 point each
+    graphql_points = 5 * result["graphql_queries"]        # the simulator charges a POST 5
+    bound = max(rest_points / 900 * minute, graphql_points / 2000 * minute,
+                result["requests"] * LATENCY_MS / 1000 / CONCURRENCY)
+    for used, limit in ((result["points_used"].get("core", 0), core_limit),
+                        (result["points_used"].get("graphql", 0), graphql_limit)):
+        budget = math.floor(BUFFER * limit)
+        waits = budget_outlook(used, budget_left=budget, budget_per_window=budget, now=0.0, reset_at=None,
+                               window_s=3600 * TIME_SCALE, rate_per_s=math.inf).wait_s
+        bound = max(bound, waits)
+    return bound
+
+
+def pacer_only(rest_requests: int, graphql_queries: int, pacing: str = "finish", core_limit: int = 5000,
+               graphql_limit: int = 5000) -> float:
+    """Virtual seconds the client takes for this mix against the simulator's limits (see above)."""
+    import looptime
+
+    from engine.github import GitHubClient
+    from engine.sim.app import create_app
+    from engine.sim.config import FaultConfig, SimConfig
+
+    async def run() -> float:
+        loop = asyncio.get_running_loop()
+
+        def clock() -> float:
+            return 1_700_000_000.0 + loop.time()
+
+        app = create_app(SimConfig(repos=3, seed=11, time_scale=TIME_SCALE, core_limit=core_limit,
+                                   graphql_limit=graphql_limit, faults=FaultConfig(latency_ms=LATENCY_MS)),
+                         clock=clock)
+        async with GitHubClient("http://sim.test", "bench-token", transport=httpx.ASGITransport(app),
+                                time_scale=TIME_SCALE, clock=clock, rate_limit_buffer=BUFFER,
+                                max_concurrent_requests=CONCURRENCY, pacing=pacing) as client:
+            name = (await client.list_org_repos("acme"))[0]["name"]
+            work = ["graphql"] * graphql_queries + ["rest"] * (rest_requests - 1)
+            started = loop.time()
+
+            async def caller() -> None:
+                while work:
+                    if work.pop() == "rest":
+                        await client.get_repo("acme", name)
+                    else:
+                        await client.get_file_texts_graphql([("acme", name, "HEAD:README.md")])
+
+            await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
+            return loop.time() - started
+
+    loop = looptime.new_event_loop(start=0)
+    try:
+        return loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repos", type=int, default=1000, help="the big org (the issue's figure: 3000)")
+    parser.add_argument("--small-repos", type=int, default=300, help="the org scanned with a tight budget")
+    parser.add_argument("--pacing", choices=("finish", "spread"), default="finish")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        with Simulator(tmp, "big", repos=args.repos) as url:
+            big = await scan(tmp / "big.db", {"acme": url}, args.pacing)
+        bound = limit_bound_s(big)
+        print(f"{args.repos} repos: {big} bound {bound:.2f}s", file=sys.stderr)
+        paced = await asyncio.to_thread(pacer_only, big["rest_requests"], big["graphql_queries"], args.pacing)
+        print(f"pacer alone, virtual time: {paced:.2f}s", file=sys.stderr)
+        with Simulator(tmp, "ample", repos=args.small_repos) as url:
+            ample = await scan(tmp / "ample.db", {"acme": url}, args.pacing)
+        print(f"{args.small_repos} repos, ample budget: {ample}", file=sys.stderr)
+        # limits whose budget (BUFFER × limit) the scan needs 80 % of
+        core_limit = math.ceil(ample["points_used"]["core"] / 0.8 / BUFFER)
+        graphql_limit = max(1, math.ceil(ample["points_used"].get("graphql", 0) / 0.8 / BUFFER))
+        with Simulator(tmp, "tight", repos=args.small_repos, core_limit=core_limit,
+                       graphql_limit=graphql_limit) as url:
+            tight = await scan(tmp / "tight.db", {"acme": url}, args.pacing)
+        print(f"{args.small_repos} repos, tight budget (core {core_limit}, graphql {graphql_limit}): {tight}",
+              file=sys.stderr)
+        mix = (ample["rest_requests"], ample["graphql_queries"], args.pacing)
+        paced_ample = await asyncio.to_thread(pacer_only, *mix)
+        paced_tight = await asyncio.to_thread(pacer_only, *mix, core_limit, graphql_limit)
+        private, public = generate_key_pair()
+        app = {"id": APP_ID, "public_key_pem": public}
+        with Simulator(tmp, "one", repos=args.small_repos, app={**app, "installation_id": 1}) as url:
+            one_org = await scan(tmp / "one.db", {"acme": url}, args.pacing, private)
+        with Simulator(tmp, "a", repos=args.small_repos, app={**app, "installation_id": 1}) as url_a, \
+                Simulator(tmp, "b", org="beta", repos=args.small_repos, app={**app, "installation_id": 2}) as url_b:
+            two_orgs = await scan(tmp / "two.db", {"acme": url_a, "beta": url_b}, args.pacing, private)
+        print(f"as an App: one org {one_org}; two orgs {two_orgs}", file=sys.stderr)
+    print(json.dumps({
+        "pacing": args.pacing, "time_scale": TIME_SCALE, "latency_ms": LATENCY_MS,
+        "org_repos": args.repos, "org_wall_s": big["wall_s"], "org_limit_bound_s": round(bound, 2),
+        "org_wall_over_bound": round(big["wall_s"] / bound, 3), "org_requests": big["requests"],
+        "pacer_wall_s": round(paced, 2), "pacer_wall_over_bound": round(paced / bound, 3),
+        "small_repos": args.small_repos, "ample_wall_s": ample["wall_s"], "tight_wall_s": tight["wall_s"],
+        "tight_over_ample": round(tight["wall_s"] / ample["wall_s"], 3),
+        "pacer_tight_over_ample": round(paced_tight / paced_ample, 3),
+        "one_org_app_wall_s": one_org["wall_s"], "two_orgs_app_wall_s": two_orgs["wall_s"],
+        "two_orgs_over_one": round(two_orgs["wall_s"] / one_org["wall_s"], 3),
+        "violations": sum(r["violations"] for r in (big, ample, tight, one_org, two_orgs)),
+        "secondary_refusals": sum(r["secondary"] for r in (big, ample, tight, one_org, two_orgs)),
+        "primary_refusals": sum(r["primary_refusals"] for r in (big, ample, tight, one_org, two_orgs)),
+    }))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
