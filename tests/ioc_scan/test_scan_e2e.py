@@ -17,6 +17,7 @@ from engine.jobs.ioc_scan.scan import (
 )
 from engine.models import RunState
 from engine.sim import SimConfig, create_app
+from engine.sim.faults import FailRequests
 
 
 def scan_config(**overrides):
@@ -32,9 +33,9 @@ async def sim_get(app, path):
         return (await client.get(path)).json()
 
 
-async def run_scan(engine, app, *, token="sim-token", **spec_kw):
+async def run_scan(engine, app, *, token="sim-token", transport_app=None, **spec_kw):
     spec = build_spec(ScanTargets(orgs=["acme"]), [DEFAULT_IOCS], api_url="http://sim", **spec_kw)
-    client = make_client(engine, "http://sim", token, transport=httpx.ASGITransport(app))
+    client = make_client(engine, "http://sim", token, transport=httpx.ASGITransport(transport_app or app))
     run_id = await engine.create_run("ioc-scan", spec)
     try:
         state = await (await engine.start(run_id, github=client)).wait()
@@ -119,3 +120,64 @@ async def test_a_bad_token_stops_the_run_with_one_request_and_a_clear_message(tm
         assert "401" in run.message and "bad-token" not in run.message
         stats = await sim_get(app, "/_sim/stats")
         assert stats["requests_total"] == 1  # no retry storm
+
+
+async def test_lockfiles_past_graphqls_512000_byte_cut_are_read_whole(tmp_path):
+    """package-lock.json, pnpm-lock.yaml and yarn.lock of 600 KB-1 MiB with the compromised package past
+    byte 512,000: GraphQL's Blob.text stops there (isTruncated), the scan reads them whole."""
+    app = create_app(SimConfig(repos=100, seed=11))
+    org = app.state.sim.org
+    late = []
+    for t in org.truth:
+        data = org.repo(t["repo"].split("/")[1]).files[t["path"]].content
+        if 600_000 <= len(data) <= 1 << 20 and t["kind"] == "locked":
+            assert len(b"\n".join(data.split(b"\n")[: t["line"] - 1])) > 512_000
+            late.append(t)
+    assert {t["path"] for t in late} == {"package-lock.json", "pnpm-lock.yaml", "yarn.lock"}
+    async with await Engine.open(tmp_path / "large.db", scan_config()) as engine:
+        run_id, state = await run_scan(engine, app, include_archived=True, include_forks=True)
+        assert state is RunState.COMPLETED
+        got = as_set(await findings(engine.store, run_id))
+        for t in late:
+            assert (t["repo"], t["path"], t["package"], t["version"], t["kind"], t["line"]) in got
+        failures = {(f["repo"], f["file_path"]) for f in await parse_failures(engine.store, run_id)}
+        assert failures == {(m["repo"], m["path"]) for m in org.malformed}
+        stats = await sim_get(app, "/_sim/stats")
+        assert stats["graphql_queries"] > 0 and stats["violations"] == 0
+
+
+def truth_of(truth, repos=None):
+    return {(t["repo"], t["path"], t["package"], t["version"], t["kind"], t["line"])
+            for t in truth["findings"] if repos is None or t["repo"] in repos}
+
+
+async def test_a_listing_page_that_keeps_failing_is_a_coverage_gap_not_a_failed_run(tmp_path):
+    """Page 3 of the org listing answers 500 every time: the scan still scans pages 1-2 and
+    their findings, and names the page in its failed items (exit 1 from the CLI)."""
+    app = create_app(SimConfig(repos=230, seed=3, core_limit=100000))
+    flaky = FailRequests(app, "/orgs/acme/repos?type=all&per_page=100&page=3", status=500)
+    async with await Engine.open(tmp_path / "list.db", scan_config()) as engine:
+        run_id, state = await run_scan(engine, app, transport_app=flaky, include_archived=True, include_forks=True)
+        assert state is RunState.COMPLETED
+        failed = await engine.store.failed_items(run_id)
+        assert [f["key"] for f in failed] == ["list:org/acme?page=3"]
+        assert "GitHub server error 500" in failed[0]["last_error"] and "page=3" in failed[0]["last_error"]
+        assert flaky.failed > 1                      # retried before giving up
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://sim",
+                                     headers={"Authorization": "Bearer sim-token"}) as sim:
+            listed = {r["full_name"] for page in (1, 2)
+                      for r in (await sim.get(f"/orgs/acme/repos?type=all&per_page=100&page={page}")).json()}
+        truth = await sim_get(app, "/_sim/truth")
+        expected = truth_of(truth, listed)
+        assert len(expected) > 50
+        assert as_set(await findings(engine.store, run_id)) == expected
+
+
+async def test_a_listing_page_that_fails_then_answers_loses_nothing(tmp_path):
+    app = create_app(SimConfig(repos=230, seed=3, core_limit=100000))
+    flaky = FailRequests(app, "/orgs/acme/repos?type=all&per_page=100&page=2", status=502, times=2)
+    async with await Engine.open(tmp_path / "list2.db", scan_config()) as engine:
+        run_id, state = await run_scan(engine, app, transport_app=flaky, include_archived=True, include_forks=True)
+        assert state is RunState.COMPLETED and flaky.failed == 2
+        assert not await engine.store.failed_items(run_id)
+        assert as_set(await findings(engine.store, run_id)) == truth_of(await sim_get(app, "/_sim/truth"))

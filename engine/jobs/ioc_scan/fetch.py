@@ -1,0 +1,121 @@
+"""Fetching file text for ioc-scan: GraphQL batches that survive faults, and files read whole.
+
+Why it lives here and not in the GitHub client: what to do with a truncated blob
+and how to retry a multi-file query are the scan's decisions (the client stays a
+transport with GitHub's limits). Everything goes through the client's public
+``graphql`` and ``get_blob``, so pacing, limits and breakers still apply.
+
+* **Truncation.** GitHub cuts ``Blob.text`` at 512,000 bytes and says so in
+  ``isTruncated``; such a blob (and a binary one) is read whole through the REST
+  blob endpoint. Text that was cut is never parsed: a file that cannot be read
+  whole fails with the reason, it is not reported as malformed.
+* **Faults.** A query that fails as a whole (5xx, timeout, reset) is retried as
+  the same batch, after the engine's retry policy for its error class, not
+  broken into one query per file; only when the batch itself looks like the
+  problem (it timed out twice running) is it split in halves. Retrying here
+  rather than failing every item keeps the request count under faults close to
+  the clean count: items failed together come back at scattered times and
+  would be re-batched into many small queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import BatchProcessingError, ClientError, ErrorClass, classify
+
+BLOB_FIELDS = "... on Blob { text isTruncated isBinary byteSize }"
+#: error classes worth another try of the same query
+TRANSIENT = frozenset({ErrorClass.SERVER, ErrorClass.TIMEOUT, ErrorClass.NETWORK})
+
+
+@dataclass(frozen=True, slots=True)
+class BlobText:
+    """One blob as GraphQL answered: ``text`` is complete unless ``truncated``."""
+
+    text: str | None
+    truncated: bool
+    binary: bool
+    byte_size: int | None
+
+    @property
+    def complete(self) -> bool:
+        return self.text is not None and not self.truncated and not self.binary
+
+
+async def graphql_blob_texts(gh: Any, requests: list[tuple[str, str, str]]) -> list[BlobText | Exception]:
+    """Blobs of many repositories in one query: ``(owner, repo, sha or "REF:path")`` each.
+
+    Per request a :class:`BlobText`, or a :class:`ClientError` when the repository
+    or the object is missing. A failure of the whole query raises.
+    """
+    declarations, fields, variables = [], [], {}
+    for i, (owner, repo, expression) in enumerate(requests):
+        declarations.append(f"$o{i}: String!, $n{i}: String!, $e{i}: String!")
+        fields.append(f"f{i}: repository(owner: $o{i}, name: $n{i}) {{ object(expression: $e{i}) {{ {BLOB_FIELDS} }} }}")
+        variables.update({f"o{i}": owner, f"n{i}": repo, f"e{i}": expression})
+    result = await gh.graphql(f"query({', '.join(declarations)}) {{ {' '.join(fields)} }}", variables)
+    data, field_errors = result["data"], {}
+    for error in result["errors"]:
+        path = error.get("path") or [""]
+        field_errors.setdefault(str(path[0]), error)
+    out: list[BlobText | Exception] = []
+    for i, (owner, repo, expression) in enumerate(requests):
+        node, error = data.get(f"f{i}"), field_errors.get(f"f{i}")
+        blob = node.get("object") if isinstance(node, dict) else None
+        if isinstance(blob, dict) and "isTruncated" in blob:
+            out.append(BlobText(blob.get("text"), bool(blob.get("isTruncated")), bool(blob.get("isBinary")),
+                                blob.get("byteSize")))
+        elif error is not None:
+            status = {"NOT_FOUND": 404, "FORBIDDEN": 403}.get(str(error.get("type")))
+            out.append(ClientError(f"GitHub GraphQL: {owner}/{repo} {expression}: {error.get('message', '')}",
+                                   status_code=status, lane="graphql"))
+        else:
+            what = "repository" if node is None else "blob"
+            out.append(ClientError(f"GitHub GraphQL: {what} {owner}/{repo} {expression} not found",
+                                   status_code=404, lane="graphql"))
+    return out
+
+
+def _batch_is_the_problem(exc: BaseException) -> bool:
+    """A timeout of the query (client side, or GitHub's 502 "...the result of a timeout")."""
+    return classify(exc) is ErrorClass.TIMEOUT or (
+        getattr(exc, "status_code", None) in (502, 504) and "timeout" in str(exc).lower())
+
+
+class BatchFetcher:
+    """Runs blob queries with retries of the whole batch (see the module docstring).
+
+    ``decide(exc, retries_so_far)`` is the engine's retry policy
+    (:meth:`engine.retry.RetryPlanner.decide`); ``sleep`` is interruptible.
+    """
+
+    def __init__(self, gh: Any, decide: Callable[[BaseException, int], Any],
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+                 on_count: Callable[[str, int], None] | None = None) -> None:
+        self.gh, self.decide, self.sleep = gh, decide, sleep
+        self.count = on_count or (lambda _name, _n: None)
+
+    async def texts(self, requests: list[tuple[str, str, str]]) -> list[BlobText | Exception]:
+        retries, timeouts = 0, 0
+        while True:
+            try:
+                return await graphql_blob_texts(self.gh, requests)
+            except BatchProcessingError as exc:
+                if classify(exc) not in TRANSIENT and not getattr(exc, "retry_after", None):
+                    raise
+                timeouts = timeouts + 1 if _batch_is_the_problem(exc) else 0
+                if timeouts >= 2 and len(requests) > 1:
+                    self.count("graphql_batches_split", 1)
+                    half = len(requests) // 2
+                    first, second = await asyncio.gather(self.texts(requests[:half]), self.texts(requests[half:]))
+                    return [*first, *second]
+                decision = self.decide(exc, retries)
+                if not decision.retry:
+                    raise
+                retries += 1
+                self.count("graphql_batch_retries", 1)
+                await self.sleep(decision.delay)
