@@ -181,3 +181,18 @@ async def test_a_listing_page_that_fails_then_answers_loses_nothing(tmp_path):
         assert state is RunState.COMPLETED and flaky.failed == 2
         assert not await engine.store.failed_items(run_id)
         assert as_set(await findings(engine.store, run_id)) == truth_of(await sim_get(app, "/_sim/truth"))
+
+
+async def test_a_cut_blob_that_cannot_be_read_whole_is_a_coverage_gap_not_a_parse_error(tmp_path):
+    app = create_app(SimConfig(repos=100, seed=11))
+    org = app.state.sim.org
+    repo, path, sha = next((r.full_name, p, f.sha) for r in org.repos for p, f in r.files.items()
+                           if p == "pnpm-lock.yaml" and 600_000 <= f.size <= 1 << 20)
+    broken = FailRequests(app, f"/git/blobs/{sha}", status=503)
+    async with await Engine.open(tmp_path / "gap.db", scan_config()) as engine:
+        run_id, state = await run_scan(engine, app, transport_app=broken, include_archived=True, include_forks=True)
+        assert state is RunState.COMPLETED
+        failed = await engine.store.failed_items(run_id)
+        assert [f["key"] for f in failed] == [f"file:{repo}:{path}"]
+        assert "GitHub server error 503" in failed[0]["last_error"]
+        assert (repo, path) not in {(f["repo"], f["file_path"]) for f in await parse_failures(engine.store, run_id)}
