@@ -196,3 +196,31 @@ async def test_a_cut_blob_that_cannot_be_read_whole_is_a_coverage_gap_not_a_pars
         assert [f["key"] for f in failed] == [f"file:{repo}:{path}"]
         assert "GitHub server error 503" in failed[0]["last_error"]
         assert (repo, path) not in {(f["repo"], f["file_path"]) for f in await parse_failures(engine.store, run_id)}
+
+
+async def test_a_rescan_asks_only_what_changed(tmp_path):
+    """Second scan of a 120-repo org where one repository lost a lockfile: head commits by GraphQL
+    (100 a query), one tree request (the changed repository), findings equal to the new truth."""
+    app = create_app(SimConfig(repos=120, seed=4))
+    org = app.state.sim.org
+    async with await Engine.open(tmp_path / "rescan.db", scan_config()) as engine:
+        run1, state = await run_scan(engine, app, include_archived=True, include_forks=True)
+        assert state is RunState.COMPLETED
+        truth = await sim_get(app, "/_sim/truth")
+        assert as_set(await findings(engine.store, run1)) == truth_of(truth)
+
+        gone = next(t for t in truth["findings"] if t["kind"] == "locked" and "/" not in t["path"]
+                    and len(org.repo(t["repo"].split("/")[1]).files) < 50)
+        repo = org.repo(gone["repo"].split("/")[1])
+        del repo.files[gone["path"]]
+        repo._dirs = repo._dir_by_sha = repo._root_entries = None     # what SimRepo.add resets
+        app.state.sim._repo_blobs.pop(repo.full_name, None)
+        await sim_get(app, "POST /_sim/reset")
+        run2, state2 = await run_scan(engine, app, include_archived=True, include_forks=True)
+        assert state2 is RunState.COMPLETED
+        stats = await sim_get(app, "/_sim/stats")
+        trees = {k: v for k, v in stats["requests"].items() if "/git/trees/" in k}
+        assert sum(trees.values()) == 1                     # only the changed repository's tree
+        assert stats["requests_total"] <= 120 / 20
+        expected = {f for f in truth_of(truth) if (f[0], f[1]) != (gone["repo"], gone["path"])}
+        assert as_set(await findings(engine.store, run2)) == expected

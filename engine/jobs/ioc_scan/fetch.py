@@ -86,6 +86,25 @@ def _batch_is_the_problem(exc: BaseException) -> bool:
         getattr(exc, "status_code", None) in (502, 504) and "timeout" in str(exc).lower())
 
 
+async def graphql_heads(gh: Any, repos: list[tuple[str, str]]) -> list[tuple[str, str] | None]:
+    """``(default branch, head commit oid)`` of up to 100 repositories in one query;
+    None for a repository that is missing, empty (no branch) or not answered."""
+    declarations, fields, variables = [], [], {}
+    for i, (owner, name) in enumerate(repos):
+        declarations.append(f"$o{i}: String!, $n{i}: String!")
+        fields.append(f"r{i}: repository(owner: $o{i}, name: $n{i}) {{ defaultBranchRef {{ name target {{ oid }} }} }}")
+        variables.update({f"o{i}": owner, f"n{i}": name})
+    result = await gh.graphql(f"query({', '.join(declarations)}) {{ {' '.join(fields)} }}", variables)
+    out: list[tuple[str, str] | None] = []
+    for i in range(len(repos)):
+        node = result["data"].get(f"r{i}")
+        ref = node.get("defaultBranchRef") if isinstance(node, dict) else None
+        target = ref.get("target") if isinstance(ref, dict) else None
+        oid = target.get("oid") if isinstance(target, dict) else None
+        out.append((str(ref["name"]), str(oid)) if oid and ref.get("name") else None)
+    return out
+
+
 class BatchFetcher:
     """Runs blob queries with retries of the whole batch (see the module docstring).
 
@@ -105,17 +124,30 @@ class BatchFetcher:
             try:
                 return await graphql_blob_texts(self.gh, requests)
             except BatchProcessingError as exc:
-                if classify(exc) not in TRANSIENT and not getattr(exc, "retry_after", None):
-                    raise
                 timeouts = timeouts + 1 if _batch_is_the_problem(exc) else 0
-                if timeouts >= 2 and len(requests) > 1:
+                if timeouts >= 2 and len(requests) > 1 and classify(exc) in TRANSIENT:
                     self.count("graphql_batches_split", 1)
                     half = len(requests) // 2
                     first, second = await asyncio.gather(self.texts(requests[:half]), self.texts(requests[half:]))
                     return [*first, *second]
-                decision = self.decide(exc, retries)
-                if not decision.retry:
-                    raise
+                await self._wait_or_raise(exc, retries)
                 retries += 1
-                self.count("graphql_batch_retries", 1)
-                await self.sleep(decision.delay)
+
+    async def heads(self, repos: list[tuple[str, str]]) -> list[tuple[str, str] | None]:
+        """:func:`graphql_heads`, retried like a blob batch (never split: the query is small)."""
+        retries = 0
+        while True:
+            try:
+                return await graphql_heads(self.gh, repos)
+            except BatchProcessingError as exc:
+                await self._wait_or_raise(exc, retries)
+                retries += 1
+
+    async def _wait_or_raise(self, exc: BatchProcessingError, retries: int) -> None:
+        if classify(exc) not in TRANSIENT and not getattr(exc, "retry_after", None):
+            raise exc
+        decision = self.decide(exc, retries)
+        if not decision.retry:
+            raise exc
+        self.count("graphql_batch_retries", 1)
+        await self.sleep(decision.delay)

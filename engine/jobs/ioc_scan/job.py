@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote, urlsplit
 
-from engine.errors import ClientError, InputError, NetworkError
+from engine.errors import BatchProcessingError, ClientError, InputError, NetworkError
 from engine.jobs.ioc_scan.fetch import BatchFetcher
 from engine.jobs.ioc_scan.iocs import IOCIndex, load_iocs
 from engine.jobs.ioc_scan.matching import match_dependencies
@@ -58,9 +58,18 @@ FINDING_SQL = (
 FILE_ERROR_SQL = "INSERT INTO file_errors (run_id, repo, file_path, reason, line) VALUES (?, ?, ?, ?, ?)"
 BLOB_SQL = "INSERT OR REPLACE INTO blobs (sha, parser, result, error, stored_at) VALUES (?, ?, ?, ?, ?)"
 
+#: head commit of each repository's default branch at its last scan, and the scannable files of
+#: that commit: a re-scan skips the tree request of a repository whose head has not moved
+REPO_HEADS_DDL = (
+    "CREATE TABLE IF NOT EXISTS repo_heads (repo TEXT PRIMARY KEY, head TEXT NOT NULL, files TEXT NOT NULL, "
+    "stored_at REAL NOT NULL) WITHOUT ROWID"
+)
+REPO_HEAD_SQL = "INSERT OR REPLACE INTO repo_heads (repo, head, files, stored_at) VALUES (?, ?, ?, ?)"
+
 REPO_PRIORITY = 100
 LIST_PRIORITY = -1          # listing pages first: they unblock everything else
 LIST_PAGE_SIZE = 100
+HEADS_PER_QUERY = 100
 PARSED_CACHE = 4096
 
 
@@ -122,6 +131,7 @@ class IocScanJob:
         self._inflight: dict[tuple[str, str], asyncio.Future] = {}
         self._batch_fetcher: BatchFetcher | None = None
         self._spawned_keys: set[str] = set()
+        self._tables_ready = False
 
     # -------------------------------------------------------------------- planning
     def index(self, spec: dict[str, Any]) -> IOCIndex:
@@ -181,13 +191,35 @@ class IocScanJob:
             and (spec.get("include_forks") or not r.get("fork"))
             and fnmatch.fnmatch(r.get("name", ""), pattern)
         ]
-        spawned = await self._spawn_new(ctx, follow + repo_items)
-        return {"repos": len(repos), "spawned": spawned}
+        new = await self._new_items(ctx, follow + repo_items)
+        if ctx.config.batch.enable_cross_repo_batching:     # off: no GraphQL at all, trees by ETag
+            await self._add_heads(ctx, [i for i in new if i.key.startswith("repo:")])
+        for planned in new:
+            self._spawned_keys.add(planned.key)
+            ctx.spawn(planned)
+        return {"repos": len(repos), "spawned": len(new)}
 
-    async def _spawn_new(self, ctx: Any, planned: list[PlannedItem]) -> int:
-        """Spawn the items that are not items of this run yet: spawned here, or stored before
-        a resume (the same repository in two listings, or named with --repo, is scanned once;
-        a first page listed again after a crash does not add its pages twice)."""
+    async def _add_heads(self, ctx: Any, repo_items: list[PlannedItem]) -> None:
+        """The head commit of each repository's default branch, 100 per GraphQL query: a
+        repository whose head is the one of the last scan needs no tree request. Without
+        an answer (GraphQL failing for good) the repositories are scanned from their trees."""
+        await self._ensure_tables(ctx)
+        for start in range(0, len(repo_items), HEADS_PER_QUERY):
+            chunk = repo_items[start:start + HEADS_PER_QUERY]
+            try:
+                heads = await self._fetcher(ctx).heads([(i.payload["owner"], i.payload["name"]) for i in chunk])
+            except BatchProcessingError as exc:
+                ctx.log.warning("head commits of %d repositories not known (%s): their trees are read",
+                                len(chunk), exc)
+                continue
+            for planned, head in zip(chunk, heads, strict=True):
+                if head is not None:
+                    planned.payload["default_branch"], planned.payload["head"] = head
+
+    async def _new_items(self, ctx: Any, planned: list[PlannedItem]) -> list[PlannedItem]:
+        """The items that are not items of this run yet (spawned here, or stored before a
+        resume): the same repository in two listings, or named with --repo, is scanned once;
+        a first page listed again after a crash does not add its pages twice."""
         known = {p.key for p in planned if p.key in self._spawned_keys}
         rest = [p.key for p in planned if p.key not in known]
         for start in range(0, len(rest), 500):
@@ -196,14 +228,12 @@ class IocScanJob:
                 f"SELECT key FROM items WHERE run_id=? AND key IN ({','.join('?' * len(chunk))})",
                 (ctx.run_id, *chunk))
             known.update(row[0] for row in rows)
-        spawned = 0
+        new = []
         for item in planned:
             if item.key not in known:
                 known.add(item.key)
-                self._spawned_keys.add(item.key)
-                ctx.spawn(item)
-                spawned += 1
-        return spawned
+                new.append(item)
+        return new
 
     # -------------------------------------------------------------------- repositories
     async def process(self, item: Item, ctx: Any) -> Any:
@@ -220,20 +250,28 @@ class IocScanJob:
 
     async def _scan_repo(self, item: Item, ctx: Any) -> dict[str, int]:
         gh, p = ctx.github, item.payload
-        branch = p.get("default_branch")
-        if not branch:
-            branch = (await gh.get_repo(p["owner"], p["name"]))["default_branch"]
-        try:
-            entries = await gh.get_tree(p["owner"], p["name"], branch, recursive=True)
-        except ClientError as exc:
-            if exc.status_code == 409:        # "Git Repository is empty."
-                return {"files": 0, "matches": 0}
-            raise
+        branch, head = p.get("default_branch"), p.get("head")
+        entries = await self._known_files(ctx, p["full_name"], head) if head else None
+        if entries is not None:
+            ctx.count("trees_skipped")     # head unchanged since the last scan: its files are known
+        else:
+            if not branch:
+                branch = (await gh.get_repo(p["owner"], p["name"]))["default_branch"]
+            try:
+                # by the head commit when known, so the files stored below belong to that head
+                tree = await gh.get_tree(p["owner"], p["name"], head or branch, recursive=True)
+            except ClientError as exc:
+                if exc.status_code == 409:        # "Git Repository is empty."
+                    return {"files": 0, "matches": 0}
+                raise
+            entries = [{"path": e["path"], "sha": e["sha"], "size": e.get("size")} for e in tree
+                       if e.get("type") == "blob" and parser_for(e["path"]) is not None]
+            if head:
+                ctx.write(REPO_HEAD_SQL, [(p["full_name"], head, json.dumps(entries, separators=(",", ":")),
+                                           time.time())])
         batch = ctx.config.batch
         files, cached, spawned, matches = 0, 0, 0, 0
         for entry in entries:
-            if entry.get("type") != "blob":
-                continue
             parser = parser_for(entry["path"])
             if parser is None:
                 continue
@@ -257,6 +295,21 @@ class IocScanJob:
             ))
             spawned += 1
         return {"files": files, "cached": cached, "spawned": spawned, "matches": matches}
+
+    async def _known_files(self, ctx: Any, repo: str, head: str) -> list[dict[str, Any]] | None:
+        """The scannable files of ``repo`` stored by an earlier scan at this head commit, or None."""
+        await self._ensure_tables(ctx)
+        row = await ctx.store.fetchone("SELECT head, files FROM repo_heads WHERE repo=?", (repo,))
+        if row is None or row[0] != head:
+            return None
+        return json.loads(row[1])
+
+    async def _ensure_tables(self, ctx: Any) -> None:
+        # The job's own table, created by the job. Executed without a commit of its own: it
+        # autocommits, or joins the recorder's open transaction (never splits it).
+        if not self._tables_ready:
+            await ctx.store.db.execute(REPO_HEADS_DDL)
+            self._tables_ready = True
 
     # -------------------------------------------------------------------- files
     async def _scan_file_rest(self, item: Item, ctx: Any) -> dict[str, int]:
