@@ -2,16 +2,27 @@
 
 Items and lanes (the engine knows none of this):
 
-* ``repo:<owner>/<name>`` (lane ``read``, planned): one recursive tree call
-  (its ETag cached, so a re-scan of an unchanged repo costs nothing), then the
+* ``list:org/<owner>?page=<n>`` / ``list:user/<owner>?page=<n>`` (lane ``read``,
+  planned: the first page of each listing): one page of repositories. The first
+  page spawns every other page (``Link: rel="last"``); each page spawns the
+  repositories wanted, with the head commit of their default branch asked for
+  in one GraphQL query per 100 repositories. Planning itself asks the API
+  nothing, so a listing failure is retried like any item and, if it persists,
+  is a failed item named in the coverage gaps, never a failed run.
+* ``repo:<owner>/<name>`` (lane ``read``, spawned, or planned for ``--repo``):
+  when its head commit is the one stored by the last scan (``repo_heads``, this
+  job's own table), its scannable files are known and no request is made;
+  otherwise one recursive tree call by head commit (its ETag cached). The
   manifests and lockfiles in it are matched from the blob cache or spawned as
   file items.
 * ``file:<owner>/<name>:<path>`` (lane ``graphql`` when cross-repo batching is
   on and the file is below ``stream_large_files_threshold``, else ``read``):
   fetched by blob sha — in batches through one GraphQL query with aliases
   (``batch_lanes``: the engine's adaptive sizer picks how many files a query
-  carries and shrinks it on timeouts and 502s), or through the REST blob
-  endpoint for large files.
+  carries; a query failing as a whole is retried as a batch, see
+  :mod:`~engine.jobs.ioc_scan.fetch`), or through the REST blob endpoint for
+  large files. A blob GraphQL cut at 512,000 bytes (``isTruncated``) is read
+  whole from the blob endpoint before it is parsed.
 
 The same blob (an identical lockfile in many repos) is fetched and parsed once
 per run (a single-flight future per sha) and cached in SQLite by sha across
