@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -224,3 +226,62 @@ async def test_a_rescan_asks_only_what_changed(tmp_path):
         assert stats["requests_total"] <= 120 / 20
         expected = {f for f in truth_of(truth) if (f[0], f[1]) != (gone["repo"], gone["path"])}
         assert as_set(await findings(engine.store, run2)) == expected
+
+
+class HoldRequests:
+    """ASGI wrapper holding requests that contain ``match`` until the test opens ``gate``;
+    they are then answered 503 (the server failed while the run was being stopped)."""
+
+    def __init__(self, app, match: str) -> None:
+        self.app, self.match = app, match
+        self.gate, self.reached = asyncio.Event(), asyncio.Event()
+        self.failing = FailRequests(app, match, status=503)
+
+    async def __call__(self, scope, receive, send):
+        target = scope.get("path", "") + "?" + scope.get("query_string", b"").decode()
+        if scope["type"] == "http" and self.match in target:
+            self.reached.set()
+            await self.gate.wait()
+            return await self.failing(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+async def test_a_resumed_scan_does_not_list_again_what_it_listed(tmp_path):
+    """Stopped while page 3 of the listing is in flight (held, then failing), after pages 1
+    and 2 were listed: the resume requests page 3 only, and finds everything."""
+    app = create_app(SimConfig(repos=230, seed=3, core_limit=100000))
+    held = HoldRequests(app, "/orgs/acme/repos?type=all&per_page=100&page=3")
+    spec = build_spec(ScanTargets(orgs=["acme"]), [DEFAULT_IOCS], api_url="http://sim", include_archived=True,
+                      include_forks=True)
+    async with await Engine.open(tmp_path / "resume.db", scan_config()) as engine:
+        run_id = await engine.create_run("ioc-scan", spec)
+        client = make_client(engine, "http://sim", "sim-token", transport=httpx.ASGITransport(held))
+        handle = await engine.start(run_id, github=client)
+        await held.reached.wait()
+
+        async def page_state(page: int) -> str | None:
+            row = await engine.store.fetchone("SELECT state FROM items WHERE run_id=? AND key=?",
+                                              (run_id, f"list:org/acme?page={page}"))
+            return row[0] if row else None
+
+        for _ in range(600):                  # page 2 answered and recorded (bounded: 30 s)
+            if await page_state(2) == "done":
+                break
+            await asyncio.sleep(0.05)
+        assert await page_state(2) == "done"
+        stopping = asyncio.create_task(handle.stop())
+        held.gate.set()
+        assert await stopping is not RunState.COMPLETED
+        await client.aclose()
+        assert await page_state(3) != "done"
+
+        await sim_get(app, "POST /_sim/reset")
+        client = make_client(engine, "http://sim", "sim-token", transport=httpx.ASGITransport(app))
+        try:
+            state = await (await engine.resume(run_id, github=client)).wait()
+        finally:
+            await client.aclose()
+        assert state is RunState.COMPLETED
+        stats = await sim_get(app, "/_sim/stats")
+        assert stats["requests"]["GET /orgs/{org}/repos"] == 1
+        assert as_set(await findings(engine.store, run_id)) == truth_of(await sim_get(app, "/_sim/truth"))
