@@ -285,3 +285,4 @@ async def test_a_resumed_scan_does_not_list_again_what_it_listed(tmp_path):
         stats = await sim_get(app, "/_sim/stats")
         assert stats["requests"]["GET /orgs/{org}/repos"] == 1
         assert as_set(await findings(engine.store, run_id)) == truth_of(await sim_get(app, "/_sim/truth"))
+
