@@ -21,9 +21,11 @@ transport with GitHub's limits). Everything goes through the client's public
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from engine.errors import BatchProcessingError, ClientError, ErrorClass, classify
 
@@ -78,6 +80,19 @@ async def graphql_blob_texts(gh: Any, requests: list[tuple[str, str, str]]) -> l
             out.append(ClientError(f"GitHub GraphQL: {what} {owner}/{repo} {expression} not found",
                                    status_code=404, lane="graphql"))
     return out
+
+
+async def read_blob(gh: Any, owner: str, repo: str, sha: str) -> bytes:
+    """A blob whole, through the REST blob endpoint, without the HTTP cache: a blob never
+    changes (its parsed form is cached by sha), and keeping a copy of a large lockfile's
+    base64 body in the ETag cache would double the memory and the database it costs."""
+    response = await gh.request("GET", f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}/git/blobs/"
+                                       f"{quote(sha, safe='')}", lane="read", conditional=False)
+    data = response.data if isinstance(response.data, dict) else {}
+    content = data.get("content") or ""
+    if data.get("encoding") == "base64":
+        return base64.b64decode(content)
+    return content.encode("utf-8")
 
 
 def _batch_is_the_problem(exc: BaseException) -> bool:

@@ -54,7 +54,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote, urlsplit
 
 from engine.errors import BatchProcessingError, ClientError, InputError, NetworkError
-from engine.jobs.ioc_scan.fetch import BatchFetcher
+from engine.jobs.ioc_scan.fetch import BatchFetcher, read_blob
 from engine.jobs.ioc_scan.iocs import IOCIndex, load_iocs
 from engine.jobs.ioc_scan.matching import match_dependencies
 from engine.jobs.ioc_scan.models import IOC, Dependency, IOCMatch, LockfileError
@@ -328,7 +328,7 @@ class IocScanJob:
         key = (p["sha"], p["parser"])
 
         async def fetch() -> _Parsed:
-            data = await ctx.github.get_blob(p["owner"], p["name"], p["sha"])
+            data = await read_blob(ctx.github, p["owner"], p["name"], p["sha"])
             return self._parse(p["path"], data)
 
         parsed = await self._single_flight(ctx, key, fetch)
@@ -421,7 +421,7 @@ class IocScanJob:
             return blob.text
         # cut at 512,000 bytes (isTruncated) or binary: the blob endpoint gives it whole
         ctx.count("blobs_read_whole")
-        data = await ctx.github.get_blob(p["owner"], p["name"], key[0])
+        data = await read_blob(ctx.github, p["owner"], p["name"], key[0])
         if blob.byte_size is not None and len(data) < blob.byte_size:
             raise ClientError(f"{p['full_name']}:{p['path']}: only {len(data):,} of {blob.byte_size:,} bytes "
                               "could be read (file not scanned)")
