@@ -18,11 +18,12 @@ Why it is built this way:
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 from dataclasses import dataclass
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.sim.config import FaultConfig
 
@@ -113,3 +114,29 @@ class FaultInjector:
         await asyncio.sleep(self.faults.hang_s)
         if self.faults.timeout_status is None:
             raise SimulatedConnectionReset("simulated timeout: dropped without an answer")
+
+
+class FailRequests:
+    """ASGI wrapper: requests whose path and query contain ``match`` are answered with
+    GitHub's 5xx body, the first ``times`` times (``None``: always), before the simulator
+    sees them. For a fault at one exact place (page 3 of a listing, one blob), where the
+    seeded rates of :class:`FaultInjector` pick their victims by arrival order.
+    """
+
+    def __init__(self, app: ASGIApp, match: str, *, status: int = 500, times: int | None = None) -> None:
+        self.app, self.match, self.status, self.times = app, match, status, times
+        self.failed = 0
+        self.state = getattr(app, "state", None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            target = scope.get("path", "") + "?" + scope.get("query_string", b"").decode("latin-1")
+            if self.match in target and (self.times is None or self.failed < self.times):
+                self.failed += 1
+                body = json.dumps(SERVER_ERROR_BODIES.get(self.status, {"message": "Server Error"})).encode()
+                await send({"type": "http.response.start", "status": self.status,
+                            "headers": [(b"content-type", b"application/json; charset=utf-8"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

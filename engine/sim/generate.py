@@ -116,6 +116,9 @@ _CAPS = {
     "bun": {"lockfile", "nested", "ws-local"},
     "package-json": set(),
 }
+#: lockfile formats of the 600 KB-1 MiB lockfiles, with the filler package count that gives that size
+MIDSIZE_FORMATS = {"npm-lock-v3": 1800, "pnpm-v9": 3000, "yarn-v1": 2200}
+MIDSIZE_POOL = {f"@aaa-vendored/lib-{i:04d}": (f"1.{i % 7}.{i % 5}", f"2.0.{i % 3}") for i in range(4000)}
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _EPOCH = datetime(2014, 1, 1, tzinfo=UTC)
 _NOW = datetime(2025, 11, 20, tzinfo=UTC)
@@ -550,7 +553,9 @@ class _Generator:
             weights=(38, 16, 7, 4, 4, 4, 5, 5, 3, 5, 6, 3),
             k=rest,
         )
-        return (special + showcase + bag)[:n]
+        # the 600 KB-1 MiB lockfiles take the last places, so the draws above stay those of before
+        midsize = [("midsize", fmt) for fmt in MIDSIZE_FORMATS] if n >= 100 and self.large else []
+        return (special + showcase + bag)[:n - len(midsize)] + midsize
 
     def build(self) -> SimOrg:
         makers: dict[str, Callable[[tuple], tuple[str, str, dict, dict]]] = {
@@ -563,6 +568,7 @@ class _Generator:
             "monorepo": self._monorepo,
             "mega": self._mega,
             "large": self._large,
+            "midsize": self._midsize,
             "fork": self._fork,
             "malformed": self._malformed,
         }
@@ -601,6 +607,33 @@ class _Generator:
     def _large(self, kind: tuple) -> tuple[str, dict, dict]:
         fmt = self.rng.choice(("npm-lock-v2", "npm-lock-v3", "npm-shrinkwrap", "bun"))
         return (*self.monorepo(self.rng.randint(180, 260), fmt, ws_local=24), {"stack": "monorepo"})
+
+    def _midsize(self, kind: tuple) -> tuple[str, dict, dict]:
+        """A lockfile of 600 KB-1 MiB whose compromised package lies past byte 512,000: GraphQL's
+        ``Blob.text`` cuts it there, so only a scanner that honours ``isTruncated`` finds it.
+
+        Filler packages (``@aaa-vendored/lib-NNNN``, never IOC names) sort before every IOC
+        name, so the planted record, the alphabetically last plantable IOC, comes after them.
+        Its own seeded random stream and pool leave the other repositories' draws as they were.
+        """
+        fmt = kind[1]
+        plantable = sorted(k for k, v in self.iocs.items() if all(_SEMVER.match(x) for x in v))
+        main_rng, self.rng = self.rng, random.Random(f"batchdeck-sim:midsize:{self.login}:{fmt}")
+        try:
+            name = self.name_for("monorepo")
+            files: dict[str, SimFile] = {}
+            self.scaffold(files, name, "node")
+            builder = TreeBuilder(self.rng, MIDSIZE_POOL, frozenset(list(MIDSIZE_POOL)[:300]))
+            plants = []
+            if plantable:
+                ioc = plantable[-1]
+                version = self.iocs[ioc][0]
+                plants.append(Plant(ioc, version, "^" + version))
+            proj = builder.build(name, n_deps=5, n_dev=3, n_transitive=MIDSIZE_FORMATS[fmt], plants=plants)
+            self.put_npm(files, "", proj, fmt, crlf=False)
+        finally:
+            self.rng = main_rng
+        return name, files, {"stack": "monorepo"}
 
     def _fork(self, kind: tuple) -> tuple[str, dict, dict]:
         free = [f for f in _FORK_NAMES if f not in self.names]

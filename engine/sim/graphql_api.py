@@ -356,7 +356,8 @@ class BlobNode(_GitObject):
         if self.isBinary:
             return None
         state = self.repository.ctx.state
-        state.stats.blob_fetches[self.file.sha] += 1
+        if not self.isTruncated:    # a cut text is not the blob: the client still has to fetch it
+            state.stats.blob_fetches[self.file.sha] += 1
         limit = state.config.graphql_blob_text_limit
         return self.file.content[:limit].decode("utf-8", "ignore")
 

@@ -177,12 +177,16 @@ def test_resume_takes_a_token_closes_its_session_and_exits_like_scan(simulator, 
 
 @pytest.mark.parametrize("target,url", [(["--org", "no-such-org"], None), (["--org", "acme"], "http://127.0.0.1:9")])
 def test_a_scan_that_could_not_list_anything_says_incomplete_in_the_file(simulator, tmp_path, target, url):
-    """A 404 org and an unreachable --api-url: the file must not read like a clean result."""
+    """A 404 org and an unreachable --api-url: the file must not read like a clean result.
+
+    Listing is work like any other (a failed listing page is a failed item), so the run
+    ends with that item failed and names the target it could not list; exit 1."""
     out = tmp_path / "f.json"
     result = scan(*target, "--api-url", url or simulator, "--iocs", str(IOCS), "--db", str(tmp_path / "n.db"),
                   "--format", "json", "-o", str(out))
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     document = json.loads(out.read_text())
-    assert document["complete"] is False and document["coverage"]["state"] == "failed"
+    assert document["complete"] is False
+    assert [gap["target"] for gap in document["coverage"]["targets_not_listed"]] == [f"list:org/{target[1]}?page=1"]
     assert document["verdict"].startswith("INCOMPLETE") and "No compromised" not in out.read_text()
     assert "INCOMPLETE" in result.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -17,6 +19,7 @@ from engine.jobs.ioc_scan.scan import (
 )
 from engine.models import RunState
 from engine.sim import SimConfig, create_app
+from engine.sim.faults import FailRequests
 
 
 def scan_config(**overrides):
@@ -32,9 +35,9 @@ async def sim_get(app, path):
         return (await client.get(path)).json()
 
 
-async def run_scan(engine, app, *, token="sim-token", **spec_kw):
+async def run_scan(engine, app, *, token="sim-token", transport_app=None, **spec_kw):
     spec = build_spec(ScanTargets(orgs=["acme"]), [DEFAULT_IOCS], api_url="http://sim", **spec_kw)
-    client = make_client(engine, "http://sim", token, transport=httpx.ASGITransport(app))
+    client = make_client(engine, "http://sim", token, transport=httpx.ASGITransport(transport_app or app))
     run_id = await engine.create_run("ioc-scan", spec)
     try:
         state = await (await engine.start(run_id, github=client)).wait()
@@ -119,3 +122,167 @@ async def test_a_bad_token_stops_the_run_with_one_request_and_a_clear_message(tm
         assert "401" in run.message and "bad-token" not in run.message
         stats = await sim_get(app, "/_sim/stats")
         assert stats["requests_total"] == 1  # no retry storm
+
+
+async def test_lockfiles_past_graphqls_512000_byte_cut_are_read_whole(tmp_path):
+    """package-lock.json, pnpm-lock.yaml and yarn.lock of 600 KB-1 MiB with the compromised package past
+    byte 512,000: GraphQL's Blob.text stops there (isTruncated), the scan reads them whole."""
+    app = create_app(SimConfig(repos=100, seed=11))
+    org = app.state.sim.org
+    late = []
+    for t in org.truth:
+        data = org.repo(t["repo"].split("/")[1]).files[t["path"]].content
+        if 600_000 <= len(data) <= 1 << 20 and t["kind"] == "locked":
+            assert len(b"\n".join(data.split(b"\n")[: t["line"] - 1])) > 512_000
+            late.append(t)
+    assert {t["path"] for t in late} == {"package-lock.json", "pnpm-lock.yaml", "yarn.lock"}
+    async with await Engine.open(tmp_path / "large.db", scan_config()) as engine:
+        run_id, state = await run_scan(engine, app, include_archived=True, include_forks=True)
+        assert state is RunState.COMPLETED
+        got = as_set(await findings(engine.store, run_id))
+        for t in late:
+            assert (t["repo"], t["path"], t["package"], t["version"], t["kind"], t["line"]) in got
+        failures = {(f["repo"], f["file_path"]) for f in await parse_failures(engine.store, run_id)}
+        assert failures == {(m["repo"], m["path"]) for m in org.malformed}
+        stats = await sim_get(app, "/_sim/stats")
+        assert stats["graphql_queries"] > 0 and stats["violations"] == 0
+
+
+def truth_of(truth, repos=None):
+    return {(t["repo"], t["path"], t["package"], t["version"], t["kind"], t["line"])
+            for t in truth["findings"] if repos is None or t["repo"] in repos}
+
+
+async def test_a_listing_page_that_keeps_failing_is_a_coverage_gap_not_a_failed_run(tmp_path):
+    """Page 3 of the org listing answers 500 every time: the scan still scans pages 1-2 and
+    their findings, and names the page in its failed items (exit 1 from the CLI)."""
+    app = create_app(SimConfig(repos=230, seed=3, core_limit=100000))
+    flaky = FailRequests(app, "/orgs/acme/repos?type=all&per_page=100&page=3", status=500)
+    async with await Engine.open(tmp_path / "list.db", scan_config()) as engine:
+        run_id, state = await run_scan(engine, app, transport_app=flaky, include_archived=True, include_forks=True)
+        assert state is RunState.COMPLETED
+        failed = await engine.store.failed_items(run_id)
+        assert [f["key"] for f in failed] == ["list:org/acme?page=3"]
+        assert "GitHub server error 500" in failed[0]["last_error"] and "page=3" in failed[0]["last_error"]
+        assert flaky.failed > 1                      # retried before giving up
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://sim",
+                                     headers={"Authorization": "Bearer sim-token"}) as sim:
+            listed = {r["full_name"] for page in (1, 2)
+                      for r in (await sim.get(f"/orgs/acme/repos?type=all&per_page=100&page={page}")).json()}
+        truth = await sim_get(app, "/_sim/truth")
+        expected = truth_of(truth, listed)
+        assert len(expected) > 50
+        assert as_set(await findings(engine.store, run_id)) == expected
+
+
+async def test_a_listing_page_that_fails_then_answers_loses_nothing(tmp_path):
+    app = create_app(SimConfig(repos=230, seed=3, core_limit=100000))
+    flaky = FailRequests(app, "/orgs/acme/repos?type=all&per_page=100&page=2", status=502, times=2)
+    async with await Engine.open(tmp_path / "list2.db", scan_config()) as engine:
+        run_id, state = await run_scan(engine, app, transport_app=flaky, include_archived=True, include_forks=True)
+        assert state is RunState.COMPLETED and flaky.failed == 2
+        assert not await engine.store.failed_items(run_id)
+        assert as_set(await findings(engine.store, run_id)) == truth_of(await sim_get(app, "/_sim/truth"))
+
+
+async def test_a_cut_blob_that_cannot_be_read_whole_is_a_coverage_gap_not_a_parse_error(tmp_path):
+    app = create_app(SimConfig(repos=100, seed=11))
+    org = app.state.sim.org
+    repo, path, sha = next((r.full_name, p, f.sha) for r in org.repos for p, f in r.files.items()
+                           if p == "pnpm-lock.yaml" and 600_000 <= f.size <= 1 << 20)
+    broken = FailRequests(app, f"/git/blobs/{sha}", status=503)
+    async with await Engine.open(tmp_path / "gap.db", scan_config()) as engine:
+        run_id, state = await run_scan(engine, app, transport_app=broken, include_archived=True, include_forks=True)
+        assert state is RunState.COMPLETED
+        failed = await engine.store.failed_items(run_id)
+        assert [f["key"] for f in failed] == [f"file:{repo}:{path}"]
+        assert "GitHub server error 503" in failed[0]["last_error"]
+        assert (repo, path) not in {(f["repo"], f["file_path"]) for f in await parse_failures(engine.store, run_id)}
+
+
+async def test_a_rescan_asks_only_what_changed(tmp_path):
+    """Second scan of a 120-repo org where one repository lost a lockfile: head commits by GraphQL
+    (100 a query), one tree request (the changed repository), findings equal to the new truth."""
+    app = create_app(SimConfig(repos=120, seed=4))
+    org = app.state.sim.org
+    async with await Engine.open(tmp_path / "rescan.db", scan_config()) as engine:
+        run1, state = await run_scan(engine, app, include_archived=True, include_forks=True)
+        assert state is RunState.COMPLETED
+        truth = await sim_get(app, "/_sim/truth")
+        assert as_set(await findings(engine.store, run1)) == truth_of(truth)
+
+        gone = next(t for t in truth["findings"] if t["kind"] == "locked" and "/" not in t["path"]
+                    and len(org.repo(t["repo"].split("/")[1]).files) < 50)
+        repo = org.repo(gone["repo"].split("/")[1])
+        del repo.files[gone["path"]]
+        repo._dirs = repo._dir_by_sha = repo._root_entries = None     # what SimRepo.add resets
+        app.state.sim._repo_blobs.pop(repo.full_name, None)
+        await sim_get(app, "POST /_sim/reset")
+        run2, state2 = await run_scan(engine, app, include_archived=True, include_forks=True)
+        assert state2 is RunState.COMPLETED
+        stats = await sim_get(app, "/_sim/stats")
+        trees = {k: v for k, v in stats["requests"].items() if "/git/trees/" in k}
+        assert sum(trees.values()) == 1                     # only the changed repository's tree
+        assert stats["requests_total"] <= 120 / 20
+        expected = {f for f in truth_of(truth) if (f[0], f[1]) != (gone["repo"], gone["path"])}
+        assert as_set(await findings(engine.store, run2)) == expected
+
+
+class HoldRequests:
+    """ASGI wrapper holding requests that contain ``match`` until the test opens ``gate``;
+    they are then answered 503 (the server failed while the run was being stopped)."""
+
+    def __init__(self, app, match: str) -> None:
+        self.app, self.match = app, match
+        self.gate, self.reached = asyncio.Event(), asyncio.Event()
+        self.failing = FailRequests(app, match, status=503)
+
+    async def __call__(self, scope, receive, send):
+        target = scope.get("path", "") + "?" + scope.get("query_string", b"").decode()
+        if scope["type"] == "http" and self.match in target:
+            self.reached.set()
+            await self.gate.wait()
+            return await self.failing(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+async def test_a_resumed_scan_does_not_list_again_what_it_listed(tmp_path):
+    """Stopped while page 3 of the listing is in flight (held, then failing), after pages 1
+    and 2 were listed: the resume requests page 3 only, and finds everything."""
+    app = create_app(SimConfig(repos=230, seed=3, core_limit=100000))
+    held = HoldRequests(app, "/orgs/acme/repos?type=all&per_page=100&page=3")
+    spec = build_spec(ScanTargets(orgs=["acme"]), [DEFAULT_IOCS], api_url="http://sim", include_archived=True,
+                      include_forks=True)
+    async with await Engine.open(tmp_path / "resume.db", scan_config()) as engine:
+        run_id = await engine.create_run("ioc-scan", spec)
+        client = make_client(engine, "http://sim", "sim-token", transport=httpx.ASGITransport(held))
+        handle = await engine.start(run_id, github=client)
+        await held.reached.wait()
+
+        async def page_state(page: int) -> str | None:
+            row = await engine.store.fetchone("SELECT state FROM items WHERE run_id=? AND key=?",
+                                              (run_id, f"list:org/acme?page={page}"))
+            return row[0] if row else None
+
+        for _ in range(600):                  # page 2 answered and recorded (bounded: 30 s)
+            if await page_state(2) == "done":
+                break
+            await asyncio.sleep(0.05)
+        assert await page_state(2) == "done"
+        stopping = asyncio.create_task(handle.stop())
+        held.gate.set()
+        assert await stopping is not RunState.COMPLETED
+        await client.aclose()
+        assert await page_state(3) != "done"
+
+        await sim_get(app, "POST /_sim/reset")
+        client = make_client(engine, "http://sim", "sim-token", transport=httpx.ASGITransport(app))
+        try:
+            state = await (await engine.resume(run_id, github=client)).wait()
+        finally:
+            await client.aclose()
+        assert state is RunState.COMPLETED
+        stats = await sim_get(app, "/_sim/stats")
+        assert stats["requests"]["GET /orgs/{org}/repos"] == 1
+        assert as_set(await findings(engine.store, run_id)) == truth_of(await sim_get(app, "/_sim/truth"))
+

@@ -2,16 +2,27 @@
 
 Items and lanes (the engine knows none of this):
 
-* ``repo:<owner>/<name>`` (lane ``read``, planned): one recursive tree call
-  (its ETag cached, so a re-scan of an unchanged repo costs nothing), then the
+* ``list:org/<owner>?page=<n>`` / ``list:user/<owner>?page=<n>`` (lane ``read``,
+  planned: the first page of each listing): one page of repositories. The first
+  page spawns every other page (``Link: rel="last"``); each page spawns the
+  repositories wanted, with the head commit of their default branch asked for
+  in one GraphQL query per 100 repositories. Planning itself asks the API
+  nothing, so a listing failure is retried like any item and, if it persists,
+  is a failed item named in the coverage gaps, never a failed run.
+* ``repo:<owner>/<name>`` (lane ``read``, spawned, or planned for ``--repo``):
+  when its head commit is the one stored by the last scan (``repo_heads``, this
+  job's own table), its scannable files are known and no request is made;
+  otherwise one recursive tree call by head commit (its ETag cached). The
   manifests and lockfiles in it are matched from the blob cache or spawned as
   file items.
 * ``file:<owner>/<name>:<path>`` (lane ``graphql`` when cross-repo batching is
   on and the file is below ``stream_large_files_threshold``, else ``read``):
   fetched by blob sha — in batches through one GraphQL query with aliases
   (``batch_lanes``: the engine's adaptive sizer picks how many files a query
-  carries and shrinks it on timeouts and 502s), or through the REST blob
-  endpoint for large files.
+  carries; a query failing as a whole is retried as a batch, see
+  :mod:`~engine.jobs.ioc_scan.fetch`), or through the REST blob endpoint for
+  large files. A blob GraphQL cut at 512,000 bytes (``isTruncated``) is read
+  whole from the blob endpoint before it is parsed.
 
 The same blob (an identical lockfile in many repos) is fetched and parsed once
 per run (a single-flight future per sha) and cached in SQLite by sha across
@@ -40,13 +51,16 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, quote, urlsplit
 
-from engine.errors import ClientError, InputError
+from engine.errors import BatchProcessingError, ClientError, InputError, NetworkError
+from engine.jobs.ioc_scan.fetch import BatchFetcher, read_blob
 from engine.jobs.ioc_scan.iocs import IOCIndex, load_iocs
 from engine.jobs.ioc_scan.matching import match_dependencies
 from engine.jobs.ioc_scan.models import IOC, Dependency, IOCMatch, LockfileError
 from engine.jobs.ioc_scan.parsers import parser_for
 from engine.models import Item, PlannedItem
+from engine.retry import RetryPlanner
 
 FINDING_SQL = (
     "INSERT OR IGNORE INTO findings (run_id, repo, file_path, line_number, package_name, version, ecosystem, "
@@ -55,7 +69,18 @@ FINDING_SQL = (
 FILE_ERROR_SQL = "INSERT INTO file_errors (run_id, repo, file_path, reason, line) VALUES (?, ?, ?, ?, ?)"
 BLOB_SQL = "INSERT OR REPLACE INTO blobs (sha, parser, result, error, stored_at) VALUES (?, ?, ?, ?, ?)"
 
+#: head commit of each repository's default branch at its last scan, and the scannable files of
+#: that commit: a re-scan skips the tree request of a repository whose head has not moved
+REPO_HEADS_DDL = (
+    "CREATE TABLE IF NOT EXISTS repo_heads (repo TEXT PRIMARY KEY, head TEXT NOT NULL, files TEXT NOT NULL, "
+    "stored_at REAL NOT NULL) WITHOUT ROWID"
+)
+REPO_HEAD_SQL = "INSERT OR REPLACE INTO repo_heads (repo, head, files, stored_at) VALUES (?, ?, ?, ?)"
+
 REPO_PRIORITY = 100
+LIST_PRIORITY = -1          # listing pages first: they unblock everything else
+LIST_PAGE_SIZE = 100
+HEADS_PER_QUERY = 100
 PARSED_CACHE = 4096
 
 
@@ -78,6 +103,23 @@ def _index_from_spec(spec: dict[str, Any]) -> IOCIndex:
     )
 
 
+def _listing_item(kind: str, owner: str, page: int, *, chained: bool = False) -> PlannedItem:
+    """``list:org/acme?page=3``: the key a failed page is named by in the coverage gaps."""
+    payload: dict[str, Any] = {"kind": kind, "owner": owner, "page": page}
+    if chained:
+        payload["chained"] = True
+    return PlannedItem(key=f"list:{kind}/{owner}?page={page}", payload=payload, priority=LIST_PRIORITY, lane="read")
+
+
+def _page_of(url: str | None) -> int | None:
+    if not url:
+        return None
+    try:
+        return int(parse_qs(urlsplit(url).query)["page"][0])
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
 class _Parsed:
     """Dependencies of one blob (or why it could not be parsed)."""
 
@@ -98,6 +140,9 @@ class IocScanJob:
         self._index: IOCIndex | None = None
         self._parsed: OrderedDict[tuple[str, str], _Parsed] = OrderedDict()
         self._inflight: dict[tuple[str, str], asyncio.Future] = {}
+        self._batch_fetcher: BatchFetcher | None = None
+        self._spawned_keys: set[str] = set()
+        self._tables_ready = False
 
     # -------------------------------------------------------------------- planning
     def index(self, spec: dict[str, Any]) -> IOCIndex:
@@ -106,40 +151,20 @@ class IocScanJob:
         return self._index
 
     async def plan(self, spec: dict[str, Any], ctx: Any):
-        gh = ctx.github
-        if gh is None:
+        """One item per listing (its first page) and per repository named in the spec.
+
+        Planning asks the API nothing: a listing is work like any other, retried by
+        error class, kept across a resume, and a page that fails for good is a failed
+        item (a coverage gap the verdict names), not a failed run.
+        """
+        if ctx.github is None:
             raise InputError("ioc-scan needs a GitHub client (api_url and token)")
         self.index(spec)
         targets = spec.get("targets") or {}
+        for kind, owners in (("org", targets.get("orgs")), ("user", targets.get("users"))):
+            for owner in owners or []:
+                yield _listing_item(kind, owner, 1)
         seen: set[str] = set()
-        pattern = spec.get("match") or "*"
-
-        def wanted(repo: dict) -> bool:
-            # counted so the verdict can say what the default scope left out (coverage.py)
-            if repo.get("archived") and not spec.get("include_archived"):
-                ctx.count("excluded_archived")
-                return False
-            if repo.get("fork") and not spec.get("include_forks"):
-                ctx.count("excluded_forks")
-                return False
-            return fnmatch.fnmatch(repo.get("name", ""), pattern)
-
-        def item(repo: dict) -> PlannedItem:
-            return PlannedItem(
-                key=f"repo:{repo['full_name']}",
-                payload={"owner": repo["owner"]["login"] if isinstance(repo.get("owner"), dict) else repo["owner"],
-                         "name": repo["name"], "full_name": repo["full_name"],
-                         "default_branch": repo.get("default_branch")},
-                priority=REPO_PRIORITY, lane="read",
-            )
-
-        for kind, path in (("orgs", "/orgs/{}/repos"), ("users", "/users/{}/repos")):
-            for owner in targets.get(kind) or []:
-                params = {"type": "all"} if kind == "orgs" else {"type": "owner"}
-                async for repo in gh.paginate(path.format(owner), params):
-                    if repo["full_name"] not in seen and wanted(repo):
-                        seen.add(repo["full_name"])
-                        yield item(repo)
         for full_name in targets.get("repos") or []:
             if full_name in seen:
                 continue
@@ -149,8 +174,90 @@ class IocScanJob:
                               payload={"owner": owner, "name": name, "full_name": full_name, "default_branch": None},
                               priority=REPO_PRIORITY, lane="read")
 
+    # -------------------------------------------------------------------- listings
+    async def _list_page(self, item: Item, ctx: Any) -> dict[str, int]:
+        """One page of an org's or a user's repositories: spawn the repositories wanted and,
+        from the first page, every further page (``Link: rel="last"``) so they list in parallel."""
+        p, spec = item.payload, ctx.spec
+        path = f"/{'orgs' if p['kind'] == 'org' else 'users'}/{quote(p['owner'], safe='')}/repos"
+        params = {"type": "all" if p["kind"] == "org" else "owner", "per_page": LIST_PAGE_SIZE, "page": p["page"]}
+        response = await ctx.github.request("GET", path, params=params, lane="read")
+        repos = response.data if isinstance(response.data, list) else []
+        follow: list[PlannedItem] = []
+        if p["page"] == 1 or p.get("chained"):
+            links = response.links
+            last = _page_of(links.get("last"))
+            if last is not None and p["page"] == 1:
+                follow = [_listing_item(p["kind"], p["owner"], page) for page in range(2, last + 1)]
+            elif "next" in links:        # no rel="last": follow the chain one page at a time
+                follow = [_listing_item(p["kind"], p["owner"], p["page"] + 1, chained=True)]
+        pattern = spec.get("match") or "*"
+
+        def in_scope(repo: dict) -> bool:
+            # counted so the verdict can say what the default scope left out (coverage.py)
+            if repo.get("archived") and not spec.get("include_archived"):
+                ctx.count("excluded_archived")
+                return False
+            if repo.get("fork") and not spec.get("include_forks"):
+                ctx.count("excluded_forks")
+                return False
+            return fnmatch.fnmatch(repo.get("name", ""), pattern)
+
+        repo_items = [
+            PlannedItem(key=f"repo:{r['full_name']}", payload={
+                "owner": r["owner"]["login"] if isinstance(r.get("owner"), dict) else r.get("owner"),
+                "name": r["name"], "full_name": r["full_name"], "default_branch": r.get("default_branch")},
+                priority=REPO_PRIORITY, lane="read")
+            for r in repos if isinstance(r, dict) and r.get("full_name") and in_scope(r)
+        ]
+        new = await self._new_items(ctx, follow + repo_items)
+        if ctx.config.batch.enable_cross_repo_batching:     # off: no GraphQL at all, trees by ETag
+            await self._add_heads(ctx, [i for i in new if i.key.startswith("repo:")])
+        for planned in new:
+            self._spawned_keys.add(planned.key)
+            ctx.spawn(planned)
+        return {"repos": len(repos), "spawned": len(new)}
+
+    async def _add_heads(self, ctx: Any, repo_items: list[PlannedItem]) -> None:
+        """The head commit of each repository's default branch, 100 per GraphQL query: a
+        repository whose head is the one of the last scan needs no tree request. Without
+        an answer (GraphQL failing for good) the repositories are scanned from their trees."""
+        await self._ensure_tables(ctx)
+        for start in range(0, len(repo_items), HEADS_PER_QUERY):
+            chunk = repo_items[start:start + HEADS_PER_QUERY]
+            try:
+                heads = await self._fetcher(ctx).heads([(i.payload["owner"], i.payload["name"]) for i in chunk])
+            except BatchProcessingError as exc:
+                ctx.log.warning("head commits of %d repositories not known (%s): their trees are read",
+                                len(chunk), exc)
+                continue
+            for planned, head in zip(chunk, heads, strict=True):
+                if head is not None:
+                    planned.payload["default_branch"], planned.payload["head"] = head
+
+    async def _new_items(self, ctx: Any, planned: list[PlannedItem]) -> list[PlannedItem]:
+        """The items that are not items of this run yet (spawned here, or stored before a
+        resume): the same repository in two listings, or named with --repo, is scanned once;
+        a first page listed again after a crash does not add its pages twice."""
+        known = {p.key for p in planned if p.key in self._spawned_keys}
+        rest = [p.key for p in planned if p.key not in known]
+        for start in range(0, len(rest), 500):
+            chunk = rest[start:start + 500]
+            rows = await ctx.store.fetchall(
+                f"SELECT key FROM items WHERE run_id=? AND key IN ({','.join('?' * len(chunk))})",
+                (ctx.run_id, *chunk))
+            known.update(row[0] for row in rows)
+        new = []
+        for item in planned:
+            if item.key not in known:
+                known.add(item.key)
+                new.append(item)
+        return new
+
     # -------------------------------------------------------------------- repositories
     async def process(self, item: Item, ctx: Any) -> Any:
+        if item.key.startswith("list:"):
+            return await self._list_page(item, ctx)
         if item.key.startswith("repo:"):
             # max_concurrent_repos (the seed's setting): how many repositories are walked at
             # once; file fetches, spawned with a higher priority, fill the other workers.
@@ -162,20 +269,28 @@ class IocScanJob:
 
     async def _scan_repo(self, item: Item, ctx: Any) -> dict[str, int]:
         gh, p = ctx.github, item.payload
-        branch = p.get("default_branch")
-        if not branch:
-            branch = (await gh.get_repo(p["owner"], p["name"]))["default_branch"]
-        try:
-            entries = await gh.get_tree(p["owner"], p["name"], branch, recursive=True)
-        except ClientError as exc:
-            if exc.status_code == 409:        # "Git Repository is empty."
-                return {"files": 0, "matches": 0}
-            raise
+        branch, head = p.get("default_branch"), p.get("head")
+        entries = await self._known_files(ctx, p["full_name"], head) if head else None
+        if entries is not None:
+            ctx.count("trees_skipped")     # head unchanged since the last scan: its files are known
+        else:
+            if not branch:
+                branch = (await gh.get_repo(p["owner"], p["name"]))["default_branch"]
+            try:
+                # by the head commit when known, so the files stored below belong to that head
+                tree = await gh.get_tree(p["owner"], p["name"], head or branch, recursive=True)
+            except ClientError as exc:
+                if exc.status_code == 409:        # "Git Repository is empty."
+                    return {"files": 0, "matches": 0}
+                raise
+            entries = [{"path": e["path"], "sha": e["sha"], "size": e.get("size")} for e in tree
+                       if e.get("type") == "blob" and parser_for(e["path"]) is not None]
+            if head:
+                ctx.write(REPO_HEAD_SQL, [(p["full_name"], head, json.dumps(entries, separators=(",", ":")),
+                                           time.time())])
         batch = ctx.config.batch
         files, cached, spawned, matches = 0, 0, 0, 0
         for entry in entries:
-            if entry.get("type") != "blob":
-                continue
             parser = parser_for(entry["path"])
             if parser is None:
                 continue
@@ -200,13 +315,28 @@ class IocScanJob:
             spawned += 1
         return {"files": files, "cached": cached, "spawned": spawned, "matches": matches}
 
+    async def _known_files(self, ctx: Any, repo: str, head: str) -> list[dict[str, Any]] | None:
+        """The scannable files of ``repo`` stored by an earlier scan at this head commit, or None."""
+        await self._ensure_tables(ctx)
+        row = await ctx.store.fetchone("SELECT head, files FROM repo_heads WHERE repo=?", (repo,))
+        if row is None or row[0] != head:
+            return None
+        return json.loads(row[1])
+
+    async def _ensure_tables(self, ctx: Any) -> None:
+        # The job's own table, created by the job. Executed without a commit of its own: it
+        # autocommits, or joins the recorder's open transaction (never splits it).
+        if not self._tables_ready:
+            await ctx.store.db.execute(REPO_HEADS_DDL)
+            self._tables_ready = True
+
     # -------------------------------------------------------------------- files
     async def _scan_file_rest(self, item: Item, ctx: Any) -> dict[str, int]:
         p = item.payload
         key = (p["sha"], p["parser"])
 
         async def fetch() -> _Parsed:
-            data = await ctx.github.get_blob(p["owner"], p["name"], p["sha"])
+            data = await read_blob(ctx.github, p["owner"], p["name"], p["sha"])
             return self._parse(p["path"], data)
 
         parsed = await self._single_flight(ctx, key, fetch)
@@ -217,11 +347,14 @@ class IocScanJob:
 
         A blob another batch is already fetching is waited for, not fetched again:
         the single-flight future is registered in the same step (no await) as the
-        check that found no one fetching it.
+        check that found no one fetching it, and a waiting item keeps that future, so
+        it ends with what actually happened to the fetch (its result or its error).
+        The query is retried as a batch under faults (:class:`BatchFetcher`); a blob
+        GraphQL cut short (``isTruncated``) or binary is read whole from the blob endpoint.
         """
         results: list[Any] = [None] * len(items)
         fetch: dict[tuple[str, str], list[int]] = {}
-        waiting: dict[tuple[str, str], list[int]] = {}
+        waiting: dict[tuple[str, str], tuple[asyncio.Future, list[int]]] = {}
         futures: dict[tuple[str, str], asyncio.Future] = {}
         loop = asyncio.get_running_loop()
         try:
@@ -235,53 +368,72 @@ class IocScanJob:
                     results[i] = {"matches": self._record(ctx, parsed, p["full_name"], p["path"])}
                 elif key in fetch:
                     fetch[key].append(i)
+                elif key in waiting:
+                    waiting[key][1].append(i)
                 elif key in self._inflight:
-                    waiting.setdefault(key, []).append(i)
+                    waiting[key] = (self._inflight[key], [i])
                 else:
                     fetch[key] = [i]
                     futures[key] = self._inflight[key] = loop.create_future()
             if fetch:
                 requests = [(items[idx[0]].payload["owner"], items[idx[0]].payload["name"], key[0])
                             for key, idx in fetch.items()]
-                texts = await ctx.github.get_file_texts_graphql(requests)
-                for (key, idx), text in zip(fetch.items(), texts, strict=True):
-                    first = items[idx[0]].payload
-                    if isinstance(text, Exception):
-                        futures[key].set_exception(text)
+                blobs = await self._fetcher(ctx).texts(requests)
+                whole = [self._read_whole(ctx, items[idx[0]].payload, key, blob)
+                         for (key, idx), blob in zip(fetch.items(), blobs, strict=True)]
+                for key, data in zip(fetch, await asyncio.gather(*whole, return_exceptions=True), strict=True):
+                    if isinstance(data, BaseException):
+                        if not isinstance(data, Exception):
+                            raise data
+                        futures[key].set_exception(data)
                         futures[key].exception()      # retrieved: the items below carry it
                         continue
-                    if text is None:            # binary or too large for GraphQL: take the blob endpoint
-                        data: str | bytes = await ctx.github.get_blob(first["owner"], first["name"], key[0])
-                    else:
-                        data = text
-                    parsed = self._parse(first["path"], data)
+                    parsed = self._parse(items[fetch[key][0]].payload["path"], data)
                     self._remember(ctx, key, parsed)
                     futures[key].set_result(parsed)
         except BaseException as exc:
+            # batches waiting for these blobs end with this error (a stop: a retryable one)
+            carried = exc if isinstance(exc, Exception) else NetworkError("blob fetch interrupted by a stop")
             for future in futures.values():
                 if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                    future.set_exception(carried)
                     future.exception()
             raise
         finally:
             for key in futures:
                 self._inflight.pop(key, None)
-        for key, idx in (*fetch.items(), *waiting.items()):
-            future = futures.get(key) or self._inflight.get(key)
+        pending = [(futures[key], idx) for key, idx in fetch.items()] + list(waiting.values())
+        for future, idx in pending:
             try:
-                parsed = await future if future is not None else self._parsed.get(key)
+                parsed = await asyncio.shield(future)     # another batch's future: not ours to cancel
             except Exception as exc:
                 for i in idx:
                     results[i] = exc
-                continue
-            if parsed is None:     # the other fetch failed and was forgotten: let the retry fetch it
-                for i in idx:
-                    results[i] = ClientError("blob fetch by another batch failed; retrying")
                 continue
             for i in idx:
                 p = items[i].payload
                 results[i] = {"matches": self._record(ctx, parsed, p["full_name"], p["path"])}
         return results
+
+    def _fetcher(self, ctx: Any) -> BatchFetcher:
+        if self._batch_fetcher is None or self._batch_fetcher.gh is not ctx.github:
+            self._batch_fetcher = BatchFetcher(ctx.github, RetryPlanner(ctx.config).decide, on_count=ctx.count)
+        return self._batch_fetcher
+
+    @staticmethod
+    async def _read_whole(ctx: Any, p: dict[str, Any], key: tuple[str, str], blob: Any) -> str | bytes:
+        """The complete content of a blob GraphQL answered for (raises what stopped it)."""
+        if isinstance(blob, Exception):
+            raise blob
+        if blob.complete:
+            return blob.text
+        # cut at 512,000 bytes (isTruncated) or binary: the blob endpoint gives it whole
+        ctx.count("blobs_read_whole")
+        data = await read_blob(ctx.github, p["owner"], p["name"], key[0])
+        if blob.byte_size is not None and len(data) < blob.byte_size:
+            raise ClientError(f"{p['full_name']}:{p['path']}: only {len(data):,} of {blob.byte_size:,} bytes "
+                              "could be read (file not scanned)")
+        return data
 
     # -------------------------------------------------------------------- parsing and caches
     @staticmethod
@@ -310,7 +462,8 @@ class IocScanJob:
         try:
             parsed = await fetch()
         except BaseException as exc:
-            future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            carried = exc if isinstance(exc, Exception) else NetworkError("blob fetch interrupted by a stop")
+            future.set_exception(carried)
             future.exception()
             raise
         finally:
