@@ -8,6 +8,11 @@ retried and dispatched again inside one flush is written once, correctly.
 
 After each commit the recorder calls ``on_commit(finished_ids)`` so the feeder
 knows which items' states are now durable (and may be read back from SQLite).
+
+A commit the database refuses (disk full, read-only, I/O error) rolls back whole
+and is sticky: ``error`` holds the one-line :class:`~engine.errors.InputError`
+and every later flush raises it. The runner then stops the run, resumable: what
+the lost commit held was not recorded, so those items run again on resume.
 """
 
 from __future__ import annotations
@@ -104,12 +109,14 @@ class Recorder:
             try:
                 await self.flush()
             except Exception as exc:  # the run cannot go on without its writer
-                log.exception("recorder flush failed")
+                log.warning("recorder flush failed: %s", exc)
                 self.error = exc
                 return
 
     async def flush(self) -> None:
         async with self._lock:
+            if self.error is not None:
+                raise self.error
             if not self._pending_rows:
                 return
             inserts, self._inserts = self._inserts, []
@@ -126,7 +133,11 @@ class Recorder:
                 (ATTEMPT_INSERT_SQL, attempts),
                 *ops,
             ]
-            await self.store.write_many(statements)
+            try:
+                await self.store.write_many(statements)
+            except Exception as exc:
+                self.error = exc
+                raise
             self.commits += 1
         if self.on_commit is not None:
             self.on_commit(released)
