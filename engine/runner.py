@@ -660,7 +660,11 @@ class Runner:
             if batch.remaining == 0:
                 self._end_batch(batch)
 
-    def _on_commit(self, released: list[int]) -> None:
+    def _on_commit(self, released: list[int], skipped_spawns: int) -> None:
+        if skipped_spawns:      # keys the run already had (re-run after a crash): counted once
+            self.counts.total -= skipped_spawns
+            self.counts.pending -= skipped_spawns
+            self._check_complete()
         self._commit_epoch += 1
         if released:
             self._dispatched.difference_update(released)
@@ -670,7 +674,7 @@ class Runner:
     def _spawn(self, planned: PlannedItem) -> None:
         self._next_seq += 1
         seq = self._next_seq
-        self.recorder.insert_items(
+        self.recorder.spawn_items(
             [(self.run_id, seq, planned.key, _dumps(planned.payload), planned.priority, planned.lane)]
         )
         self.counts.total += 1

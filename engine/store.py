@@ -480,16 +480,18 @@ class Store:
             raise storage_error(self.path, exc) from None
         return cur.lastrowid or 0
 
-    async def write_many(self, statements: Iterable[tuple[str, Sequence[Sequence[Any]]]]) -> None:
-        """Several executemany in one transaction (the recorder's flush); all or nothing."""
+    async def write_many(self, statements: Iterable[tuple[str, Sequence[Sequence[Any]]]]) -> list[int]:
+        """Several executemany in one transaction (the recorder's flush); all or nothing.
+        Returns the rows each statement changed (an ``INSERT OR IGNORE`` tells what it skipped)."""
+        changed: list[int] = []
         try:
             for sql, rows in statements:
-                if rows:
-                    await self.db.executemany(sql, rows)
+                changed.append((await self.db.executemany(sql, rows)).rowcount if rows else 0)
             await self.db.commit()
         except sqlite3.OperationalError as exc:
             await self._rollback()
             raise storage_error(self.path, exc) from None
+        return changed
 
     async def _rollback(self) -> None:
         with contextlib.suppress(Exception):

@@ -380,3 +380,30 @@ async def test_memory_above_the_limit_shrinks_batches(engine):
     reasons = [d.reason for d in handle.runner.sizer.history]
     assert any("memory" in r for r in reasons)
     assert handle.runner.sizer.batch_size == 1       # kept shrinking while the pressure lasted
+
+
+class RespawningJob:
+    """Every item spawns a follow-up whose key the run already has, as a repository item
+    re-run after a crash spawns the file items it had spawned before the crash."""
+
+    kind = "synthetic"
+
+    def plan(self, spec, ctx):
+        from engine.models import PlannedItem
+
+        return [PlannedItem(key=f"item-{i}", payload={"i": i}) for i in range(20)]
+
+    async def process(self, item, ctx):
+        from engine.models import PlannedItem
+
+        ctx.spawn(PlannedItem(key=f"item-{(item.payload['i'] + 1) % 20}", payload={}))
+
+
+async def test_spawning_a_key_the_run_already_has_counts_it_once_and_the_run_completes(engine, monkeypatch):
+    import engine.api as api
+
+    monkeypatch.setattr(api, "load_processor", lambda kind: RespawningJob())
+    run_id = await engine.create_run("synthetic", {})
+    handle = await engine.start(run_id)
+    assert await asyncio.wait_for(handle.wait(), 60) is RunState.COMPLETED
+    assert handle.runner.counts.total == 20 == (await engine.store.counts(run_id)).done
