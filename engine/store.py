@@ -27,6 +27,7 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -279,6 +280,15 @@ def _is_read_only(exc: BaseException) -> bool:
     return "readonly" in str(exc) or "read-only" in str(exc)
 
 
+BUSY_RETRIES = 6
+
+
+def _is_busy(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)) or (
+        "database is locked" in str(exc))
+
+
 def _is_full(exc: BaseException) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return (code is not None and code & 0xFF == sqlite3.SQLITE_FULL) or "disk is full" in str(exc) or (
@@ -483,15 +493,23 @@ class Store:
     async def write_many(self, statements: Iterable[tuple[str, Sequence[Sequence[Any]]]]) -> list[int]:
         """Several executemany in one transaction (the recorder's flush); all or nothing.
         Returns the rows each statement changed (an ``INSERT OR IGNORE`` tells what it skipped)."""
-        changed: list[int] = []
-        try:
-            for sql, rows in statements:
-                changed.append((await self.db.executemany(sql, rows)).rowcount if rows else 0)
-            await self.db.commit()
-        except sqlite3.OperationalError as exc:
-            await self._rollback()
-            raise storage_error(self.path, exc) from None
-        return changed
+        statements = list(statements)
+        for attempt in range(BUSY_RETRIES + 1):
+            changed: list[int] = []
+            try:
+                for sql, rows in statements:
+                    changed.append((await self.db.executemany(sql, rows)).rowcount if rows else 0)
+                await self.db.commit()
+                return changed
+            except sqlite3.OperationalError as exc:
+                await self._rollback()
+                # "database is locked" can come at once, past busy_timeout (a WAL snapshot
+                # another process moved): the commit rolled back whole, so try it again
+                if _is_busy(exc) and attempt < BUSY_RETRIES:
+                    await asyncio.sleep(0.05 * 2 ** attempt)
+                    continue
+                raise storage_error(self.path, exc) from None
+        return []
 
     async def _rollback(self) -> None:
         with contextlib.suppress(Exception):

@@ -184,7 +184,7 @@ async def test_e_exports_the_report_to_the_named_file(engine, tmp_path):
 
 
 async def test_r_resumes_a_paused_run_selected_in_the_browser(engine, tmp_path):
-    run_id = await engine.create_run("synthetic", {"items": 3000, "latency_ms": 2, "seed": 6,
+    run_id = await engine.create_run("synthetic", {"items": 600, "latency_ms": 2, "seed": 6,
                                                    **held(tmp_path, 100)})
     handle = await engine.start(run_id)
     while (await engine.store.counts(run_id)).done < 100:      # the gate holds item 100 on: no race
@@ -199,7 +199,7 @@ async def test_r_resumes_a_paused_run_selected_in_the_browser(engine, tmp_path):
         await pilot.press("r")
         await until(pilot, lambda: app.snapshot is not None and state(app) == RunState.COMPLETED,
                     "the resumed run completes")
-        assert (await engine.store.counts(run_id)).done == 3000
+        assert (await engine.store.counts(run_id)).done == 600
 
 
 async def test_q_pauses_the_in_process_run_before_exiting(engine, tmp_path):

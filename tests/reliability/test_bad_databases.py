@@ -99,6 +99,8 @@ def test_a_bad_database_is_one_line_exit_2_no_hang(tmp_path, make, needle):
 
 def test_a_valid_database_on_read_only_media_reads_and_refuses_writes_as_read_only(tmp_path):
     db = valid(tmp_path / "ro.db")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET state='interrupted' WHERE id=1")
     listed = batchdeck("runs", "--db", str(db), "--format", "json", read_only_media=True)
     assert listed.returncode == 0, listed.stderr
     job = tmp_path / "job.yaml"
@@ -107,6 +109,9 @@ def test_a_valid_database_on_read_only_media_reads_and_refuses_writes_as_read_on
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "read-only" in lines[0] and "corrupt" not in lines[0], result.stderr
+    resumed = batchdeck("resume", "1", "--db", str(db), "--headless", read_only_media=True)
+    assert resumed.returncode == 2 and "read-only" in resumed.stderr, resumed.stderr
+    assert len(resumed.stderr.strip().splitlines()) == 1 and "Traceback" not in resumed.stderr
 
 
 def test_a_new_database_on_read_only_media_is_one_line_exit_2(tmp_path):
