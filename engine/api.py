@@ -83,6 +83,8 @@ class Engine:
 
     async def start(self, run_id: int, *, github: Any = None, services: dict[str, Any] | None = None,
                     config: AppConfig | None = None) -> RunHandle:
+        if self.store.readonly:
+            raise InputError(f"{self.store.path}: the database is read-only; run {run_id} cannot be run from it")
         await self.store.detect_interrupted()
         run = await self.store.require_run(run_id)
         if run.state is RunState.RUNNING:

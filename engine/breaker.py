@@ -6,9 +6,25 @@ failure count, when the next probe may go, and a history of transitions with
 reasons. Those libraries hide that, count differently, or are synchronous.
 
 States: ``closed`` (calls flow) → ``open`` after ``threshold`` consecutive
-counted failures (calls wait) → ``half_open`` once ``recovery_timeout`` has
+counted failures (calls wait) → ``half_open`` once the recovery time has
 passed, admitting at most ``half_open_probes`` concurrent probes → ``closed``
 on a probe success, back to ``open`` on a probe failure.
+
+Recovery time: ``recovery_timeout`` doubled for every probe that failed since
+the breaker last closed, capped at ``MAX_RECOVERY_FACTOR`` × ``recovery_timeout``,
+then jittered to between half and one and a half times that. Without jitter a
+fixed 30 s recovery lined its probes up with a server's periodic 15 s error
+bursts: every probe hit a burst and a scan stalled. With it, probes land at
+random phases and the breaker closes between bursts; the doubling spares a
+service that is down for good. ``rng`` is injectable for tests.
+
+**One owner per outcome.** A call through the GitHub client is recorded by
+the client (one request, one outcome); the runner records an item's outcome
+on its lane's breaker only when nothing inside the item recorded on that
+breaker (a job kind that made no request, or a request on another lane). The
+runner installs :func:`track_outcomes` in each worker task; every record on a
+breaker notes its lane there. Before, both recorded: one failed request counted
+as two failures and a breaker with threshold 5 opened after 3.
 
 What counts as a failure: only signs that the service is unhealthy — server
 errors, network errors and timeouts. Client and auth errors are the request's
@@ -32,9 +48,11 @@ clock, waiters in :meth:`CircuitBreaker.acquire` wake on the next state read
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from enum import StrEnum
 
 from engine.config import AppConfig, BatchConfig
@@ -43,6 +61,25 @@ from engine.models import BreakerTransition, BreakerView
 
 COUNTED_FAILURES = frozenset({ErrorClass.SERVER, ErrorClass.NETWORK, ErrorClass.TIMEOUT})
 HISTORY_LEN = 50
+#: the longest recovery, as a multiple of ``recovery_timeout`` (before jitter)
+MAX_RECOVERY_FACTOR = 4.0
+
+# lanes whose breaker heard an outcome in this context (see "One owner per outcome")
+_heard: ContextVar[set[str] | None] = ContextVar("batchdeck_breaker_outcomes", default=None)
+
+
+def track_outcomes() -> set[str]:
+    """Start noting, in the current context (one worker task and the tasks it starts), the
+    lanes whose breaker records an outcome; the caller clears the set between items."""
+    heard: set[str] = set()
+    _heard.set(heard)
+    return heard
+
+
+def _note(lane: str) -> None:
+    heard = _heard.get()
+    if heard is not None:
+        heard.add(lane)
 
 TransitionListener = Callable[[str, BreakerTransition], None]
 
@@ -94,11 +131,15 @@ class CircuitBreaker:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         on_transition: TransitionListener | None = None,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         self.lane = lane
         self.threshold = threshold
         self.recovery_timeout = recovery_timeout
         self.half_open_probes = half_open_probes
+        self._rng = rng
+        self._reopens = 0           # probes failed since the breaker last closed
+        self._open_for = recovery_timeout
         self._clock = clock
         self._wall = wall
         self._on_transition = on_transition
@@ -115,7 +156,7 @@ class CircuitBreaker:
     @property
     def state(self) -> BreakerState:
         if self._state is BreakerState.OPEN and self._open_remaining() <= 0:
-            self._move(BreakerState.HALF_OPEN, f"recovery timeout {self.recovery_timeout:g}s elapsed")
+            self._move(BreakerState.HALF_OPEN, f"recovery time {self._open_for:.1f}s elapsed")
         return self._state
 
     @property
@@ -128,7 +169,11 @@ class CircuitBreaker:
         return self._failures
 
     def _open_remaining(self) -> float:
-        return self._opened_at + self.recovery_timeout - self._clock()
+        return self._opened_at + self._open_for - self._clock()
+
+    def _recovery_time(self) -> float:
+        base = min(self.recovery_timeout * 2 ** self._reopens, self.recovery_timeout * MAX_RECOVERY_FACTOR)
+        return base * (0.5 + self._rng())
 
     def _move(self, to: BreakerState, reason: str) -> None:
         transition = BreakerTransition(self._wall(), self._state.value, to.value, reason)
@@ -136,9 +181,13 @@ class CircuitBreaker:
         self._generation += 1
         self._probes = 0
         if to is BreakerState.OPEN:
+            if transition.from_state == BreakerState.HALF_OPEN.value:
+                self._reopens += 1
             self._opened_at = self._clock()
+            self._open_for = self._recovery_time()
         elif to is BreakerState.CLOSED:
             self._failures = 0
+            self._reopens = 0
         self.transitions.append(transition)
         self._wake()
         if self._on_transition is not None:
@@ -191,6 +240,7 @@ class CircuitBreaker:
         return permit.generation == self._generation
 
     def record_success(self, permit: Permit | None = None) -> None:
+        _note(self.lane)
         if not self._current(permit):
             return
         state = self.state
@@ -200,6 +250,7 @@ class CircuitBreaker:
             self._failures = 0
 
     def record_failure(self, error: ErrorClass | BaseException, permit: Permit | None = None) -> None:
+        _note(self.lane)
         if not self._current(permit):
             return
         error_class = error if isinstance(error, ErrorClass) else classify(error)
@@ -245,8 +296,10 @@ class BreakerRegistry:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         on_transition: TransitionListener | None = None,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         batch = config.batch if isinstance(config, AppConfig) else config
+        self._rng = rng
         self._settings = (batch.breaker_failure_threshold, batch.breaker_recovery_timeout,
                           batch.breaker_half_open_probes)
         self._clock = clock
@@ -259,7 +312,7 @@ class BreakerRegistry:
         if breaker is None:
             threshold, recovery, probes = self._settings
             breaker = CircuitBreaker(lane, threshold, recovery, probes, clock=self._clock,
-                                     wall=self._wall, on_transition=self._on_transition)
+                                     wall=self._wall, on_transition=self._on_transition, rng=self._rng)
             self._breakers[lane] = breaker
         return breaker
 

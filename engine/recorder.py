@@ -6,8 +6,16 @@ rows to the :class:`Recorder`, which commits them together every
 updates are coalesced per item (the last state wins), so an item dispatched,
 retried and dispatched again inside one flush is written once, correctly.
 
-After each commit the recorder calls ``on_commit(finished_ids)`` so the feeder
-knows which items' states are now durable (and may be read back from SQLite).
+After each commit the recorder calls ``on_commit(finished_ids, skipped_spawns)`` so
+the feeder knows which items' states are now durable (and may be read back from
+SQLite), and the runner how many spawned items were already there (an item
+re-run after a crash spawns keys the run has; ``INSERT OR IGNORE`` keeps the
+first, and the runner must not count them twice).
+
+A commit the database refuses (disk full, read-only, I/O error) rolls back whole
+and is sticky: ``error`` holds the one-line :class:`~engine.errors.InputError`
+and every later flush raises it. The runner then stops the run, resumable: what
+the lost commit held was not recorded, so those items run again on resume.
 """
 
 from __future__ import annotations
@@ -31,13 +39,14 @@ class Recorder:
         *,
         flush_interval: float = 0.1,
         flush_rows: int = 2000,
-        on_commit: Callable[[list[int]], None] | None = None,
+        on_commit: Callable[[list[int], int], None] | None = None,
     ) -> None:
         self.store = store
         self.flush_interval = flush_interval
         self.flush_rows = flush_rows
         self.on_commit = on_commit
         self._inserts: list[tuple] = []
+        self._spawns: list[tuple] = []
         self._item_updates: dict[int, tuple] = {}
         self._batches: dict[tuple[int, int], tuple] = {}
         self._attempts: list[tuple] = []
@@ -55,6 +64,12 @@ class Recorder:
     def insert_items(self, rows: list[tuple]) -> None:
         """Rows ``(run_id, seq, key, payload_json, priority, lane)``."""
         self._inserts.extend(rows)
+        self._bump(len(rows))
+
+    def spawn_items(self, rows: list[tuple]) -> None:
+        """Items added while the run runs (same rows as :meth:`insert_items`); how many of
+        them already existed is reported to ``on_commit``."""
+        self._spawns.extend(rows)
         self._bump(len(rows))
 
     def update_item(self, row: tuple, *, release: bool) -> None:
@@ -104,15 +119,18 @@ class Recorder:
             try:
                 await self.flush()
             except Exception as exc:  # the run cannot go on without its writer
-                log.exception("recorder flush failed")
+                log.warning("recorder flush failed: %s", exc)
                 self.error = exc
                 return
 
     async def flush(self) -> None:
         async with self._lock:
+            if self.error is not None:
+                raise self.error
             if not self._pending_rows:
                 return
             inserts, self._inserts = self._inserts, []
+            spawns, self._spawns = self._spawns, []
             updates, self._item_updates = list(self._item_updates.values()), {}
             batches, self._batches = list(self._batches.values()), {}
             attempts, self._attempts = self._attempts, []
@@ -121,15 +139,21 @@ class Recorder:
             self._pending_rows = 0
             statements: list[tuple[str, Sequence[Sequence[Any]]]] = [
                 (ITEM_INSERT_SQL, inserts),
+                (ITEM_INSERT_SQL, spawns),
                 (BATCH_UPSERT_SQL, batches),
                 (ITEM_UPDATE_SQL, updates),
                 (ATTEMPT_INSERT_SQL, attempts),
                 *ops,
             ]
-            await self.store.write_many(statements)
+            try:
+                changed = await self.store.write_many(statements)
+            except Exception as exc:
+                self.error = exc
+                raise
             self.commits += 1
+            skipped_spawns = len(spawns) - changed[1]
         if self.on_commit is not None:
-            self.on_commit(released)
+            self.on_commit(released, skipped_spawns)
 
     async def stop(self) -> None:
         """Flush what is left and end the loop."""

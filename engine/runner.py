@@ -15,9 +15,15 @@ Retries never hold a worker: a failed item goes back to ``pending`` with a
 ``not_before`` and waits in a small in-memory heap (and in SQLite, so a crash
 loses nothing); the feeder dispatches it when due.
 
-Pause lets in-flight items finish, returns queued ones to pending and writes a
-checkpoint; cancel does the same and ends the run; a signal (SIGINT/SIGTERM)
-pauses and ends the process with a resumable run. A heartbeat lets another
+Pause gives in-flight items ``HALT_GRACE_S`` to finish, then cancels the workers
+still busy (blocked on a rate limiter, a retry-after, a breaker or pacing wait, or
+a slow request) and returns their items, and the queued ones, to pending; then it
+writes a checkpoint. Cancel does the same and ends the run; a signal
+(SIGINT/SIGTERM) pauses and ends the process with a resumable run. So every wait
+ends within a second of the command, and an item interrupted mid-request runs
+again on resume (at least once, as after a crash). Planning is interrupted the
+same way: its items so far stay pending and a resume plans again (by key,
+idempotently). A heartbeat lets another
 process see that a run whose owner died is ``interrupted``; resuming it puts
 its in-flight items back to pending.
 """
@@ -40,7 +46,7 @@ from typing import Any
 import orjson
 import psutil
 
-from engine.breaker import BreakerRegistry
+from engine.breaker import BreakerRegistry, track_outcomes
 from engine.config import AppConfig
 from engine.errors import BatchProcessingError, ErrorClass, InputError, classify
 from engine.metrics import LatencyWindow, build_report, report_markdown
@@ -71,6 +77,8 @@ TICK_S = 0.5
 RECENT_BATCHES = 200
 SERIES_LEN = 600
 EVENTS_LEN = 1000
+#: how long pause/cancel/stop let in-flight items finish before cancelling them (see module doc)
+HALT_GRACE_S = 0.5
 
 
 @dataclass(slots=True)
@@ -106,6 +114,10 @@ _DONE = ItemState.DONE.value
 def _dumps(value: Any) -> str:
     """JSON text for SQLite; orjson because the planner and feeder do this per item."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _one_line(exc: BaseException) -> InputError:
+    return exc if isinstance(exc, InputError) else InputError(_short(exc))
 
 
 def _short(exc: BaseException) -> str:
@@ -186,6 +198,8 @@ class Runner:
         self._final: tuple[RunState, str | None] = (RunState.COMPLETED, None)
         self._feeder_task: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
+        self._workers: list[asyncio.Task] = []
+        self._working: dict[int, asyncio.Task] = {}     # worker index -> its task, while it holds a unit
         self._handled_control: set[int] = set()
         self._next_checkpoint = config.batch.checkpoint_interval
         self._active_since: float | None = None
@@ -206,7 +220,8 @@ class Runner:
             self._set_state(RunState.PAUSED, reason)
             await self._halt()
             self._checkpoint("pause")
-            await self.recorder.flush()
+            with contextlib.suppress(InputError):    # a refused write: the ticker stops the run
+                await self.recorder.flush()
 
     async def resume(self) -> None:
         async with self._control_lock:
@@ -257,22 +272,31 @@ class Runner:
         try:
             flags = await self.store.run_flags(self.run_id)
             if not flags.get("planned"):
-                await self._plan()
+                await self._interruptible(self._plan())
             if not self._done.is_set():
                 await self._process()
         except asyncio.CancelledError:
             self._final = (RunState.PAUSED, "stopped")
             raise
-        except (BatchProcessingError, InputError) as exc:
+        except Exception as exc:
+            if self.recorder.error is None:
+                self._fail_with(exc)
+            else:
+                self._final = (RunState.PAUSED, f"{_short(self.recorder.error)}; resume to continue")
+        finally:
+            await self._close()
+        if self.recorder.error is not None:
+            raise _one_line(self.recorder.error)
+        return self._final[0]
+
+    def _fail_with(self, exc: Exception) -> None:
+        if isinstance(exc, BatchProcessingError | InputError):
             # A 401 while listing repositories, a bad spec: the run fails with the reason,
             # and keeps what it had (resumable once the cause is fixed).
             self._final = (RunState.FAILED, _short(exc))
-        except Exception as exc:
-            log.exception("run %s failed", self.run_id)
+        else:
+            log.exception("run %s failed", self.run_id, exc_info=exc)
             self._final = (RunState.FAILED, f"{type(exc).__name__}: {_short(exc)}")
-        finally:
-            await self._close()
-        return self._final[0]
 
     async def _start(self) -> None:
         recovered = await self.store.recover_in_flight(self.run_id)
@@ -294,6 +318,22 @@ class Runner:
         self._set_state(RunState.RUNNING, f"started ({recovered} in-flight items recovered)" if recovered
                         else "started")
         self._open_gate()
+
+    async def _interruptible(self, work: Any) -> None:
+        """Run ``work`` until it ends or the run is told to stop (a plan listing repositories
+        may wait on a rate limiter for an hour: Ctrl-C must not wait with it)."""
+        task = asyncio.ensure_future(work)
+        stopped = asyncio.ensure_future(self._done.wait())
+        try:
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if not task.cancelled():
+            task.result()
 
     async def _plan(self) -> None:
         self._event("run_state", "planning")
@@ -356,9 +396,8 @@ class Runner:
             cache.attach(self.recorder)
 
     async def _process(self) -> None:
-        self._tasks = [asyncio.create_task(self._worker(i), name=f"batchdeck-worker-{i}")
-                       for i in range(self.pool_size)]
-        self._tasks.append(asyncio.create_task(self._ticker(), name="batchdeck-ticker"))
+        self._workers = [self._new_worker(i) for i in range(self.pool_size)]
+        self._tasks = [asyncio.create_task(self._ticker(), name="batchdeck-ticker")]
         self._start_feeder()
         self._check_complete()
         await self._done.wait()
@@ -368,9 +407,10 @@ class Runner:
         try:
             await self._halt()
         finally:
-            for task in self._tasks:
+            tasks = [*self._tasks, *self._workers]
+            for task in tasks:
                 task.cancel()
-            for task in self._tasks:
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._accumulate_active()
@@ -387,7 +427,15 @@ class Runner:
         cache = getattr(self.github, "cache", None)
         if cache is not None and hasattr(cache, "detach"):
             cache.detach()
-        await self.recorder.stop()
+        try:
+            await self.recorder.stop()
+        except Exception:
+            # the database refuses writes: say so once; with a dead owner the run reads as
+            # interrupted (in-flight items back to pending) and resumes once it can be written
+            with contextlib.suppress(Exception):
+                await self.store.write("UPDATE runs SET state=?, message=?, owner_pid=NULL WHERE id=?",
+                                       (RunState.PAUSED.value, message, self.run_id))
+            return
         if state in (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED):
             report = await build_report(self.store, self.run_id)
             await self.store.add_artifact(
@@ -437,11 +485,13 @@ class Runner:
         self._gate_changed = asyncio.Event()
 
     def _start_feeder(self) -> None:
-        if self._tasks and (self._feeder_task is None or self._feeder_task.done()):
+        if self._workers and (self._feeder_task is None or self._feeder_task.done()):
             self._feeder_task = asyncio.create_task(self._feeder(), name="batchdeck-feeder")
 
     async def _halt(self) -> None:
-        """Stop feeding, return queued items to pending, wait for in-flight ones."""
+        """Stop feeding, return queued items to pending, give in-flight ones ``HALT_GRACE_S``
+        to finish, then cancel the workers still holding items (their items go back to
+        pending) and put fresh workers in their place for a later resume."""
         self._gate.clear()
         self._pulse()
         if self._feeder_task is not None:
@@ -452,7 +502,18 @@ class Runner:
         while not self._queue.empty():
             for item in self._queue.get_nowait():
                 self._return_to_pending(item)
-        await self._idle.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), HALT_GRACE_S)
+        stuck = dict(self._working)
+        for task in stuck.values():
+            task.cancel()
+        for index, task in stuck.items():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            if self._workers[index] is task:
+                self._workers[index] = self._new_worker(index)
+        if stuck:
+            self._event("halt", f"{len(stuck)} workers still waiting were stopped; their items are pending again")
 
     # ------------------------------------------------------------------ feeder
     async def _read_page(self, cursor: tuple[int, int] | None) -> tuple[list[tuple], int]:
@@ -614,7 +675,11 @@ class Runner:
             if batch.remaining == 0:
                 self._end_batch(batch)
 
-    def _on_commit(self, released: list[int]) -> None:
+    def _on_commit(self, released: list[int], skipped_spawns: int) -> None:
+        if skipped_spawns:      # keys the run already had (re-run after a crash): counted once
+            self.counts.total -= skipped_spawns
+            self.counts.pending -= skipped_spawns
+            self._check_complete()
         self._commit_epoch += 1
         if released:
             self._dispatched.difference_update(released)
@@ -624,7 +689,7 @@ class Runner:
     def _spawn(self, planned: PlannedItem) -> None:
         self._next_seq += 1
         seq = self._next_seq
-        self.recorder.insert_items(
+        self.recorder.spawn_items(
             [(self.run_id, seq, planned.key, _dumps(planned.payload), planned.priority, planned.lane)]
         )
         self.counts.total += 1
@@ -634,7 +699,11 @@ class Runner:
             self._rewind = mark
 
     # ------------------------------------------------------------------ workers
+    def _new_worker(self, index: int) -> asyncio.Task:
+        return asyncio.create_task(self._worker(index), name=f"batchdeck-worker-{index}")
+
     async def _worker(self, index: int) -> None:
+        heard = track_outcomes()   # lanes whose breaker the item's own requests fed (see engine.breaker)
         while True:
             while index >= self.sizer.concurrency or not self._gate.is_set():
                 await self._gate_changed.wait()
@@ -642,12 +711,15 @@ class Runner:
             size = len(unit)
             self._busy += size
             self._idle.clear()
+            self._working[index] = asyncio.current_task()  # type: ignore[assignment]
+            heard.clear()
             try:
                 if self._whole_batch(unit[0].lane):
-                    await self._run_batch_unit(unit)
+                    await self._run_batch_unit(unit, heard)
                 else:
-                    await self._run_item(unit[0])
+                    await self._run_item(unit[0], heard)
             finally:
+                self._working.pop(index, None)
                 self._busy -= size
                 if self._busy == 0:
                     self._idle.set()
@@ -660,13 +732,15 @@ class Runner:
         self._event("breaker", f"lane {lane} waits for its breaker ({breaker.state.value})")
         return await breaker.acquire()
 
-    async def _run_item(self, item: Item) -> None:
+    async def _run_item(self, item: Item, heard: set[str]) -> None:
         breaker = self.breakers.get(item.lane)
-        # Hot path: a closed breaker needs no permit (permits matter for half-open probes).
-        permit = None if breaker.closed else await self._admit(item.lane)
+        permit = None
         started = self.clock()
         t0 = time.perf_counter()
         try:
+            # Hot path: a closed breaker needs no permit (permits matter for half-open probes).
+            if not breaker.closed:
+                permit = await self._admit(item.lane)
             result = await self.processor.process(item, self.ctx)
         except asyncio.CancelledError:
             if permit is not None:
@@ -675,25 +749,35 @@ class Runner:
             raise
         except Exception as exc:
             duration = (time.perf_counter() - t0) * 1000
-            breaker.record_failure(classify(exc), permit)
+            if item.lane in heard:          # its request's outcome is recorded already
+                if permit is not None:
+                    permit.release()
+            else:
+                breaker.record_failure(classify(exc), permit)
             self._failed(item, exc, started, duration)
         else:
             duration = (time.perf_counter() - t0) * 1000
-            breaker.record_success(permit)
+            if item.lane in heard:
+                if permit is not None:
+                    permit.release()
+            else:
+                breaker.record_success(permit)
             self._succeeded(item, result, started, duration)
 
-    async def _run_batch_unit(self, items: list[Item]) -> None:
-        permit = await self._admit(items[0].lane)
+    async def _run_batch_unit(self, items: list[Item], heard: set[str]) -> None:
+        permit = None
         started = self.clock()
         t0 = time.perf_counter()
         try:
+            permit = await self._admit(items[0].lane)
             results = await self.processor.process_batch(items, self.ctx)  # type: ignore[attr-defined]
             if len(results) != len(items):
                 raise BatchProcessingError(
                     f"process_batch returned {len(results)} results for {len(items)} items"
                 )
         except asyncio.CancelledError:
-            permit.release()
+            if permit is not None:
+                permit.release()
             for item in items:
                 self._return_to_pending(item)
             raise
@@ -701,7 +785,11 @@ class Runner:
             results = [exc] * len(items)
         duration = (time.perf_counter() - t0) * 1000 / max(1, len(items))
         errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
+        if permit is None:
+            pass
+        elif items[0].lane in heard:        # its requests' outcomes are recorded already
+            permit.release()
+        elif errors:
             permit.failure(classify(errors[0]))
         else:
             permit.success()
@@ -863,8 +951,8 @@ class Runner:
         while True:
             await asyncio.sleep(TICK_S)
             tick += 1
-            if self.recorder.error is not None:
-                self._finish(RunState.FAILED, f"cannot write to {self.store.path}: {self.recorder.error}")
+            if self.recorder.error is not None:   # disk full, read-only: stop, resumable
+                self._finish(RunState.PAUSED, f"{_short(self.recorder.error)}; resume to continue")
                 return
             if tick % 2 == 0:
                 self._sample()

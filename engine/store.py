@@ -14,13 +14,26 @@ Why it looks like this:
 * Batches are numbered per run (``(run_id, id)``): the engine allocates the
   numbers in memory without a round trip, and an operator says "batch 12 of
   run 3".
+* The file holds cached API response bodies and findings: it is created 0600
+  (SQLite gives its -wal and -shm files the database file's mode), and an
+  existing database we own that others may read is narrowed to 0600 when opened.
+* Opening never leaves a connection (and its aiosqlite thread, which would keep
+  the process alive) behind when it fails, and every failure is one
+  :class:`~engine.errors.InputError` line: a database from a newer batchdeck,
+  a garbled ``schema_version``, a file that is not a database, a read-only
+  database (opened read-only instead when it is valid: reading commands work,
+  writing ones say "read-only", never "corrupt").
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -263,12 +276,87 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
+FILE_MODE = 0o600
+
+
+def _is_read_only(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == sqlite3.SQLITE_READONLY:
+        return True
+    return "readonly" in str(exc) or "read-only" in str(exc)
+
+
+BUSY_RETRIES = 6
+
+
+def _is_busy(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)) or (
+        "database is locked" in str(exc))
+
+
+def _is_full(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF == sqlite3.SQLITE_FULL) or "disk is full" in str(exc) or (
+        isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
+
+
+def storage_error(path: Path, exc: BaseException) -> InputError:
+    """One line for a write the database refused (disk full, read-only, I/O error)."""
+    if _is_full(exc):
+        return InputError(f"{path}: cannot write, the disk is full (free space, then resume)")
+    if _is_read_only(exc):
+        return InputError(f"{path}: cannot write, the database or its directory is read-only")
+    return InputError(f"{path}: cannot write: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it (whatever the umask)."""
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        reason = "read-only" if exc.errno == errno.EROFS else (exc.strerror or str(exc))
+        raise InputError(f"{path}: cannot create database ({reason})") from None
+    os.close(fd)
+
+
+def _narrow_mode(path: Path) -> None:
+    """An existing database of ours that group or others may read becomes 0600 (with its
+    -wal/-shm): it holds cached API responses and findings."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):
+            info = file.stat()
+            if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+                file.chmod(FILE_MODE)
+
+
+def _cannot_open(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_CANTOPEN
+
+
+async def _connect(path: Path, *, readonly: bool = False) -> aiosqlite.Connection:
+    if readonly:
+        # immutable: on read-only media a WAL database cannot even create its -shm file
+        immutable = not os.access(path.parent, os.W_OK)
+        uri = f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+        return await aiosqlite.connect(uri, timeout=30, uri=True)
+    return await aiosqlite.connect(path, timeout=30)
+
+
 class Store:
     """An open batchdeck database. Use :meth:`open`."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: Path, *, readonly: bool = False) -> None:
         self.db = db
         self.path = path
+        self.readonly = readonly
         self._reader: aiosqlite.Connection | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -277,40 +365,67 @@ class Store:
         path = Path(path)
         if not create and not path.exists():
             raise InputError(f"{path}: no such database")
-        if path.parent and not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory, not a database")
+        _create_private(path)
+        _narrow_mode(path)
         try:
-            db = await aiosqlite.connect(path, timeout=30)
-        except sqlite3.Error as exc:
+            return await cls._open(path, readonly=False)
+        except InputError as exc:
+            if not getattr(exc, "read_only", False):
+                raise
+        # a valid database we may not write: open it for reading (runs, show, report work)
+        return await cls._open(path, readonly=True)
+
+    @classmethod
+    async def _open(cls, path: Path, *, readonly: bool) -> Store:
+        try:
+            db = await _connect(path, readonly=readonly)
+        except (sqlite3.Error, OSError) as exc:
             raise InputError(f"{path}: cannot open database: {exc}") from None
-        store = cls(db, path)
+        store = cls(db, path, readonly=readonly)
         try:
             await store._init()
-        except sqlite3.DatabaseError as exc:
-            await db.close()
-            raise InputError(f"{path}: not a batchdeck database or corrupt ({exc})") from None
+        except BaseException as exc:
+            # close first: a connection left open keeps its thread, and the process, alive
+            with contextlib.suppress(Exception):
+                await db.close()
+            if isinstance(exc, InputError):
+                raise
+            if isinstance(exc, sqlite3.Error) and (_is_read_only(exc) or _cannot_open(exc)) and not readonly:
+                error = InputError(f"{path}: the database is read-only")
+                error.read_only = True  # type: ignore[attr-defined]
+                raise error from None
+            if isinstance(exc, sqlite3.Error) and _is_read_only(exc):
+                raise InputError(f"{path}: the database is read-only and cannot be opened for reading "
+                                 f"({exc})") from None
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise InputError(f"{path}: not a batchdeck database or corrupt ({exc})") from None
+            raise
         return store
 
     async def _init(self) -> None:
+        if self.readonly:
+            await self.db.execute("PRAGMA query_only=ON")
+            self._check_version(await self._schema_version())
+            return
+        # a write on every open: a database we may not write is found here, not mid-run
+        await self.db.execute("PRAGMA user_version=0")
         await self.db.execute("PRAGMA journal_mode=WAL")
         await self.db.execute("PRAGMA synchronous=NORMAL")
         await self.db.execute("PRAGMA busy_timeout=30000")
         await self.db.execute("PRAGMA temp_store=MEMORY")
         await self.db.execute("PRAGMA cache_size=-4000")
+        version = await self._schema_version()
+        self._check_version(version)
         await self.db.executescript(SCHEMA)
-        async with self.db.execute("SELECT value FROM meta WHERE key='schema_version'") as cur:
-            row = await cur.fetchone()
-        if row is None:
+        if version is None:
             await self.db.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise InputError(
-                f"{self.path}: written by a newer batchdeck (schema {row[0]} > {SCHEMA_VERSION})"
-            )
-        elif int(row[0]) < SCHEMA_VERSION:
-            for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS.get(version, []):
+        elif version < SCHEMA_VERSION:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS.get(step, []):
                     try:
                         await self.db.execute(statement)
                     except sqlite3.OperationalError as exc:   # the schema script already added it
@@ -319,9 +434,29 @@ class Store:
             await self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         await self.db.commit()
 
+    async def _schema_version(self) -> int | None:
+        """The version recorded in ``meta``, None for a new file; an InputError if garbled."""
+        has_meta = await self.fetchone("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'")
+        if not has_meta:
+            return None
+        row = await self.fetchone("SELECT value FROM meta WHERE key='schema_version'")
+        if row is None:
+            return None
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            shown = str(row[0])[:40].encode("unicode_escape").decode()
+            raise InputError(f"{self.path}: meta.schema_version is {shown!r}, not a number; "
+                             "not a batchdeck database or damaged") from None
+
+    def _check_version(self, version: int | None) -> None:
+        if version is not None and version > SCHEMA_VERSION:
+            raise InputError(f"{self.path}: written by a newer batchdeck (schema {version} > {SCHEMA_VERSION})")
+
     async def close(self) -> None:
         if self._reader is not None:
-            await self._reader.close()
+            with contextlib.suppress(Exception):
+                await self._reader.close()
         await self.db.close()
 
     async def reader(self) -> aiosqlite.Connection:
@@ -353,17 +488,40 @@ class Store:
             return await cur.fetchone()
 
     async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """One statement in its own transaction: for rare, user-driven writes only."""
-        cur = await self.db.execute(sql, params)
-        await self.db.commit()
+        """One statement in its own transaction: for rare, user-driven writes only.
+        A refused write (disk full, read-only) is an InputError line."""
+        try:
+            cur = await self.db.execute(sql, params)
+            await self.db.commit()
+        except sqlite3.OperationalError as exc:
+            await self._rollback()
+            raise storage_error(self.path, exc) from None
         return cur.lastrowid or 0
 
-    async def write_many(self, statements: Iterable[tuple[str, Sequence[Sequence[Any]]]]) -> None:
-        """Several executemany in one transaction (the recorder's flush)."""
-        for sql, rows in statements:
-            if rows:
-                await self.db.executemany(sql, rows)
-        await self.db.commit()
+    async def write_many(self, statements: Iterable[tuple[str, Sequence[Sequence[Any]]]]) -> list[int]:
+        """Several executemany in one transaction (the recorder's flush); all or nothing.
+        Returns the rows each statement changed (an ``INSERT OR IGNORE`` tells what it skipped)."""
+        statements = list(statements)
+        for attempt in range(BUSY_RETRIES + 1):
+            changed: list[int] = []
+            try:
+                for sql, rows in statements:
+                    changed.append((await self.db.executemany(sql, rows)).rowcount if rows else 0)
+                await self.db.commit()
+                return changed
+            except sqlite3.OperationalError as exc:
+                await self._rollback()
+                # "database is locked" can come at once, past busy_timeout (a WAL snapshot
+                # another process moved): the commit rolled back whole, so try it again
+                if _is_busy(exc) and attempt < BUSY_RETRIES:
+                    await asyncio.sleep(0.05 * 2 ** attempt)
+                    continue
+                raise storage_error(self.path, exc) from None
+        return []
+
+    async def _rollback(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.db.rollback()
 
     # -- runs ----------------------------------------------------------------------------------
     async def create_run(
@@ -386,14 +544,18 @@ class Store:
         return run
 
     async def list_runs(self, limit: int = 50, before_id: int | None = None) -> list[RunInfo]:
-        await self.detect_interrupted()
+        dead = set(await self.detect_interrupted())
         if before_id is None:
             rows = await self.fetchall(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
         else:
             rows = await self.fetchall(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE id < ? ORDER BY id DESC LIMIT ?", (before_id, limit)
             )
-        return [_run_from_row(r) for r in rows]
+        runs = [_run_from_row(r) for r in rows]
+        for run in runs:    # found dead but not markable (disk full, read-only): say so anyway
+            if run.id in dead and run.state in (RunState.RUNNING, RunState.PAUSED):
+                run.state = RunState.INTERRUPTED
+        return runs
 
     async def run_flags(self, run_id: int) -> dict[str, Any]:
         row = await self.fetchone("SELECT planned, active_s, stats, live FROM runs WHERE id=?", (run_id,))
@@ -405,7 +567,9 @@ class Store:
         }
 
     async def detect_interrupted(self) -> list[int]:
-        """Mark runs whose owner died as ``interrupted`` (stale heartbeat or dead pid here)."""
+        """Mark runs whose owner died as ``interrupted`` (stale heartbeat or dead pid here).
+        On a database that cannot be written (read-only, disk full) the marks wait for a
+        later call; the dead runs are still returned."""
         now = time.time()
         rows = await self.fetchall(
             "SELECT id, heartbeat_at, owner_pid, owner_host FROM runs WHERE state IN ('running', 'paused') "
@@ -418,17 +582,28 @@ class Store:
             gone = owner_host == host and not pid_alive(pid)
             if stale or gone:
                 dead.append(run_id)
-        for run_id in dead:
-            await self.db.execute(
-                "UPDATE runs SET state='interrupted', owner_pid=NULL, message=? WHERE id=?",
-                ("the process running it stopped without a checkpoint; resume to continue", run_id),
-            )
-        if dead:
+        if not dead or self.readonly:
+            return dead
+        try:
+            for run_id in dead:
+                await self.db.execute(
+                    "UPDATE runs SET state='interrupted', owner_pid=NULL, message=? WHERE id=?",
+                    ("the process running it stopped without a checkpoint; resume to continue", run_id),
+                )
+                # in_flight never outlives the process that held it
+                await self._return_in_flight(run_id)
             await self.db.commit()
+        except sqlite3.OperationalError:
+            await self._rollback()
         return dead
 
     async def recover_in_flight(self, run_id: int) -> int:
         """After a crash: items that were in flight go back to pending."""
+        recovered = await self._return_in_flight(run_id)
+        await self.db.commit()
+        return recovered
+
+    async def _return_in_flight(self, run_id: int) -> int:
         cur = await self.db.execute(
             "UPDATE items SET state='pending', not_before=NULL WHERE run_id=? AND state='in_flight'", (run_id,)
         )
@@ -436,7 +611,6 @@ class Store:
             "UPDATE batches SET state='partial', ended_at=? WHERE run_id=? AND state='running'",
             (time.time(), run_id),
         )
-        await self.db.commit()
         return cur.rowcount
 
     # -- items ---------------------------------------------------------------------------------

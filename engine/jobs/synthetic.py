@@ -11,12 +11,19 @@ every retryable item recovers on retry; ``permanent_fail_rate`` items fail on
 every try (client errors: not retried). ``journal`` appends each processed key
 to a file, so a test can tell which items a killed process had really run. Which items fail is decided by a hash
 of the item key and the seed, so a resumed run fails the same items.
+
+Gates, so a test holds a run mid-flight instead of racing it: with ``"hold_from": N``
+every item from the N-th on waits (as a job blocked on a rate limiter would) until its
+gate opens — ``ctx.services["gate"]`` (an :class:`asyncio.Event`) in the test's own
+process, or the file ``spec["gate_file"]`` existing, for a run in another process.
+``ctx.services["held"]`` (an Event), when given, is set as the first item starts waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.errors import ClientError, NetworkError, RequestTimeoutError, ServerError
@@ -28,6 +35,20 @@ ERRORS = {"server": ServerError, "network": NetworkError, "timeout": RequestTime
 def _fraction(key: str, seed: int, salt: str) -> float:
     digest = hashlib.blake2b(f"{seed}:{salt}:{key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
+
+
+async def _wait_for_gate(ctx: Any, spec: dict[str, Any]) -> None:
+    services = getattr(ctx, "services", {}) or {}
+    held = services.get("held")
+    if held is not None:
+        held.set()
+    gate = services.get("gate")
+    if gate is not None:
+        await gate.wait()
+        return
+    gate_file = Path(spec["gate_file"])
+    while not gate_file.exists():      # another process opens it: nothing to await but the file
+        await asyncio.sleep(0.02)
 
 
 class SyntheticJob:
@@ -49,6 +70,9 @@ class SyntheticJob:
         if spec.get("journal"):
             with open(spec["journal"], "a") as journal:
                 journal.write(item.key + "\n")
+        hold_from = spec.get("hold_from")
+        if hold_from is not None and item.payload.get("i", 0) >= int(hold_from):
+            await _wait_for_gate(ctx, spec)
         if latency:
             await asyncio.sleep(latency)
         if _fraction(item.key, seed, "permanent") < float(spec.get("permanent_fail_rate", 0.0)):

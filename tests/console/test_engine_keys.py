@@ -49,6 +49,12 @@ async def engine(tmp_path):
     await eng.close()
 
 
+def held(tmp_path, hold_from: int = 19_000) -> dict:
+    """Spec keys that keep a run from ending before the test ends it: items from ``hold_from``
+    on wait for ``tmp_path/gate`` (see engine/jobs/synthetic.py)."""
+    return {"hold_from": hold_from, "gate_file": str(tmp_path / "gate")}
+
+
 async def until(pilot, condition, what: str, bound: float = BOUND_S) -> None:
     """Refresh the console until ``condition()`` holds (or fail after ``bound`` seconds)."""
     deadline = time.monotonic() + bound
@@ -69,7 +75,7 @@ def state(app) -> RunState | None:
 
 
 async def test_space_pauses_progress_and_resumes_it(engine, tmp_path):
-    run_id = await engine.create_run("synthetic", {"items": 20_000, "latency_ms": 5, "seed": 1})
+    run_id = await engine.create_run("synthetic", {"items": 20_000, "latency_ms": 5, "seed": 1, **held(tmp_path)})
     handle = await engine.start(run_id)
     app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
     try:
@@ -93,7 +99,8 @@ async def test_space_pauses_progress_and_resumes_it(engine, tmp_path):
 async def test_plus_raises_the_engines_concurrency_and_minus_lowers_it(engine, tmp_path):
     # sequential holds concurrency at 1 by itself, so any rise is the operator's
     roomy = config(max_concurrent_requests=20, default_strategy="sequential")
-    run_id = await engine.create_run("synthetic", {"items": 20_000, "latency_ms": 5, "seed": 2}, roomy)
+    run_id = await engine.create_run("synthetic", {"items": 20_000, "latency_ms": 5, "seed": 2, **held(tmp_path)},
+                                     roomy)
     handle = await engine.start(run_id)
     app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
     try:
@@ -177,11 +184,13 @@ async def test_e_exports_the_report_to_the_named_file(engine, tmp_path):
 
 
 async def test_r_resumes_a_paused_run_selected_in_the_browser(engine, tmp_path):
-    run_id = await engine.create_run("synthetic", {"items": 3000, "latency_ms": 2, "seed": 6})
+    run_id = await engine.create_run("synthetic", {"items": 600, "latency_ms": 2, "seed": 6,
+                                                   **held(tmp_path, 100)})
     handle = await engine.start(run_id)
-    while (await engine.store.counts(run_id)).done < 100:
+    while (await engine.store.counts(run_id)).done < 100:      # the gate holds item 100 on: no race
         await asyncio.sleep(0.02)
     assert await handle.stop() == RunState.PAUSED
+    (tmp_path / "gate").touch()
     app = BatchdeckApp(engine, export_dir=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
@@ -190,11 +199,11 @@ async def test_r_resumes_a_paused_run_selected_in_the_browser(engine, tmp_path):
         await pilot.press("r")
         await until(pilot, lambda: app.snapshot is not None and state(app) == RunState.COMPLETED,
                     "the resumed run completes")
-        assert (await engine.store.counts(run_id)).done == 3000
+        assert (await engine.store.counts(run_id)).done == 600
 
 
 async def test_q_pauses_the_in_process_run_before_exiting(engine, tmp_path):
-    run_id = await engine.create_run("synthetic", {"items": 20_000, "latency_ms": 5, "seed": 7})
+    run_id = await engine.create_run("synthetic", {"items": 20_000, "latency_ms": 5, "seed": 7, **held(tmp_path)})
     handle = await engine.start(run_id)
     app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
     try:
@@ -220,7 +229,8 @@ SECOND_PROCESS = textwrap.dedent("""
     async def main():
         cfg = load_config(None, env={}, overrides={"retry_delay_base": 0.1, "max_concurrent_requests": 4})
         engine = await Engine.open(sys.argv[1], cfg)
-        run_id = await engine.create_run("synthetic", {"items": 50000, "latency_ms": 5, "seed": 8})
+        run_id = await engine.create_run("synthetic", {"items": 50000, "latency_ms": 5, "seed": 8,
+                                                       "hold_from": 49_000, "gate_file": sys.argv[1] + ".gate"})
         handle = await engine.start(run_id)
         print(run_id, flush=True)
         await handle.wait()

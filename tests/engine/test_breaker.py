@@ -26,6 +26,8 @@ WALL0 = 1_700_000_000.0
 
 
 def make(threshold=3, recovery=10.0, probes=1, **kw) -> tuple[CircuitBreaker, FakeClock]:
+    """A breaker on a fake clock; its jitter is off (the middle of the range) unless ``rng`` is given."""
+    kw.setdefault("rng", lambda: 0.5)
     clock = FakeClock()
     breaker = CircuitBreaker("read", threshold, recovery, probes, clock=clock,
                              wall=lambda: WALL0 + clock.t, **kw)
@@ -88,17 +90,58 @@ def test_half_open_after_recovery_timeout_then_probe_success_closes():
     assert b.allow() and b.allow()
 
 
-def test_probe_failure_reopens_and_restarts_the_timeout():
+def test_probe_failure_reopens_for_twice_as_long_up_to_the_cap():
     b, clock = make(recovery=10.0)
     trip(b)
     clock.advance(10)
-    probe = b.try_acquire()
-    probe.failure(ErrorClass.TIMEOUT)
-    assert b.state is BreakerState.OPEN
-    clock.advance(9)
-    assert b.state is BreakerState.OPEN
-    clock.advance(1)
-    assert b.state is BreakerState.HALF_OPEN
+    waits = []
+    for _ in range(6):
+        b.try_acquire().failure(ErrorClass.TIMEOUT)
+        assert b.state is BreakerState.OPEN
+        waits.append(b.view().next_probe_at - (WALL0 + clock.t))
+        clock.advance(waits[-1])
+        assert b.state is BreakerState.HALF_OPEN
+    assert waits == [20.0, 40.0, 40.0, 40.0, 40.0, 40.0]       # doubled, capped at 4 x recovery
+    b.try_acquire().success()
+    trip(b)                                                      # closed again: back to the base
+    assert b.view().next_probe_at - (WALL0 + clock.t) == 10.0
+
+
+def test_recovery_is_jittered_between_half_and_one_and_a_half_times():
+    draws = iter([0.0, 0.999])
+    b, clock = make(recovery=10.0, rng=lambda: next(draws))
+    trip(b)
+    assert b.view().next_probe_at - (WALL0 + clock.t) == 5.0
+    clock.advance(5)
+    b.try_acquire().failure(ErrorClass.SERVER)
+    assert b.view().next_probe_at - (WALL0 + clock.t) == pytest.approx(29.98)
+
+
+def _scan_through_periodic_bursts(rng) -> int:
+    """Ten simulated minutes of one caller every 0.1 s against a server that fails every
+    call during the first 5 s of each 15 s; the calls that succeeded."""
+    b, clock = make(threshold=5, recovery=30.0, probes=1, rng=rng)
+    clock.t = 0.0
+    succeeded = 0
+    for _ in range(6000):
+        permit = b.try_acquire()
+        if permit is not None:
+            if clock.t % 15.0 < 5.0:
+                permit.failure(ErrorClass.SERVER)
+            else:
+                permit.success()
+                succeeded += 1
+        clock.advance(0.1)
+    return succeeded
+
+
+def test_jittered_recovery_makes_progress_through_periodic_error_bursts():
+    import random
+
+    aligned = _scan_through_periodic_bursts(lambda: 0.5)        # a fixed 30 s: every probe meets a burst
+    jittered = _scan_through_periodic_bursts(random.Random(7).random)
+    assert aligned == 0                       # the stall: every probe lands in a burst, nothing gets through
+    assert jittered >= 400                    # probes land between bursts: the scan moves
 
 
 def test_half_open_admits_at_most_the_configured_probes():

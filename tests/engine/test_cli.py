@@ -53,8 +53,12 @@ def wait_for_state(db: Path, run_id: int, states: set[str], timeout: float = 30)
 
 
 def done_count(db: Path, run_id: int) -> int:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT count(*) FROM items WHERE run_id=? AND state='done'", (run_id,)).fetchone()[0]
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM items WHERE run_id=? AND state='done'",
+                                (run_id,)).fetchone()[0]
+    except sqlite3.OperationalError:          # the other process has not created the schema yet
+        return 0
 
 
 @pytest.mark.parametrize("config_text,needle", [
@@ -113,45 +117,58 @@ def test_run_runs_show_report(tmp_path):
     assert runs[0]["parent"] == 1
 
 
+def wait_for_done(db: Path, run_id: int, at_least: int, timeout: float = 60) -> int:
+    """Poll committed progress (the run is held by a gate, so this is no race)."""
+    deadline = time.monotonic() + timeout
+    while (done := done_count(db, run_id)) < at_least:
+        assert time.monotonic() < deadline, f"run {run_id} stayed at {done} done"
+        time.sleep(0.05)
+    return done
+
+
+def in_flight_count(db: Path, run_id: int) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM items WHERE run_id=? AND state='in_flight'",
+                            (run_id,)).fetchone()[0]
+
+
 def test_pause_resume_cancel_reach_a_run_in_another_process(tmp_path):
-    db = tmp_path / "ctl.db"
-    proc = start("run", str(job_file(tmp_path, 20000, latency_ms=2)), "--db", str(db), "--headless")
+    db, gate = tmp_path / "ctl.db", tmp_path / "gate"
+    proc = start("run", str(job_file(tmp_path, 2000, hold_from=200, gate_file=gate)), "--db", str(db),
+                 "--headless")
     try:
-        wait_for_state(db, 1, {"running"})
-        while done_count(db, 1) < 200:
-            time.sleep(0.05)
+        wait_for_done(db, 1, 200)                    # the first 200 are done, the rest wait on the gate
         assert cli("pause", "1", "--db", str(db)).returncode == 0
         wait_for_state(db, 1, {"paused"})
-        frozen = done_count(db, 1)
-        time.sleep(0.5)
-        assert done_count(db, 1) == frozen
+        assert done_count(db, 1) == 200
         assert cli("resume", "1", "--db", str(db)).returncode == 0
-        deadline = time.monotonic() + 20
-        while done_count(db, 1) == frozen and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert done_count(db, 1) > frozen
+        wait_for_state(db, 1, {"running"})           # held again by the gate: the cancel cannot miss it
         assert cli("cancel", "1", "--db", str(db)).returncode == 0
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=60) == 0
         assert wait_for_state(db, 1, {"cancelled"}) == "cancelled"
+        assert in_flight_count(db, 1) == 0
     finally:
         proc.kill()
 
 
-def test_sigint_leaves_a_resumable_run_and_exits_130(tmp_path):
-    db = tmp_path / "sig.db"
-    proc = start("run", str(job_file(tmp_path, 3000, latency_ms=2)), "--db", str(db), "--headless")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_a_run_stuck_in_a_wait_leaves_it_resumable_and_exits_130(tmp_path, sig):
+    """The held items wait on a gate that never opens (as on an empty rate limiter)."""
+    db, gate = tmp_path / "sig.db", tmp_path / "gate"
+    proc = start("run", str(job_file(tmp_path, 300, hold_from=100, gate_file=gate)), "--db", str(db),
+                 "--headless")
     try:
-        wait_for_state(db, 1, {"running"})
-        while done_count(db, 1) < 100:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 130
+        wait_for_done(db, 1, 100)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == 130
     finally:
         proc.kill()
     assert wait_for_state(db, 1, {"paused"}) == "paused"
+    assert in_flight_count(db, 1) == 0
+    gate.touch()
     result = cli("resume", "1", "--db", str(db), "--headless")
     assert result.returncode == 0, result.stderr
-    assert done_count(db, 1) == 3000
+    assert done_count(db, 1) == 300
 
 
 def test_a_database_of_schema_1_is_migrated(tmp_path):

@@ -142,6 +142,7 @@ async def test_a_secondary_limit_pauses_every_caller_of_the_lane(recorder, heade
     block: dict[str, float] = {}
     first_refusal_sent: list[float] = []
     during_block_after_refusal: list[float] = []
+    first_wave_in = asyncio.Event()        # all ten first-wave requests have arrived
 
     @recorder.route("/repos/o/r")
     async def secondary(request: Request) -> Response:
@@ -152,7 +153,9 @@ async def test_a_secondary_limit_pauses_every_caller_of_the_lane(recorder, heade
             block["until"] = now + 0.6
         if first_refusal_sent and now < block["until"]:
             during_block_after_refusal.append(now)
-        await asyncio.sleep(0.05)                      # every first-wave request is in flight together
+        if len(recorder.arrivals) == 11:
+            first_wave_in.set()
+        await first_wave_in.wait()                     # every first-wave request is in flight together
         if time.monotonic() < block["until"]:
             if not first_refusal_sent:
                 first_refusal_sent.append(time.monotonic())
@@ -269,7 +272,8 @@ async def test_an_open_breaker_holds_requests_until_it_half_opens(recorder, head
             return JSONResponse({"message": "Server Error"}, status_code=503)
         return JSONResponse({"name": "r"}, headers=headers_for())
 
-    breakers = BreakerRegistry(BatchConfig(breaker_failure_threshold=2, breaker_recovery_timeout=0.3))
+    breakers = BreakerRegistry(BatchConfig(breaker_failure_threshold=2, breaker_recovery_timeout=0.3),
+                               rng=lambda: 0.5)     # recovery without jitter: exactly 0.3 s
     async with client_for(recorder, breakers=breakers) as client:
         for _ in range(2):
             with pytest.raises(ServerError):
