@@ -233,21 +233,14 @@ class Runner:
 
     async def cancel(self, reason: str = "cancelled by operator") -> None:
         self._finish(RunState.CANCELLED, reason)
-        self._interrupt_workers()
 
     async def stop(self, reason: str = "stopped") -> None:
         """End this process's part of the run, leaving it resumable (SIGINT/SIGTERM).
 
-        In-flight items are interrupted (back to pending), not waited for — here and on
-        cancel: one may be waiting out a secondary-limit pause of a minute or more, and
-        a stop must take effect within a second."""
+        In-flight items get ``HALT_GRACE_S`` and are then interrupted back to pending
+        (:meth:`_halt`): one may be waiting out a secondary-limit pause of a minute or
+        more, and a stop must take effect within a second."""
         self._finish(RunState.PAUSED, reason)
-        self._interrupt_workers()
-
-    def _interrupt_workers(self) -> None:
-        for task in self._tasks:
-            if task.get_name().startswith("batchdeck-worker"):
-                task.cancel()
 
     def set_concurrency(self, n: int) -> int:
         value = self.sizer.set_concurrency(n)
