@@ -158,14 +158,14 @@ async def test_replay_dialog_refuses_out_of_range_values(engine, tmp_path):
         assert [r for r in await engine.store.list_runs() if r.parent_id == run_id] == []
 
 
-async def test_e_exports_the_report_to_the_named_file(engine, tmp_path):
+async def test_E_exports_the_report_to_the_named_file(engine, tmp_path):
     run_id = await engine.create_run("synthetic", {"items": 200, "seed": 5})
     handle = await engine.start(run_id)
     await handle.wait()
     app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await pilot.press("e")
+        await pilot.press("E")
         await pilot.pause()
         assert isinstance(app.screen, ExportScreen)
         target = tmp_path / "out" / "report.md"
