@@ -51,11 +51,15 @@ class GroupLine:
 
 
 def clip_middle(text: str, width: int) -> str:
+    """Cut a path in its middle, keeping the file name whole when it fits: ``packages/…/package-lock.json``."""
     if len(text) <= width:
         return text
     if width <= 1:
         return text[:width]
-    head = (width - 1) // 2
+    head = (width - 1) // 3
+    _, slash, name = text.rpartition("/")
+    if slash and len(name) + 1 + 3 <= width:
+        head = width - 1 - len(name) - 1
     return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 

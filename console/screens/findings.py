@@ -31,12 +31,12 @@ MAX_FINDINGS = 100_000
 COLUMNS = [
     Column("package_name", "package", priority=0, cut="keep", max_width=64),
     Column("version", "version", priority=1, cut="keep", max_width=16),
-    Column("repo", "repo", priority=2, min_width=14, max_width=40),
-    Column("file_path", "file", priority=3, min_width=14, max_width=48, cut="middle"),
+    Column("repo", "repo", priority=2, min_width=16, max_width=40),
+    Column("file_path", "file", priority=3, min_width=24, max_width=60, cut="middle"),
     Column("kind", "kind", priority=4, cut="keep"),
     Column("ecosystem", "ecosystem", priority=4, cut="keep", max_width=10),
     Column("line_number", "line", priority=6, right=True, cut="keep", max_width=6),
-    Column("ioc_source", "source", priority=7, min_width=10, max_width=30),
+    Column("ioc_source", "source", priority=7, min_width=20, max_width=30),
 ]
 EXPORT_KEYS = ("repo", "file_path", "line_number", "package_name", "version", "ecosystem", "ioc_source", "kind")
 SORTS = ["package_name", "repo", "file_path", "version", "ecosystem", "kind", "ioc_source"]

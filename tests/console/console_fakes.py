@@ -39,16 +39,17 @@ def make_batches(run_id: int = RUN_ID, count: int = 120, size: int = 20) -> list
     for i in range(count):
         batch_id = 1000 + i
         started = NOW - (count - i) * 9.0
+        # as the engine counts them: size = done + failed + retried (moved on to a later batch) + in flight
         if i >= count - 3:
-            state, done, failed, ended = BatchState.RUNNING, size // 2, 0, None
+            state, done, failed, retried, ended = BatchState.RUNNING, size // 2, 0, 1, None
         elif i % 7 == 3:
-            state, done, failed, ended = BatchState.PARTIAL, size - 3, 3, started + 8
+            state, done, failed, retried, ended = BatchState.PARTIAL, size - 5, 3, 2, started + 8
         elif i % 13 == 5:
-            state, done, failed, ended = BatchState.FAILED, 0, size, started + 8
+            state, done, failed, retried, ended = BatchState.FAILED, 0, size, 0, started + 8
         else:
-            state, done, failed, ended = BatchState.DONE, size, 0, started + 8
+            state, done, failed, retried, ended = BatchState.DONE, size, 0, 0, started + 8
         batches.append(BatchView(id=batch_id, run_id=run_id, size=size, state=state, done=done, failed=failed,
-                                 retried=failed, p95_ms=80.0 + (i * 37) % 400, started_at=started,
+                                 retried=retried, p95_ms=80.0 + (i * 37) % 400, started_at=started,
                                  ended_at=ended))
     return batches
 

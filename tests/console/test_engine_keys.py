@@ -259,3 +259,29 @@ async def test_attached_console_follows_a_second_process_and_its_pause_reaches_i
         assert await asyncio.to_thread(proc.wait, 60) == 0
     finally:
         proc.kill()
+
+
+async def test_R_with_a_filter_replays_exactly_the_failed_items_it_shows_after_counting_them(engine, tmp_path):
+    run_id = await engine.create_run("synthetic", {"items": 400, "permanent_fail_rate": 0.05, "seed": 9})
+    handle = await engine.start(run_id)
+    assert await handle.wait() == RunState.COMPLETED
+    failed = (await engine.store.counts(run_id)).failed
+    app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(BatchTable)
+        await until(pilot, lambda: sum(b.failed for b in table.rows) == failed, "every failed batch listed")
+        target = next(b for b in table.rows if b.failed)
+        await pilot.press("slash", *f"err #{target.id}", "enter")       # batches with failures, this id
+        await pilot.pause()
+        shown = [b for b in table.rows if b.failed]
+        assert target in shown and sum(b.failed for b in shown) < failed
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, ReplayScreen), "the replay dialog with its count")
+        assert app.screen.failed == sum(b.failed for b in shown) < failed     # the dry-run count
+        app.screen.query_one("#replay-start", Checkbox).value = False
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        child = next(r for r in await engine.store.list_runs() if r.parent_id == run_id)
+        assert (await engine.store.counts(child.id)).total == sum(b.failed for b in shown)
+        assert "err" in child.spec["replay_of"]["chosen_by"]
