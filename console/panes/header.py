@@ -17,7 +17,7 @@ from textual.widgets import Static
 
 from console.panes import fmt
 from engine.models import RunSnapshot, RunState
-from engine.progress import eta_text, phases_text, total_text
+from engine.progress import eta_text, phases_text, total_known, total_text
 from engine.safetext import visible
 
 STATE_STYLE = {
@@ -88,19 +88,22 @@ class RunHeader(Static):
             state_content(run.state, c.failed if run.state is RunState.COMPLETED else None),
             (total_text(snapshot), "b"),
         ]
-        phases = phases_text(snapshot)
-        if phases:
-            parts.append((phases, "$foreground-muted"))
         if c.failed and run.state is not RunState.COMPLETED:
             parts.append((f"{c.failed:,} failed", "$error"))
         if "findings" in snapshot.counters:
             found = snapshot.counters["findings"]
             parts.append((f"{found:,} finding{'s' if found != 1 else ''} (f)", "$error b" if found else ""))
         if run.state in (RunState.RUNNING, RunState.PAUSED):
-            parts += [fmt.rate(snapshot.items_per_s), eta_text(snapshot)]
-        parts += [f"concurrency {snapshot.concurrency} now", f"batch {snapshot.batch_size}"]
-        if snapshot.strategy:
-            parts.append(visible(snapshot.strategy))
+            parts.append(fmt.rate(snapshot.items_per_s))
+            if total_known(snapshot) or run.state is RunState.PAUSED:   # else the total says "still discovering"
+                parts.append(eta_text(snapshot))
+        phases = phases_text(snapshot)
+        if phases:
+            parts.append((phases, "$foreground-muted"))
+        if run.state in (RunState.RUNNING, RunState.PAUSED):    # live settings: only while it runs
+            parts += [f"concurrency {snapshot.concurrency} now", f"batch {snapshot.batch_size}"]
+            if snapshot.strategy:
+                parts.append(visible(snapshot.strategy))
         if run.parent_id:
             parts.append(f"replay of #{run.parent_id}")
         return _join(parts + flags)

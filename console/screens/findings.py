@@ -29,7 +29,8 @@ PAGE = 1000
 MAX_FINDINGS = 100_000
 
 COLUMNS = [
-    Column("package_name", "package", priority=0, cut="keep", max_width=64),
+    # whole up to 64 characters when there is room; never under 32, so a name stays recognisable
+    Column("package_name", "package", priority=0, min_width=32, max_width=64),
     Column("version", "version", priority=1, cut="keep", max_width=16),
     Column("repo", "repo", priority=2, min_width=16, max_width=40),
     Column("file_path", "file", priority=3, min_width=24, max_width=60, cut="middle"),
@@ -137,9 +138,10 @@ class FindingsScreen(Screen[None]):
                 members = list(members)
                 other = "repo" if self.group_key == "package_name" else "package_name"
                 spread = len({m.get(other) for m in members})
+                noun = "repo" if other == "repo" else "package"
                 lines.append(GroupLine(f"▾ {visible(value)} — {len(members):,} finding"
                                        f"{'s' if len(members) != 1 else ''} in {spread:,} "
-                                       f"{'repos' if other == 'repo' else 'packages'}"))
+                                       f"{noun}{'s' if spread != 1 else ''}"))
                 lines.extend(members)
         self.table.set_lines(lines)
         self._update_status()
