@@ -438,6 +438,7 @@ async def run_console(
     refresh_hz: float = 4.0,
     on_quit: Callable[[], Awaitable[None]] | None = None,
     export_dir: str | Path | None = None,
+    headless: bool = False,
 ) -> int:
     """Run the console until the user quits; returns the exit code for the CLI.
 
@@ -446,8 +447,9 @@ async def run_console(
     (checkpoint), or awaits ``on_quit`` if given. Browsing (``batchdeck
     console``): pass just the ``engine`` (and ``run_id`` to attach to one run).
     Bad ``theme``/``keymap`` raise ``InputError`` before the screen changes.
-    Returns 0, 1 (an owned run ended with failed items) or 130 (quit paused an
-    unfinished run).
+    Returns 0, 1 (an owned run ended with failed items), 3 (the console stopped
+    on an error) or 130 (quit paused an unfinished run). ``headless`` draws
+    nowhere (tests).
     """
     app = BatchdeckApp(engine, source=source, run_id=run_id, readonly=readonly, theme=theme, keymap=keymap,
                        refresh_hz=refresh_hz, on_quit=on_quit, export_dir=export_dir)   # checks theme, keymap
@@ -456,7 +458,7 @@ async def run_console(
             raise InputError(f"--run {run_id}: no such run (batchdeck runs lists them)")
     if not is_terminal():
         raise InputError("console: stdout is not a terminal; use --headless, or 'batchdeck runs' / 'show'")
-    result = await app.run_async()
+    result = await app.run_async(headless=headless)
     if isinstance(result, int):
         return result
     if app.return_code:          # the app stopped on an error (Textual printed it): never a clean 0

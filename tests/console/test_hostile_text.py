@@ -107,3 +107,15 @@ async def test_console_without_a_terminal_or_with_no_such_run_is_one_line_not_a_
             await run_console(engine)
     finally:
         await engine.close()
+
+
+async def test_a_console_that_stops_on_an_error_never_exits_0(monkeypatch):
+    import console.app
+
+    class Broken(ScriptedSource):
+        async def snapshot(self):
+            return object()           # no run, no counts: the first screen update raises
+
+    monkeypatch.setattr(console.app, "is_terminal", lambda: True)
+    code = await run_console(None, source=Broken(), headless=True)
+    assert code == console.app.EXIT_CRASHED != 0
