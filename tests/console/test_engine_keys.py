@@ -285,3 +285,19 @@ async def test_R_with_a_filter_replays_exactly_the_failed_items_it_shows_after_c
         child = next(r for r in await engine.store.list_runs() if r.parent_id == run_id)
         assert (await engine.store.counts(child.id)).total == sum(b.failed for b in shown)
         assert "err" in child.spec["replay_of"]["chosen_by"]
+
+
+async def test_the_browser_marks_a_completed_run_with_failed_items_apart_from_a_clean_one(engine, tmp_path):
+    failing = await engine.create_run("synthetic", {"items": 300, "permanent_fail_rate": 0.05, "seed": 4})
+    await (await engine.start(failing)).wait()
+    clean = await engine.create_run("synthetic", {"items": 100, "seed": 2})
+    await (await engine.start(clean)).wait()
+    failed = (await engine.store.counts(failing)).failed
+    assert failed > 0
+    app = BatchdeckApp(engine, export_dir=tmp_path)          # browsing: the newest (clean) run is followed
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        browser = app.screen.query_one("#runs", DataTable)
+        await until(pilot, lambda: browser.row_count == 2, "both runs listed")
+        assert str(browser.get_row(str(failing))[2]) == f"◐ completed, {failed} failed"
+        assert str(browser.get_row(str(clean))[2]) == "✔ completed"
