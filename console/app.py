@@ -273,6 +273,15 @@ class BatchdeckApp(App[int]):
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.report_error(event.worker.name, event.worker.error)
 
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every notification is plain text with controls made visible.
+
+        They quote run kinds, theme names, file paths and error texts; widgets'
+        ``notify`` passes ``markup=True`` by default, so it is ignored here.
+        """
+        super().notify(visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False)
+
     def report_error(self, what: str, error: BaseException) -> None:
         """The one place a failure becomes something the operator sees."""
         # Error texts quote the API and the database: shown as plain text, controls visible.

@@ -119,3 +119,13 @@ async def test_a_console_that_stops_on_an_error_never_exits_0(monkeypatch):
     monkeypatch.setattr(console.app, "is_terminal", lambda: True)
     code = await run_console(None, source=Broken(), headless=True)
     assert code == console.app.EXIT_CRASHED != 0
+
+
+async def test_every_notification_is_plain_text_whoever_sends_it(tmp_path):
+    app = hostile_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.screen.notify(f"theme: [/oops]{ESC_TITLE}")           # a theme file's name, a typed path...
+        await settle(pilot)
+        assert app.return_code is None
+        assert f"theme: [/oops]{SHOWN_TITLE}" in [n.message for n in app._notifications]
