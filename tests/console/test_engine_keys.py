@@ -60,6 +60,14 @@ async def until(pilot, condition, what: str, bound: float = BOUND_S) -> None:
         await pilot.pause(0.05)
 
 
+async def pause_committed(pilot, engine, run_id: int, bound: float = BOUND_S) -> None:
+    """The state reads paused at once; in-flight items then finish and the pause checkpoint commits."""
+    deadline = time.monotonic() + bound
+    while ((await engine.store.last_checkpoint(run_id)) or {}).get("reason") != "pause":
+        assert time.monotonic() < deadline, "the pause checkpoint was never written"
+        await pilot.pause(0.05)
+
+
 def done(app) -> int:
     return app.snapshot.counts.done if app.snapshot else -1
 
@@ -77,6 +85,7 @@ async def test_space_pauses_progress_and_resumes_it(engine, tmp_path):
             await until(pilot, lambda: done(app) > 50, "progress")
             await pilot.press("space")
             await until(pilot, lambda: state(app) == RunState.PAUSED, "paused state")
+            await pause_committed(pilot, engine, run_id)
             frozen = (await engine.store.counts(run_id)).done
             for _ in range(10):                      # several refreshes later, nothing moved
                 await pilot.app.refresh_snapshot()
@@ -247,6 +256,7 @@ async def test_attached_console_follows_a_second_process_and_its_pause_reaches_i
                 await until(pilot, lambda: done(app) > first, "progress seen through SQLite")
                 await pilot.press("space")
                 await until(pilot, lambda: state(app) == RunState.PAUSED, "the other process paused")
+                await pause_committed(pilot, engine, run_id)
                 frozen = (await engine.store.counts(run_id)).done
                 await asyncio.sleep(0.5)
                 assert (await engine.store.counts(run_id)).done == frozen

@@ -56,6 +56,11 @@ async def test_a_scan_fills_the_gauges_pauses_on_space_and_shows_its_findings(en
 
             await pilot.press("space")
             await until(pilot, lambda: app.snapshot.run.state is RunState.PAUSED, "paused")
+            # the state flips at once; in-flight items then finish and the pause checkpoint is committed
+            deadline = time.monotonic() + 60
+            while ((await engine.store.last_checkpoint(run_id)) or {}).get("reason") != "pause":
+                assert time.monotonic() < deadline, "the pause checkpoint was never written"
+                await pilot.pause(0.05)
             requests = client.counters.get("api_requests", 0) if hasattr(client, "counters") else None
             frozen = (await engine.store.counts(run_id)).done
             for _ in range(6):
