@@ -21,9 +21,13 @@ Why it is built this way:
 from __future__ import annotations
 
 import asyncio
+import csv
 import gc
 import inspect
+import io
 import json
+import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -40,12 +44,13 @@ from console.screens.replay import ReplayRequest
 from console.themes import load_all
 from engine.errors import InputError
 from engine.models import RunSnapshot, RunState
+from engine.safetext import visible
 from engine.source import RunSource
 
 EVENT_DRAIN = 200          # events taken per tick; the source drops the oldest beyond its bound
 CONCURRENCY_PENDING_S = 2.0
 RUNS_RELOAD_DEBOUNCE_S = 3.0   # at most one browser reload per this many seconds of events
-EXIT_OK, EXIT_FAILED_ITEMS, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_OK, EXIT_FAILED_ITEMS, EXIT_CRASHED, EXIT_INTERRUPTED = 0, 1, 3, 130
 FREEZE_AFTER_S = 2.0       # see on_mount
 
 
@@ -268,14 +273,25 @@ class BatchdeckApp(App[int]):
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.report_error(event.worker.name, event.worker.error)
 
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every notification is plain text with controls made visible.
+
+        They quote run kinds, theme names, file paths and error texts; widgets'
+        ``notify`` passes ``markup=True`` by default, so it is ignored here.
+        """
+        super().notify(visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False)
+
     def report_error(self, what: str, error: BaseException) -> None:
         """The one place a failure becomes something the operator sees."""
+        # Error texts quote the API and the database: shown as plain text, controls visible.
         if isinstance(error, InputError):
-            self.notify(str(error), severity="warning", title=what, timeout=8)
+            self.notify(visible(error), severity="warning", title=visible(what), timeout=8, markup=False)
             return
         detail = str(error) or type(error).__name__
         self.log.error(f"{what} failed: {error!r}")
-        self.notify(f"{what} failed: {detail}", severity="error", title="error", timeout=10)
+        self.notify(visible(f"{what} failed: {detail}"), severity="error", title="error", timeout=10,
+                    markup=False)
 
     async def resume_run(self, run_id: int) -> None:
         """Resume (or start, if never started) a run in this process and follow it."""
@@ -291,8 +307,13 @@ class BatchdeckApp(App[int]):
             self.main.runs.load(select_id=run_id)
 
     async def replay(self, request: ReplayRequest) -> int:
-        child = await self.engine.replay(request.run_id, batch_id=request.batch_id, overrides=request.overrides)
-        what = f"batch #{request.batch_id}" if request.batch_id else "the failed items"
+        if request.item_ids:
+            child = await self.engine.replay_items(request.run_id, list(request.item_ids),
+                                                   overrides=request.overrides, note=request.chosen_by)
+            what = f"{len(request.item_ids):,} filtered failed items"
+        else:
+            child = await self.engine.replay(request.run_id, batch_id=request.batch_id, overrides=request.overrides)
+            what = f"batch #{request.batch_id}" if request.batch_id else "the failed items"
         self.notify(f"replay run #{child} created from {what} of run #{request.run_id}")
         if self.main is not None:
             self.main.runs.load(select_id=child)
@@ -310,6 +331,30 @@ class BatchdeckApp(App[int]):
             text = self.engine.report_markdown(report)
         await asyncio.to_thread(_write_text, path, text)
         self.notify(f"report of run #{run_id} written to {path}")
+        return path
+
+    def export_view(self, view: Any) -> None:
+        """``e`` anywhere: ask the view for its rows (plain dicts, as filtered) and write them."""
+        rows_of = getattr(view, "export_rows", None)
+        if rows_of is None:
+            self.notify("this view has no rows to export", severity="warning")
+            return
+        name, rows = rows_of()
+        if not rows:
+            self.notify(f"nothing to export: {name} shows no rows", severity="warning")
+            return
+        from console.screens.dialogs import ExportScreen
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.run_task(self.export_rows(path, rows), name=f"export {name}")
+        self.push_screen(ExportScreen(f"Export {len(rows):,} rows: {name}", self.export_dir / f"batchdeck-{name}.csv",
+                                      "File to write (.csv for CSV, .json for JSON); enter writes it."), chosen)
+
+    async def export_rows(self, path: Path, rows: list[dict[str, Any]]) -> Path:
+        text = rows_text(rows, "json" if path.suffix.lower() == ".json" else "csv")
+        await asyncio.to_thread(_write_text, path, text)
+        self.notify(f"{len(rows):,} rows written to {visible(path)}", markup=False)
         return path
 
     # -- theme --------------------------------------------------------------------------------
@@ -368,8 +413,27 @@ class BatchdeckApp(App[int]):
 
 
 def _write_text(path: Path, text: str) -> None:
+    """Exports hold findings and error texts: created 0600, like everything batchdeck writes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+        os.fchmod(out.fileno(), 0o600)      # an existing file keeps no wider mode
+        out.write(text)
+
+
+def rows_text(rows: list[dict[str, Any]], fmt: str) -> str:
+    """Rows as JSON (values as they are) or CSV (control characters made visible)."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str) + "\n"
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(k) is None else visible(row.get(k)) for k in columns])
+    return out.getvalue()
 
 
 async def run_console(
@@ -383,6 +447,7 @@ async def run_console(
     refresh_hz: float = 4.0,
     on_quit: Callable[[], Awaitable[None]] | None = None,
     export_dir: str | Path | None = None,
+    headless: bool = False,
 ) -> int:
     """Run the console until the user quits; returns the exit code for the CLI.
 
@@ -391,10 +456,25 @@ async def run_console(
     (checkpoint), or awaits ``on_quit`` if given. Browsing (``batchdeck
     console``): pass just the ``engine`` (and ``run_id`` to attach to one run).
     Bad ``theme``/``keymap`` raise ``InputError`` before the screen changes.
-    Returns 0, 1 (an owned run ended with failed items) or 130 (quit paused an
-    unfinished run).
+    Returns 0, 1 (an owned run ended with failed items), 3 (the console stopped
+    on an error) or 130 (quit paused an unfinished run). ``headless`` draws
+    nowhere (tests).
     """
     app = BatchdeckApp(engine, source=source, run_id=run_id, readonly=readonly, theme=theme, keymap=keymap,
-                       refresh_hz=refresh_hz, on_quit=on_quit, export_dir=export_dir)
-    result = await app.run_async()
-    return result if isinstance(result, int) else app.exit_code()
+                       refresh_hz=refresh_hz, on_quit=on_quit, export_dir=export_dir)   # checks theme, keymap
+    if run_id is not None and source is None:
+        if engine is None or await engine.store.get_run(run_id) is None:
+            raise InputError(f"--run {run_id}: no such run (batchdeck runs lists them)")
+    if not is_terminal():
+        raise InputError("console: stdout is not a terminal; use --headless, or 'batchdeck runs' / 'show'")
+    result = await app.run_async(headless=headless)
+    if isinstance(result, int):
+        return result
+    if app.return_code:          # the app stopped on an error (Textual printed it): never a clean 0
+        return EXIT_CRASHED
+    return app.exit_code()
+
+
+def is_terminal() -> bool:
+    """The console draws on stdout and reads keys from stdin: without a terminal it would spin."""
+    return sys.stdout.isatty() and sys.stdin.isatty()

@@ -417,9 +417,8 @@ async def cmd_console(args: argparse.Namespace) -> int:
 
     async with await _engine(args) as engine:
         cfg = engine.config.console
-        await run_console(engine, run_id=args.run, readonly=args.readonly, theme=cfg.theme, keymap=cfg.keymap,
-                          refresh_hz=cfg.refresh_hz)
-        return EXIT_OK
+        return await run_console(engine, run_id=args.run, readonly=args.readonly, theme=cfg.theme,
+                                 keymap=cfg.keymap, refresh_hz=cfg.refresh_hz)
 
 
 async def cmd_scan(args: argparse.Namespace, *, announce: bool = True) -> int:

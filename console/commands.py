@@ -40,6 +40,7 @@ class Command:
     palette: bool = True     # offered in the command palette
     key_display: str | None = None
     footer_group: Binding.Group | None = None
+    screens: tuple[str, ...] = ("main",)   # where the key works: main, findings, items
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -59,24 +60,31 @@ COMMANDS: tuple[Command, ...] = (
             "Switch to the next batch strategy (the palette picks one by name)", "Run",
             changes_run=True),
     Command("replay", "R", "replay", "replay",
-            "Replay the selected batch's failed items as a child run (edit its config first)",
-            "Run", changes_run=True),
+            "Replay failed items as a child run: the selected batch, or all the filter shows (count first)",
+            "Run", changes_run=True, screens=("main", "items")),
     Command("resume_run", "r", "resume_run", "resume run",
             "Resume the run selected in the browser (paused or interrupted) in this process",
             "Run", changes_run=True, footer=False),
     Command("cancel", "c", "cancel", "cancel",
             "Cancel the run (asks first; the run cannot be resumed)", "Run", changes_run=True),
     Command("export", "e", "export", "export",
-            "Write the run's performance report (Markdown) to a file", "Run"),
+            "Export what the view shows (batches, items, findings, events, runs; filtered) to CSV or JSON",
+            "View", screens=("main", "findings", "items")),
+    Command("report", "E", "report", "report",
+            "Write the run's performance report (Markdown or JSON) to a file", "Run", footer=False),
     # -- looking around -------------------------------------------------------
     Command("open", "enter", "open_selected", "open",
             "Open the selection: a batch's items and errors, or follow the selected run",
             "View", footer=False, palette=False),
     Command("filter", "slash", "filter", "filter",
-            "Filter the batch queue (state, #id, 'err' for batches with failures)", "View",
-            key_display="/"),
+            "Filter the list: batches (state, #id, 'err'), items (state, error), findings (any column)", "View",
+            key_display="/", screens=("main", "findings", "items")),
     Command("findings", "f", "findings", "findings",
-            "Show the findings of an ioc-scan run", "View", footer=False),
+            "Show the findings of an ioc-scan run", "View"),
+    Command("sort", "s", "sort", "sort", "Findings: sort by the next column", "View",
+            screens=("findings",)),
+    Command("group", "g", "group", "group", "Findings: group by package, then by repository, then not",
+            "View", screens=("findings",)),
     Command("zoom", "z", "zoom", "zoom", "Show the focused pane full screen (again to restore)",
             "View", footer=False),
     Command("pane_1", "1", "show_pane(1)", "batches", "Focus pane 1: batch queue", "View",
@@ -94,8 +102,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("palette", "colon", "app.command_palette", "commands", "Open the command palette",
             "Console", key_display=":", palette=False),
     Command("back", "escape", "back", "back",
-            "Back out: close the filter, restore a zoomed pane", "Console", footer=False,
-            palette=False),
+            "Back out: close the filter, restore a zoomed pane, leave a list", "Console", footer=False,
+            palette=False, screens=("main", "findings", "items")),
     Command("quit", "q", "quit", "quit",
             "Quit (asks while a run of this console is running; it is paused and checkpointed first)",
             "Console"),
@@ -105,12 +113,12 @@ BY_ID: dict[str, Command] = {c.id: c for c in COMMANDS}
 GROUP_ORDER = ("Run", "View", "Console")
 
 
-def bindings() -> list[Binding]:
-    """The table as Textual bindings (ids are the command ids)."""
+def bindings(screen: str = "main") -> list[Binding]:
+    """The table as Textual bindings for one screen (ids are the command ids)."""
     return [
-        Binding(c.keys, c.action, c.title, show=c.footer, key_display=c.key_display, id=c.id,
-                tooltip=c.help, group=c.footer_group)
-        for c in COMMANDS
+        Binding(c.keys, c.action, c.title, show=c.footer or screen != "main", key_display=c.key_display,
+                id=c.id, tooltip=c.help, group=c.footer_group)
+        for c in COMMANDS if screen in c.screens
     ]
 
 
@@ -172,10 +180,13 @@ class CommandsProvider(Provider):
         app = self.app
         keymap = getattr(app, "keymap", {}) or {}
         entries: list[tuple[str, str, str]] = []
+        scope = getattr(self.screen, "COMMAND_SCOPE", "main")
         for group, shown, text, c in help_rows(keymap, _key_display(app)):
-            if c.palette:
+            if c.palette and scope in c.screens:
                 # No square brackets: the palette reads titles as markup.
                 entries.append((f"{c.help.split(' (')[0]}  ({shown})", f"{group}: {text}", c.action))
+        if scope != "main":
+            return entries
         for name in STRATEGIES:
             entries.append((f"Strategy: {name}", "Run: switch the run to this batch strategy",
                             f"set_strategy('{name}')"))

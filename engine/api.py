@@ -153,6 +153,35 @@ class Engine:
                                       summary=f"replay of {len(rows)} failed items of run {run_id}")
         return child
 
+    async def replay_items(self, run_id: int, item_ids: list[int], *, overrides: dict[str, Any] | None = None,
+                           note: str = "") -> int:
+        """A child run holding copies of the named failed items (what a console filter shows).
+
+        Items of ``item_ids`` that are not failed items of ``run_id`` are ignored; none left is an
+        InputError. ``note`` says in the child's spec how they were chosen (e.g. the filter).
+        """
+        parent = await self.store.require_run(run_id)
+        wanted = set(item_ids)
+        items = [it for it in await self.store.failed_items(run_id) if it["id"] in wanted]
+        if not items:
+            raise InputError(f"run {run_id}: none of the {len(wanted)} chosen items is a failed item to replay")
+        cfg = AppConfig.from_dict(parent.config, source=f"run {run_id} config")
+        if overrides:
+            from engine.config import load_config
+
+            cfg = load_config(None, env={}, overrides={**cfg.to_dict(), **overrides})
+        spec = {**parent.spec, "replay_of": {"run": run_id, "batch": None, "items": len(items), "chosen_by": note}}
+        child = await self.store.create_run(parent.kind, spec, cfg.to_dict(), parent_id=run_id, planned=True)
+        rows = [(child, i + 1, it["key"], it["payload"], it["priority"], it["lane"]) for i, it in enumerate(items)]
+        from engine.store import ITEM_INSERT_SQL
+
+        await self.store.write_many([(ITEM_INSERT_SQL, rows)])
+        await self.store.add_artifact(child, "task_graph",
+                                      {"kind": parent.kind, "replay_of": spec["replay_of"], "planned": len(rows),
+                                       "keys": [it["key"] for it in items[:1000]]},
+                                      summary=f"replay of {len(rows)} chosen failed items of run {run_id}")
+        return child
+
     async def report(self, run_id: int) -> dict[str, Any]:
         return await build_report(self.store, run_id)
 

@@ -179,6 +179,16 @@ class MetricSample:
 
 
 @dataclass(slots=True)
+class PhaseView:
+    """Items of one kind (the key's prefix: ``repo``, ``file``): how many exist, how many ended."""
+
+    name: str
+    total: int
+    finished: int
+    spawning: bool = False   # its items add items while they run: the run's total grows until they end
+
+
+@dataclass(slots=True)
 class RunSnapshot:
     """Everything the console shows about one run, at one instant.
 
@@ -203,3 +213,9 @@ class RunSnapshot:
     recent_batches: list[BatchView] = field(default_factory=list)
     series: list[MetricSample] = field(default_factory=list)
     taken_at: float = 0.0
+    # Progress honesty: while planning, or while items that spawn items are open, the total
+    # is a lower bound (no percentage, no ETA); eta_s is None then, when paused or stalled.
+    phases: list[PhaseView] = field(default_factory=list)
+    total_final: bool = True
+    planning: bool = False
+    counters: dict[str, int] = field(default_factory=dict)   # the job's counters (findings, blobs_parsed...)

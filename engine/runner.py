@@ -62,6 +62,7 @@ from engine.models import (
     RunSnapshot,
     RunState,
 )
+from engine.phases import PhaseCounter
 from engine.processor import Processor, RunContext
 from engine.recorder import Recorder
 from engine.retry import RetryPlanner
@@ -76,6 +77,7 @@ FEED_PAGE = 2048
 TICK_S = 0.5
 RECENT_BATCHES = 200
 SERIES_LEN = 600
+STALL_SAMPLES = 5         # one-second samples with nothing finished: the throughput is zero
 EVENTS_LEN = 1000
 #: how long pause/cancel/stop let in-flight items finish before cancelling them (see module doc)
 HALT_GRACE_S = 0.5
@@ -211,6 +213,9 @@ class Runner:
         self._background: set[asyncio.Task] = set()
         self._os_process = psutil.Process()
         self._memory_pressure = False
+        self.phases = PhaseCounter(getattr(processor, "spawning_kinds", None))
+        self._planning = False
+        self._idle_samples = 0
 
     # ------------------------------------------------------------------ public control
     async def pause(self, reason: str = "paused by operator") -> None:
@@ -296,6 +301,7 @@ class Runner:
         self.counts = await self.store.counts(self.run_id)
         self._next_seq = await self.store.max_seq(self.run_id)
         self._next_batch = await self.store.max_batch_id(self.run_id)
+        await self.phases.load(self.store, self.run_id)
         flags = await self.store.run_flags(self.run_id)
         self._active_s = flags.get("active_s") or 0.0
         stats = flags.get("stats") or {}
@@ -330,6 +336,7 @@ class Runner:
 
     async def _plan(self) -> None:
         self._event("run_state", "planning")
+        self._planning = True
         plan = self.processor.plan(self.run_info.spec, self.ctx)
         if inspect.isawaitable(plan):
             plan = await plan
@@ -354,6 +361,7 @@ class Runner:
             planned += 1
             digest.update(p.key.encode() + b"\n")
             lanes[p.lane] = lanes.get(p.lane, 0) + 1
+            self.phases.add(p.key)
             chunk.append((self.run_id, self._next_seq, p.key, _dumps(p.payload), p.priority, p.lane))
 
         if hasattr(plan, "__aiter__"):
@@ -370,6 +378,8 @@ class Runner:
         await self.recorder.flush()
         self.counts = await self.store.counts(self.run_id)
         self._next_seq = await self.store.max_seq(self.run_id)
+        await self.phases.load(self.store, self.run_id)   # a re-plan after a crash inserts nothing twice
+        self._planning = False
         graph = {
             "kind": self.run_info.kind, "spec": self.run_info.spec, "planned": planned,
             "total": self.counts.total, "lanes": lanes, "keys_sha256": digest.hexdigest(),
@@ -687,6 +697,7 @@ class Runner:
         )
         self.counts.total += 1
         self.counts.pending += 1
+        self.phases.add(planned.key, spawned=True)
         mark = (planned.priority, seq - 1)
         if self._rewind is None or mark < self._rewind:
             self._rewind = mark
@@ -805,6 +816,7 @@ class Runner:
         counts = self.counts
         counts.in_flight -= 1
         counts.done += 1
+        self.phases.finish(item.key)
         self._latency.add(duration_ms)
         batch = self._batches.get(batch_id)
         if batch is not None:
@@ -863,6 +875,7 @@ class Runner:
                                    error_class.value, status))
         self.counts.in_flight -= 1
         self.counts.failed += 1
+        self.phases.finish(item.key)
         if batch is not None:
             batch.failed += 1
             self._batch_item_left(batch)
@@ -971,6 +984,11 @@ class Runner:
             dt = max(1e-6, now - last_at)
             instant = (finished - last_done) / dt
             self._rate = instant if not self._rate else 0.5 * self._rate + 0.5 * instant
+            # An average that only halves never reaches zero: after a few seconds with nothing
+            # finished the throughput is zero, not a shrinking number feeding a 60-digit ETA.
+            self._idle_samples = self._idle_samples + 1 if finished == last_done else 0
+            if self._idle_samples >= STALL_SAMPLES:
+                self._rate = 0.0
         self._last_tick = (now, finished)
         p50, p95 = self._latency.take()
         sample = MetricSample(
@@ -990,7 +1008,8 @@ class Runner:
             "concurrency": snap["concurrency"], "batch_size": snap["batch_size"], "strategy": snap["strategy"],
             "items_per_s": snap["items_per_s"], "eta_s": snap["eta_s"], "rate_limits": snap["rate_limits"],
             "lanes": snap["lanes"], "breakers": snap["breakers"], "in_flight_batches": snap["active_batches"],
-            "counts": self.counts,
+            "counts": self.counts, "phases": snap["phases"], "total_final": snap["total_final"],
+            "planning": self._planning,
         }
 
     def _stats(self) -> dict[str, Any]:
@@ -1040,7 +1059,10 @@ class Runner:
     # ------------------------------------------------------------------ snapshot
     def _snapshot_parts(self) -> dict[str, Any]:
         remaining = self.counts.pending + self.counts.in_flight
-        eta = remaining / self._rate if self._rate > 0 else None
+        total_final = self.phases.total_final(self._planning)
+        # No ETA against a total that is still growing, while paused, or with nothing finishing.
+        eta = remaining / self._rate if self._rate > 0 and total_final and self.state is RunState.RUNNING \
+            else None
         rate_limits = self.github.rate_limits() if self.github is not None and hasattr(self.github, "rate_limits") \
             else []
         lanes = self.github.lanes() if self.github is not None and hasattr(self.github, "lanes") else []
@@ -1052,7 +1074,7 @@ class Runner:
             "breakers": self.breakers.views(),
             "active_batches": [b.view(self.run_id, BatchState.RUNNING, None) for b in list(self._batches.values())
                                [-50:]],
-            "now": now,
+            "now": now, "phases": self.phases.views(), "total_final": total_final,
         }
 
     def snapshot(self) -> RunSnapshot:
@@ -1068,6 +1090,8 @@ class Runner:
             errors_by_class=dict(self.errors_by_class), rate_limits=list(parts["rate_limits"]),
             lanes=list(parts["lanes"]), breakers=parts["breakers"], recent_batches=batches,
             series=list(self._series)[-300:], taken_at=parts["now"],
+            phases=parts["phases"], total_final=parts["total_final"], planning=self._planning,
+            counters=dict(self.ctx.counters),
         )
 
 

@@ -110,6 +110,7 @@ class DbRunSource:
             BreakerTransition,
             BreakerView,
             LaneView,
+            PhaseView,
             RateLimitGauge,
         )
 
@@ -157,6 +158,11 @@ class DbRunSource:
                 for b in live.get("breakers", [])
             ],
             recent_batches=recent, series=series, taken_at=now,
+            phases=[PhaseView(**p) for p in live.get("phases", [])],
+            # a finished run's total is what it is; otherwise the owner's last word
+            total_final=run.state.finished or bool(live.get("total_final", True)),
+            planning=running and bool(live.get("planning", False)),
+            counters={k: v for k, v in counters.items() if isinstance(v, int)},
         )
 
     def drain_events(self, limit: int = 200) -> list[EngineEvent]:

@@ -30,7 +30,8 @@ from engine.models import BatchState, BatchView, RunSnapshot
 
 MAX_ROWS = 10_000
 HISTORY_PAGE = 500
-COLUMNS = f"{'batch':>8} {'size':>5} {'state':<8} {'done':>6} {'fail':>5} {'p95':>7} {'age':>7}"
+# size = done + fail + retry (items that failed a try and moved on to a later batch) + those still in flight
+COLUMNS = f"{'batch':>7} {'size':>4} {'state':<7} {'done':>5} {'fail':>4} {'retry':>5} {'p95':>6} {'age':>6}"
 
 _STATE_CLASS = {
     BatchState.RUNNING: "batch-table--running",
@@ -67,7 +68,7 @@ class BatchTable(ScrollView, can_focus=True):
     }
     DEFAULT_CSS = """
     BatchTable { height: 1fr; background: $surface; scrollbar-size-vertical: 1; }
-    BatchTable > .batch-table--cursor { background: $panel; text-style: bold; }
+    BatchTable > .batch-table--cursor { background: $primary 25%; text-style: bold; }
     BatchTable:focus > .batch-table--cursor { background: $primary 40%; }
     BatchTable > .batch-table--running { color: $primary; }
     BatchTable > .batch-table--done { color: $success; }
@@ -105,6 +106,9 @@ class BatchTable(ScrollView, can_focus=True):
                     index = i
                     break
         self.set_reactive(BatchTable.cursor, min(index, max(0, len(rows) - 1)))
+        # The selected batch moved (batches appear above it, it finished and left the running
+        # block): keep it on screen, so what is highlighted is what enter opens.
+        self._scroll_to_cursor(self.cursor)
         self.refresh()
 
     def _set_virtual_height(self, height: int) -> None:
@@ -132,13 +136,16 @@ class BatchTable(ScrollView, can_focus=True):
         return max(0, min(value, len(self.rows) - 1)) if self.rows else 0
 
     def watch_cursor(self, value: int) -> None:
+        self._scroll_to_cursor(value)
+        self.refresh()
+
+    def _scroll_to_cursor(self, value: int) -> None:
         top = int(self.scroll_offset.y)
         height = max(1, self.scrollable_content_region.height)
         if value < top:
             self.scroll_to(y=value, animate=False, immediate=True)
         elif value >= top + height:
             self.scroll_to(y=value - height + 1, animate=False, immediate=True)
-        self.refresh()
 
     def action_move(self, delta: int) -> None:
         self.cursor += delta
@@ -175,11 +182,11 @@ class BatchTable(ScrollView, can_focus=True):
             "batch-table--failed" if row.failed else "batch-table--muted", partial=True)
         age = now - row.started_at
         return [
-            Segment(f"{'#' + str(row.id):>8} {row.size:>5} ", style),
-            Segment(f"{row.state.value:<8}", state_style),
-            Segment(f" {row.done:>6} ", style),
-            Segment(f"{row.failed:>5}", fail_style),
-            Segment(f" {fmt.millis(row.p95_ms):>7} {fmt.duration(age):>7}", style),
+            Segment(f"{'#' + str(row.id):>7} {row.size:>4} ", style),
+            Segment(f"{row.state.value:<7}", state_style),
+            Segment(f" {row.done:>5} ", style),
+            Segment(f"{row.failed:>4}", fail_style),
+            Segment(f" {row.retried:>5} {fmt.millis(row.p95_ms):>6} {fmt.duration(age):>6}", style),
         ]
 
 

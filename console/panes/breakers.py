@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable
 
 from textual.containers import Vertical
 from textual.content import Content
-from textual.markup import escape
 from textual.widget import Widget
 
 from console.panes import fmt
 from engine.models import BreakerView, RunSnapshot
+from engine.safetext import visible
 from engine.source import EngineEvent
 
 EVENT_LINES = 200
@@ -32,8 +32,8 @@ EVENT_LOOK = {
 }
 
 
-def breaker_line(b: BreakerView, now: float) -> str:
-    colour, icon, label = STATE_LOOK.get(b.state, ("$foreground", "?", b.state))
+def breaker_line(b: BreakerView, now: float) -> Content:
+    colour, icon, label = STATE_LOOK.get(b.state, ("$foreground", "?", visible(b.state)))
     if b.next_probe_at is None:
         probe = "—"
     elif b.next_probe_at > now:
@@ -42,8 +42,8 @@ def breaker_line(b: BreakerView, now: float) -> str:
         probe = "probing"
     fails = f"{b.failures}/{b.threshold}"
     fail_colour = "$error" if b.failures >= b.threshold else "$warning" if b.failures else "$foreground-muted"
-    return (f"{escape(fmt.clip(b.lane, 9)):<10}[{colour}]{icon} {label:<10}[/]"
-            f"[{fail_colour}]{fails:>7}[/]   {probe}")
+    return Content.assemble(f"{visible(fmt.clip(b.lane, 9)):<10}", (f"{icon} {label:<10}", colour),
+                            (f"{fails:>7}", fail_colour), f"   {probe}")
 
 
 class BreakersView(Widget):
@@ -72,18 +72,19 @@ class BreakersView(Widget):
     def render(self) -> Content:
         now = self.clock()
         if self.snapshot is None or not self.snapshot.breakers:
-            return Content.from_markup("[$foreground-muted]no circuit breakers yet[/]")
-        lines = [f"[$foreground-muted b]{'lane':<10}{'state':<12}{'fails':>7}   next probe[/]"]
+            return Content.styled("no circuit breakers yet", "$foreground-muted")
+        lines = [Content.styled(f"{'lane':<10}{'state':<12}{'fails':>7}   next probe", "$foreground-muted b")]
         lines += [breaker_line(b, now) for b in self.snapshot.breakers]
         transitions = sorted(
             ((t, b.lane) for b in self.snapshot.breakers for t in b.transitions),
             key=lambda pair: pair[0].at, reverse=True)[:3]
         for t, lane in transitions:
             to_colour = STATE_LOOK.get(t.to_state, ("$foreground",))[0]
-            lines.append(f"[$foreground-muted]↳{'-' + fmt.duration(now - t.at):>6}[/] {escape(lane):<9}"
-                         f"{t.from_state} → [{to_colour}]{t.to_state}[/]  "
-                         f"[$foreground-muted]{escape(t.reason)}[/]")
-        return Content.from_markup("\n".join(lines))
+            lines.append(Content.assemble(
+                (f"↳{'-' + fmt.duration(now - t.at):>6}", "$foreground-muted"), f" {visible(lane):<9}",
+                f"{visible(t.from_state)} → ", (visible(t.to_state), to_colour), "  ",
+                (visible(t.reason), "$foreground-muted")))
+        return Content("\n").join(lines)
 
 
 class EventFeed(Widget):
@@ -114,13 +115,13 @@ class EventFeed(Widget):
         height = max(1, self.content_region.height)
         shown = list(self.events)[-height:]
         if not shown:
-            return Content.from_markup("[$foreground-muted]events appear here[/]")
+            return Content.styled("events appear here", "$foreground-muted")
         lines = []
         for e in shown:
             colour = EVENT_LOOK.get(e.kind, "$foreground")
-            lines.append(f"[$foreground-muted]{'-' + fmt.duration(now - e.at):>7}[/] "
-                         f"[{colour}]{escape(e.kind):<10}[/] {escape(e.message)}")
-        return Content.from_markup("\n".join(lines))
+            lines.append(Content.assemble((f"{'-' + fmt.duration(now - e.at):>7}", "$foreground-muted"), " ",
+                                          (f"{visible(e.kind):<10}", colour), " ", visible(e.message)))
+        return Content("\n").join(lines)
 
 
 class BreakersPane(Vertical, can_focus=True):

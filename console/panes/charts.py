@@ -16,6 +16,7 @@ from textual_plotext import PlotextPlot
 
 from console.themes import chart_colours
 from engine.models import MetricSample, RunSnapshot
+from engine.safetext import visible
 
 ERROR_SHORT = {
     "rate_limited": "rate", "secondary_limited": "2nd", "network": "net", "timeout": "tmo",
@@ -91,10 +92,10 @@ class RunChart(PlotextPlot):
             totals = self.snapshot.errors_by_class if self.snapshot else {}
             for i, cls in enumerate(classes):
                 line([s.errors.get(cls, 0) for s in series], colours.errors[i % len(colours.errors)],
-                     ERROR_SHORT.get(cls, cls))
+                     visible(ERROR_SHORT.get(cls, cls)))
             if totals:
                 title = "errors: " + " ".join(
-                    f"{ERROR_SHORT.get(c, c)} {n}" for c, n in sorted(totals.items(), key=lambda kv: -kv[1]))
+                    f"{visible(ERROR_SHORT.get(c, c))} {n}" for c, n in sorted(totals.items(), key=lambda kv: -kv[1]))
             elif not classes:
                 title = "errors by class: none"
         plt.title(title if len(title) <= self.size.width - 4 else title[: max(1, self.size.width - 5)] + "…")

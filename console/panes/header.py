@@ -1,17 +1,24 @@
 """The one-line header: which run, how far, how fast, and in which mode.
 
 Ordered by what an operator needs first, so that at 80 columns the part that is
-cut off is the least important (strategy, mode).
+cut off is the least important (strategy, mode). Built from plain-text parts
+(``Content.assemble``), never markup: the run's kind, strategy and error notes
+come from the database and the API.
+
+Progress is honest (``engine.progress``): while the total still grows it is
+shown as a lower bound with the phases (``repo 120/300 · file 309/1,686+``) and
+no percentage or ETA; a paused or stalled run has no ETA.
 """
 
 from __future__ import annotations
 
 from textual.content import Content
-from textual.markup import escape
 from textual.widgets import Static
 
 from console.panes import fmt
 from engine.models import RunSnapshot, RunState
+from engine.progress import eta_text, phases_text, total_known, total_text
+from engine.safetext import visible
 
 STATE_STYLE = {
     RunState.RUNNING: "$success",
@@ -26,54 +33,77 @@ STATE_ICON = {
     RunState.RUNNING: "▶", RunState.PAUSED: "⏸", RunState.INTERRUPTED: "⚠",
     RunState.PENDING: "…", RunState.COMPLETED: "✔", RunState.FAILED: "✖", RunState.CANCELLED: "■",
 }
+COMPLETED_WITH_FAILURES = ("◐", "$warning")
 
 
-def state_markup(state: RunState) -> str:
-    return f"[{STATE_STYLE.get(state, '$foreground')}]{STATE_ICON.get(state, '?')} {state.value}[/]"
+def state_label(state: RunState, failed: int | None = None) -> tuple[str, str]:
+    """(text, style) for a run's state; a completed run with failed items is not a ✔."""
+    if state is RunState.COMPLETED and failed:
+        icon, style = COMPLETED_WITH_FAILURES
+        return f"{icon} completed, {failed:,} failed", style
+    return f"{STATE_ICON.get(state, '?')} {state.value}", STATE_STYLE.get(state, "$foreground")
+
+
+def state_content(state: RunState, failed: int | None = None) -> Content:
+    return Content.styled(*state_label(state, failed))
+
+
+def _join(parts: list[str | tuple[str, str] | Content]) -> Content:
+    spaced: list[str | tuple[str, str] | Content] = []
+    for part in parts:
+        if spaced:
+            spaced.append("  ")
+        spaced.append(part)
+    return Content.assemble(*spaced)
 
 
 class RunHeader(Static):
-    """Run, kind, state, done/total, rate, ETA (+ concurrency, strategy, mode)."""
+    """Run, kind, state, done/total with phases, rate, ETA (+ concurrency, strategy, mode)."""
 
     DEFAULT_CSS = """
     RunHeader { height: 1; background: $panel; color: $foreground; padding: 0 1; }
     """
 
-    _shown: str | None = None
+    _shown: Content | None = None
 
     def show(self, snapshot: RunSnapshot | None, *, mode: str, readonly: bool, note: str = "") -> None:
-        markup = self.markup(snapshot, mode=mode, readonly=readonly, note=note)
-        if markup != self._shown:          # one line, fixed height: never a layout pass
-            self._shown = markup
-            self.update(Content.from_markup(markup), layout=False)
+        content = self.content(snapshot, mode=mode, readonly=readonly, note=note)
+        if content != self._shown:          # one line, fixed height: never a layout pass
+            self._shown = content
+            self.update(content, layout=False)
 
     @staticmethod
-    def markup(snapshot: RunSnapshot | None, *, mode: str, readonly: bool, note: str = "") -> str:
-        flags = []
+    def content(snapshot: RunSnapshot | None, *, mode: str, readonly: bool, note: str = "") -> Content:
+        flags: list[str | tuple[str, str] | Content] = []
         if readonly:
-            flags.append("[$warning b]READ-ONLY[/]")
-        flags.append(f"[$foreground-muted]{mode}[/]")
+            flags.append(("READ-ONLY", "$warning b"))
+        flags.append((mode, "$foreground-muted"))
         if note:
-            flags.append(f"[$error]{escape(note)}[/]")
+            flags.append((visible(note), "$error"))
         if snapshot is None:
-            return "[b]batchdeck[/]  no run attached: pick one in pane 5 (enter)  " + "  ".join(flags)
+            return _join([("batchdeck", "b"), "no run attached: pick one in pane 5 (enter)", *flags])
         run, c = snapshot.run, snapshot.counts
-        parts = [
-            f"[b]run #{run.id}[/] {run.kind}",
-            state_markup(run.state),
-            f"[b]{fmt.count(c.finished)}[/]/{fmt.count(c.total)} ({fmt.percent(c.finished, c.total)})",
+        parts: list[str | tuple[str, str] | Content] = [
+            Content.assemble((f"run #{run.id}", "b"), " ", visible(run.kind)),
+            state_content(run.state, c.failed if run.state is RunState.COMPLETED else None),
+            (total_text(snapshot), "b"),
         ]
-        if c.failed:
-            parts.append(f"[$error]{fmt.count(c.failed)} failed[/]")
+        if c.failed and run.state is not RunState.COMPLETED:
+            parts.append((f"{c.failed:,} failed", "$error"))
+        if "findings" in snapshot.counters:
+            found = snapshot.counters["findings"]
+            parts.append((f"{found:,} finding{'s' if found != 1 else ''} (f)", "$error b" if found else ""))
         if run.state in (RunState.RUNNING, RunState.PAUSED):
-            parts += [fmt.rate(snapshot.items_per_s),
-                      f"ETA {fmt.duration(snapshot.eta_s) if snapshot.eta_s is not None else '—'}"]
-        parts += [
-            f"conc {snapshot.concurrency}",
-            f"batch {snapshot.batch_size}",
-        ]
-        if snapshot.strategy:
-            parts.append(snapshot.strategy)
+            parts.append(fmt.rate(snapshot.items_per_s))
+            if total_known(snapshot) or run.state is RunState.PAUSED:   # else the total says "still discovering"
+                parts.append(eta_text(snapshot))
+        phases = phases_text(snapshot)
+        if phases:
+            parts.append((phases, "$foreground-muted"))
+        if run.state in (RunState.RUNNING, RunState.PAUSED):    # live settings: only while it runs
+            parts += [f"concurrency {snapshot.concurrency} now", f"batch {snapshot.batch_size}"]
+            if snapshot.strategy:
+                parts.append(visible(snapshot.strategy))
         if run.parent_id:
             parts.append(f"replay of #{run.parent_id}")
-        return "  ".join(parts + flags)
+        return _join(parts + flags)

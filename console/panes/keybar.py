@@ -24,8 +24,9 @@ class KeyBar(Widget):
     KeyBar { height: 1; background: $panel; color: $foreground; text-wrap: nowrap; text-overflow: clip; }
     """
 
-    def __init__(self, **kw) -> None:
+    def __init__(self, scope: str = "main", **kw) -> None:
         super().__init__(**kw)
+        self.scope = scope             # which screen's commands (console.commands.Command.screens)
         self.spans: list[tuple[int, int, str]] = []     # (start, end, action) for clicks
 
     def entries(self) -> list[tuple[str, str, str, bool]]:
@@ -36,7 +37,7 @@ class KeyBar(Widget):
         out: list[tuple[str, str, str, bool]] = []
         seen_groups: dict[str, int] = {}
         for c in COMMANDS:
-            if not c.footer:
+            if self.scope not in c.screens or (self.scope == "main" and not c.footer):
                 continue
             if c.key_display and c.id not in keymap:
                 shown = c.key_display

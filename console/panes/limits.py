@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from textual.content import Content
-from textual.markup import escape
 from textual.widget import Widget
 
 from console.panes import fmt
 from engine.models import LaneView, RateLimitGauge, RunSnapshot
+from engine.safetext import visible
 
 LABEL_WIDTH = 8
 
@@ -33,47 +33,45 @@ def gauge_colour(gauge: RateLimitGauge) -> str:
     return "$success"
 
 
-def bar_markup(fraction: float, width: int, marker_at: float | None, colour: str) -> str:
-    """A bar of ``width`` cells as markup, the buffer marker drawn over its cell."""
+def bar_content(fraction: float, width: int, marker_at: float | None, colour: str) -> Content:
+    """A bar of ``width`` cells, the buffer marker drawn over its cell."""
     filled, empty, marker = fmt.bar_cells(fraction, width, marker_at)
     cells = [(ch, colour) for ch in filled] + [(ch, "$foreground-muted") for ch in empty]
     if marker is not None:
         cells[marker] = ("│", "$accent b")
-    out, run, run_style = [], "", None
+    runs: list[tuple[str, str]] = []
     for ch, style in cells:
-        if style != run_style and run:
-            out.append(f"[{run_style}]{run}[/]")
-            run = ""
-        run_style = style
-        run += ch
-    if run:
-        out.append(f"[{run_style}]{run}[/]")
-    return "".join(out)
+        if runs and runs[-1][1] == style:
+            runs[-1] = (runs[-1][0] + ch, style)
+        else:
+            runs.append((ch, style))
+    return Content.assemble(*runs)
 
 
-def gauge_line(gauge: RateLimitGauge, width: int, now: float) -> str:
+def gauge_line(gauge: RateLimitGauge, width: int, now: float) -> Content:
     numbers = f" {gauge.remaining:>6,}/{gauge.limit:<6,}"
     tail = f" ↻{fmt.duration(gauge.reset_at - now):>6}"
     tail += f"  pace {fmt.rate(gauge.pace_per_s)}" if gauge.pace_per_s is not None else "  pace —"
     bar_width = max(6, width - LABEL_WIDTH - len(numbers) - len(tail))
     fraction = gauge.remaining / gauge.limit if gauge.limit else 0.0
-    bar = bar_markup(fraction, bar_width, 1.0 - gauge.buffer, gauge_colour(gauge))
-    return (f"[b]{escape(fmt.clip(gauge.resource, LABEL_WIDTH - 1)):<{LABEL_WIDTH}}[/]{bar}"
-            f"{numbers}[$foreground-muted]{tail}[/]")
+    bar = bar_content(fraction, bar_width, 1.0 - gauge.buffer, gauge_colour(gauge))
+    label = f"{visible(fmt.clip(gauge.resource, LABEL_WIDTH - 1)):<{LABEL_WIDTH}}"
+    return Content.assemble((label, "b"), bar, numbers, (tail, "$foreground-muted"))
 
 
-def lane_line(lane: LaneView, now: float) -> str | None:
-    bits = []
+def lane_line(lane: LaneView, now: float) -> Content | None:
+    bits: list[Content] = []
     if lane.paused_until is not None and lane.paused_until > now:
-        reason = f" ({escape(lane.pause_reason)})" if lane.pause_reason else ""
-        bits.append(f"[$error b]⏸ paused {fmt.duration(lane.paused_until - now)}[/] by a secondary limit{reason}")
+        reason = f" ({visible(lane.pause_reason)})" if lane.pause_reason else ""
+        bits.append(Content.assemble((f"⏸ paused {fmt.duration(lane.paused_until - now)}", "$error b"),
+                                     f" by a secondary limit{reason}"))
     if lane.content_budget_per_min is not None:
-        bits.append(f"content budget {lane.content_budget_per_min:.0f}/min")
+        bits.append(Content(f"content budget {lane.content_budget_per_min:.0f}/min"))
     if not bits:
         return None
     if lane.in_flight:
-        bits.append(f"{lane.in_flight} in flight")
-    return f"[b]{escape(lane.name)} lane[/]  " + " · ".join(bits)
+        bits.append(Content(f"{lane.in_flight} in flight"))
+    return Content.assemble((f"{visible(lane.name)} lane", "b"), "  ", Content(" · ").join(bits))
 
 
 class RateLimitPane(Widget, can_focus=True):
@@ -95,13 +93,13 @@ class RateLimitPane(Widget, can_focus=True):
         snap, now = self.snapshot, self.clock()
         width = max(30, self.content_region.width)
         if snap is None or (not snap.rate_limits and not snap.lanes):
-            return Content.from_markup("[$foreground-muted]no rate-limit data yet "
-                                       "(appears once the run talks to the API)[/]")
+            return Content.styled("no rate-limit data yet (appears once the run talks to the API)",
+                                  "$foreground-muted")
         lines = [gauge_line(g, width, now) for g in snap.rate_limits]
         if snap.rate_limits:
             buffer = snap.rate_limits[0].buffer
-            lines.append(f"[$foreground-muted]│ buffer line: the run spends at most "
-                         f"{buffer:.0%} of each bucket[/]")
+            lines.append(Content.styled(f"│ buffer line: the run spends at most {buffer:.0%} of each bucket",
+                                        "$foreground-muted"))
         lane_lines = [line for lane in snap.lanes if (line := lane_line(lane, now))]
-        lines += lane_lines or ["[$foreground-muted]lanes: no pause, no write budget in use[/]"]
-        return Content.from_markup("\n".join(lines))
+        lines += lane_lines or [Content.styled("lanes: no pause, no write budget in use", "$foreground-muted")]
+        return Content("\n").join(lines)

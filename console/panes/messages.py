@@ -22,6 +22,7 @@ class RunsLoaded(Message):
     append: bool = False          # a further page (keyset) rather than a fresh list
     more: bool = False            # the page was full: there may be older runs
     select_id: int | None = None  # select this run once shown
+    failed: dict[int, int] = field(default_factory=dict)   # failed items of the completed runs listed
 
 
 @dataclass(eq=False)

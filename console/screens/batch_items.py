@@ -10,39 +10,70 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.binding import Binding
 from textual.content import Content
-from textual.markup import escape
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Input, Static
 
+from console import commands
 from console.panes import fmt
+from console.panes.keybar import KeyBar
 from console.panes.messages import BatchItemsLoaded
 from engine.models import BatchView
+from engine.safetext import safe_text, visible
+
+TRIED_STATES = ("done", "failed", "in_flight")
+
+
+def tries(row: dict[str, Any]) -> int:
+    """How many times the item ran: ``attempts`` counts retries, so a finished item ran once more."""
+    attempts = int(row.get("attempts") or 0)
+    return attempts + 1 if row.get("state") in TRIED_STATES else attempts
+
+
+def in_flight_note(b: BatchView) -> str:
+    left = b.size - b.done - b.failed - b.retried
+    return f" · in flight {left}" if left > 0 else ""
 
 PAGE = 200
 
 
+def item_matches(row: dict[str, Any], terms: list[str]) -> bool:
+    """Every term must appear in the item's key, state, error class or last error."""
+    text = " ".join(str(row.get(k) or "") for k in ("key", "state", "error_class", "last_error")).lower()
+    return all(term in text for term in terms)
+
+
 class BatchItemsScreen(Screen[None]):
-    BINDINGS = [Binding("escape", "app.pop_screen", "back", id="back")]
+    """A batch's items (bounded: a batch holds at most ``max_batch_size`` items, paged in)."""
+
+    COMMAND_SCOPE = "items"
+    BINDINGS = commands.bindings(COMMAND_SCOPE)
+    DEFAULT_CSS = """
+    BatchItemsScreen #items-filter { display: none; height: 1; border: none; padding: 0 1; }
+    BatchItemsScreen.-filtering #items-filter { display: block; }
+    """
 
     def __init__(self, run_id: int, batch: BatchView) -> None:
         super().__init__()
         self.run_id, self.batch = run_id, batch
         self.rows: dict[int, dict[str, Any]] = {}
         self.more = False
+        self.terms: list[str] = []
 
     def compose(self):
         b = self.batch
-        yield Static(Content.from_markup(
-            f"[b]batch #{b.id}[/] of run #{self.run_id} · {b.size} items · {b.state.value} · "
-            f"done {b.done} · [$error]failed {b.failed}[/] · retried {b.retried} · "
-            f"p95 {fmt.millis(b.p95_ms)}"), id="items-title")
+        yield Static(Content.assemble(
+            (f"batch #{b.id}", "b"), f" of run #{self.run_id} · {b.size} items · {b.state.value} · "
+            f"done {b.done} · ", (f"failed {b.failed}", "$error"),
+            f" · moved on to a retry {b.retried}{in_flight_note(b)} · p95 {fmt.millis(b.p95_ms)}"),
+            id="items-title")
+        yield Input(placeholder="filter: words in key, state, error class or error (e.g. failed server)",
+                    id="items-filter")
         table = DataTable(id="items", cursor_type="row")
         table.add_columns("seq", "key", "state", "tries", "error class", "last error")
         yield table
         yield Static("loading items…", id="item-error")
-        yield Footer(show_command_palette=False)
+        yield KeyBar("items")
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
@@ -61,19 +92,77 @@ class BatchItemsScreen(Screen[None]):
         self.post_message(BatchItemsLoaded(self.batch.id, rows, more=len(rows) >= PAGE))
 
     def on_batch_items_loaded(self, message: BatchItemsLoaded) -> None:
-        table = self.query_one(DataTable)
         for row in message.rows:
             if row["id"] in self.rows:
                 continue
             self.rows[row["id"]] = row
-            table.add_row(row.get("seq"), fmt.clip(str(row.get("key")), 40), row.get("state"),
-                          row.get("attempts"), row.get("error_class") or "",
-                          fmt.clip(str(row.get("last_error") or "").replace("\n", " "), 60), key=str(row["id"]))
+            if item_matches(row, self.terms):
+                self._add_row(row)
         self.more = message.more
         if not self.rows:
             self.query_one("#item-error", Static).update("this batch has no items")
         else:
             self._show_error()
+
+    @property
+    def shown(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows.values() if item_matches(r, self.terms)]
+
+    def _add_row(self, row: dict[str, Any]) -> None:
+        table = self.query_one(DataTable)
+        table.add_row(row.get("seq"), safe_text(fmt.clip(str(row.get("key")), 40)), safe_text(row.get("state")),
+                          tries(row), safe_text(row.get("error_class") or ""),
+                          safe_text(fmt.clip(str(row.get("last_error") or ""), 60)), key=str(row["id"]))
+
+    def _refilter(self) -> None:
+        self.query_one(DataTable).clear()
+        for row in self.shown:
+            self._add_row(row)
+        self._show_error()
+
+    # -- the keys of this view ------------------------------------------------------------------
+    def action_filter(self) -> None:
+        self.add_class("-filtering")
+        self.query_one("#items-filter", Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.terms = [t for t in event.value.lower().split() if t]
+        self._refilter()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.remove_class("-filtering")
+        self.query_one(DataTable).focus()
+
+    def action_back(self) -> None:
+        if self.has_class("-filtering") or self.terms:
+            self.remove_class("-filtering")
+            self.query_one("#items-filter", Input).value = ""
+            self.terms = []
+            self._refilter()
+            self.query_one(DataTable).focus()
+            return
+        self.app.pop_screen()
+
+    def export_rows(self) -> tuple[str, list[dict[str, Any]]]:
+        rows = [{**r, "tries": tries(r)} for r in self.shown]
+        return f"run-{self.run_id}-batch-{self.batch.id}-items", rows
+
+    def action_export(self) -> None:
+        self.app.export_view(self)
+
+    def action_replay(self) -> None:
+        """``R``: the failed items this view shows (the filter applies), counted, as a child run."""
+        main = getattr(self.app, "main", None)
+        if main is None or not main.guard("replay") or not main._need_engine():
+            return
+        failed = tuple(r["id"] for r in self.shown if r.get("state") == "failed")
+        if not failed:
+            self.notify("no failed item is shown here to replay", severity="warning")
+            return
+        chosen_by = f"batch #{self.batch.id}" + (f", filter '{' '.join(self.terms)}'" if self.terms else "")
+        main.open_replay(self.run_id, None, len(failed), item_ids=failed, chosen_by=chosen_by)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_error()
@@ -90,6 +179,7 @@ class BatchItemsScreen(Screen[None]):
         if row is None:
             return
         error = row.get("last_error")
-        text = (f"[b]{escape(str(row.get('key')))}[/]  [$error]{escape(str(row.get('error_class') or ''))}[/]\n"
-                + (escape(str(error)) if error else "[$foreground-muted]no error[/]"))
-        self.query_one("#item-error", Static).update(Content.from_markup(text))
+        text = Content.assemble(
+            (visible(row.get("key")), "b"), "  ", (visible(row.get("error_class") or ""), "$error"), "\n",
+            visible(error, keep_newlines=True) if error else ("no error", "$foreground-muted"))
+        self.query_one("#item-error", Static).update(text)

@@ -47,19 +47,19 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class ExportScreen(ModalScreen[Path | None]):
-    """Where to write the report; ``.json`` writes JSON, anything else Markdown."""
+    """Where to write an export; the suffix picks the format (the hint says which)."""
 
     BINDINGS = [Binding("escape", "cancel", "back", id="back")]
 
-    def __init__(self, run_id: int, default: Path) -> None:
+    def __init__(self, title: str, default: Path,
+                 hint: str = "File to write (.md for Markdown, .json for JSON); enter writes it.") -> None:
         super().__init__(classes="dialog")
-        self.run_id, self.default = run_id, default
+        self.title_text, self.default, self.hint = title, default, hint
 
     def compose(self):
         with Vertical(classes="dialog-box"):
-            yield Label(f"Export the report of run #{self.run_id}", classes="dialog-title")
-            yield Static("File to write (.md for Markdown, .json for JSON); enter writes it.",
-                         classes="dialog-body")
+            yield Label(self.title_text, classes="dialog-title", markup=False)
+            yield Static(self.hint, classes="dialog-body", markup=False)
             yield Input(str(self.default), id="export-path")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Export (enter)", variant="primary", id="export")

@@ -15,6 +15,7 @@ says so.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ from textual.widgets import DataTable, Static
 from console import commands
 from console.commands import STRATEGIES
 from console.panes.batches import BatchQueuePane, BatchTable
-from console.panes.breakers import BreakersPane
+from console.panes.breakers import BreakersPane, EventFeed
 from console.panes.charts import ChartsPane
 from console.panes.header import RunHeader
 from console.panes.history import RunsPane, run_settings
@@ -43,6 +44,9 @@ from engine.source import EngineEvent
 if TYPE_CHECKING:
     from console.app import BatchdeckApp
 
+# Commands that steer the watched run: meaningless once it has finished (and pacing needs a process).
+STEERING = {"pause_resume", "concurrency_up", "concurrency_down", "strategy", "cancel"}
+PACING = {"concurrency_up", "concurrency_down", "strategy"}
 PANE_TITLES = {1: "batch queue", 2: "rate limits", 3: "breakers & events", 4: "metrics", 5: "runs & replays"}
 TAB_NAMES = {1: "queue", 2: "limits", 3: "breakers", 4: "charts", 5: "runs"}
 
@@ -146,6 +150,13 @@ class MainScreen(Screen[None]):
             self.notify(f"read-only console: '{command.title}' would change the run, so it is disabled",
                         severity="warning", title="read-only")
             return False
+        snap = self.app.snapshot
+        if command_id in STEERING and snap is not None and self.app.source is not None:
+            state = snap.run.state
+            if state.finished or (command_id in PACING and state not in (RunState.RUNNING, RunState.PAUSED)):
+                self.notify(f"run #{snap.run.id} is {state.value}: '{command.title}' has nothing to act on",
+                            severity="warning")
+                return False
         return True
 
     def _source(self):
@@ -244,9 +255,36 @@ class MainScreen(Screen[None]):
     def action_replay(self) -> None:
         if not self.guard("replay") or not self._need_engine():
             return
+        if not self._browser_focused() and self.batches.filtered:
+            self._replay_filtered()
+            return
         run_id, batch_id, failed = self._replay_target()
         if run_id is None:
             return
+        self.open_replay(run_id, batch_id, failed)
+
+    def _replay_filtered(self) -> None:
+        """``R`` with a batch filter: the failed items of every batch the filter shows, counted first."""
+        batches = [b for b in self.batches.table.rows if b.failed > 0]
+        if not batches:
+            self.notify("the filter shows no batch with failed items", severity="warning")
+            return
+        run_id, terms = batches[0].run_id, " ".join(self.batches._terms)
+
+        async def count_then_ask() -> None:
+            ids: list[int] = []
+            for b in batches:
+                ids += [it["id"] for it in await self.app.store.failed_items(run_id, b.id)]
+            if not ids:
+                self.notify("the filtered batches have no failed items left to replay", severity="warning")
+                return
+            self.open_replay(run_id, None, len(ids), item_ids=tuple(ids),
+                             chosen_by=f"batch filter '{terms}' ({len(batches)} batches)")
+        self.app.run_task(count_then_ask(), name="count the filtered failed items")
+
+    def open_replay(self, run_id: int, batch_id: int | None, failed: int | None, *,
+                    item_ids: tuple[int, ...] = (), chosen_by: str = "") -> None:
+        """The replay dialog (how many, and the config to replay with) for a batch, a run or chosen items."""
         config = self._run_config(run_id)
         snap = self.app.snapshot
         strategy = snap.strategy if snap and snap.run.id == run_id and snap.strategy else \
@@ -255,7 +293,7 @@ class MainScreen(Screen[None]):
             run_id, batch_id, failed,
             concurrency=max(1, int(config.get("max_concurrent_requests", 5)) // 2 or 1),
             strategy="conservative" if strategy == "aggressive" else strategy,
-            retry_attempts=int(config.get("retry_attempts", 3)),
+            retry_attempts=int(config.get("retry_attempts", 3)), item_ids=item_ids, chosen_by=chosen_by,
         )
 
         def chosen(request: ReplayRequest | None) -> None:
@@ -291,6 +329,27 @@ class MainScreen(Screen[None]):
         return run_settings(run.config) if run else {}
 
     def action_export(self) -> None:
+        self.app.export_view(self)
+
+    def export_rows(self) -> tuple[str, list[dict]]:
+        """The focused pane's rows as plain dicts (what ``e`` exports): as filtered, in the order shown."""
+        snap = self.app.snapshot
+        run = f"run-{snap.run.id}-" if snap else ""
+        if self.active == 1:
+            return f"{run}batches", [asdict(b) for b in self.batches.table.rows]
+        if self.active == 2:
+            return f"{run}rate-limits", [asdict(g) for g in snap.rate_limits] if snap else []
+        if self.active == 3:
+            feed = self.query_one(EventFeed)
+            return f"{run}events", [{"at": e.at, "kind": e.kind, "run_id": e.run_id, "message": e.message}
+                                    for e in feed.events]
+        if self.active == 4:
+            return f"{run}metrics", [asdict(m) for m in snap.series] if snap else []
+        return "runs", [{"id": r.id, "kind": r.kind, "state": r.state.value, "parent_id": r.parent_id,
+                         "created_at": r.created_at, "started_at": r.started_at, "finished_at": r.finished_at,
+                         "message": r.message} for r in self.runs.runs.values()]
+
+    def action_report(self) -> None:
         if not self._need_engine():
             return
         run = self.runs.selected_run if self._browser_focused() else None
@@ -303,7 +362,7 @@ class MainScreen(Screen[None]):
         def chosen(path: Path | None) -> None:
             if path is not None:
                 self.app.run_task(self.app.export_report(run_id, path), name=f"export report of run #{run_id}")
-        self.app.push_screen(ExportScreen(run_id, default), chosen)
+        self.app.push_screen(ExportScreen(f"Export the report of run #{run_id}", default), chosen)
 
     # -- looking around ------------------------------------------------------------------
     def action_open_selected(self) -> None:

@@ -17,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from console.commands import STRATEGIES
+from engine.safetext import visible
 
 CONCURRENCY_RANGE = (1, 50)     # batch.concurrency.max_concurrent_requests
 RETRY_RANGE = (0, 10)           # batch.performance.retry_attempts
@@ -28,6 +29,8 @@ class ReplayRequest:
     batch_id: int | None
     overrides: dict[str, Any]
     start: bool
+    item_ids: tuple[int, ...] = ()     # replay exactly these failed items (what a filter shows)
+    chosen_by: str = ""
 
 
 def parse_int(text: str, name: str, lo: int, hi: int) -> int:
@@ -48,18 +51,26 @@ class ReplayScreen(ModalScreen[ReplayRequest | None]):
     ]
 
     def __init__(self, run_id: int, batch_id: int | None, failed: int | None, *,
-                 concurrency: int, strategy: str, retry_attempts: int) -> None:
+                 concurrency: int, strategy: str, retry_attempts: int,
+                 item_ids: tuple[int, ...] = (), chosen_by: str = "") -> None:
         super().__init__(classes="dialog")
         self.run_id, self.batch_id, self.failed = run_id, batch_id, failed
+        self.item_ids, self.chosen_by = item_ids, chosen_by
         self.defaults = (concurrency, strategy if strategy in STRATEGIES else "conservative", retry_attempts)
 
     def compose(self):
-        what = f"batch #{self.batch_id} of run #{self.run_id}" if self.batch_id else \
-            f"every failed item of run #{self.run_id}"
+        if self.item_ids:
+            what = f"what the filter shows in run #{self.run_id}"
+        elif self.batch_id:
+            what = f"batch #{self.batch_id} of run #{self.run_id}"
+        else:
+            what = f"every failed item of run #{self.run_id}"
         items = f" ({self.failed:,} failed items)" if self.failed is not None else ""
         concurrency, strategy, retries = self.defaults
         with Vertical(classes="dialog-box"):
-            yield Label(f"Replay {what}{items}", classes="dialog-title")
+            yield Label(f"Replay {what}{items}", classes="dialog-title", markup=False)
+            if self.chosen_by:
+                yield Static(f"chosen by: {visible(self.chosen_by)}", classes="dialog-body", markup=False)
             yield Static("A child run is created with copies of the failed items and this configuration.",
                          classes="dialog-body")
             with Horizontal(classes="field"):
@@ -91,6 +102,7 @@ class ReplayScreen(ModalScreen[ReplayRequest | None]):
             self.run_id, self.batch_id,
             {"max_concurrent_requests": concurrency, "default_strategy": strategy, "retry_attempts": retries},
             self.query_one("#replay-start", Checkbox).value,
+            self.item_ids, self.chosen_by,
         )
 
     def action_submit(self) -> None:

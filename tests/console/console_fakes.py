@@ -39,16 +39,17 @@ def make_batches(run_id: int = RUN_ID, count: int = 120, size: int = 20) -> list
     for i in range(count):
         batch_id = 1000 + i
         started = NOW - (count - i) * 9.0
+        # as the engine counts them: size = done + failed + retried (moved on to a later batch) + in flight
         if i >= count - 3:
-            state, done, failed, ended = BatchState.RUNNING, size // 2, 0, None
+            state, done, failed, retried, ended = BatchState.RUNNING, size // 2, 0, 1, None
         elif i % 7 == 3:
-            state, done, failed, ended = BatchState.PARTIAL, size - 3, 3, started + 8
+            state, done, failed, retried, ended = BatchState.PARTIAL, size - 5, 3, 2, started + 8
         elif i % 13 == 5:
-            state, done, failed, ended = BatchState.FAILED, 0, size, started + 8
+            state, done, failed, retried, ended = BatchState.FAILED, 0, size, 0, started + 8
         else:
-            state, done, failed, ended = BatchState.DONE, size, 0, started + 8
+            state, done, failed, retried, ended = BatchState.DONE, size, 0, 0, started + 8
         batches.append(BatchView(id=batch_id, run_id=run_id, size=size, state=state, done=done, failed=failed,
-                                 retried=failed, p95_ms=80.0 + (i * 37) % 400, started_at=started,
+                                 retried=retried, p95_ms=80.0 + (i * 37) % 400, started_at=started,
                                  ended_at=ended))
     return batches
 
@@ -196,7 +197,7 @@ class FixedStore:
             item_id = batch_id * 100 + i
             failed = i >= 17
             rows.append({"id": item_id, "seq": batch_id * 20 + i, "key": f"acme/repo-{i:03d}",
-                         "state": "failed" if failed else "done", "attempts": 4 if failed else 1,
+                         "state": "failed" if failed else "done", "attempts": 3 if failed else 0,
                          "error_class": "server" if failed else None,
                          "last_error": "HTTP 502 Bad Gateway from /repos/acme/repo/git/trees/main" if failed
                          else None})
@@ -239,3 +240,50 @@ async def settle(pilot, rounds: int = 3) -> None:
     for _ in range(rounds):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+
+
+# -- hostile text: what an attacker's repository (or a bad API day) puts into names and errors --------
+ESC_TITLE = "\x1b]0;pwned\x07"
+MARKUP_PATH = "[/oops]crash/package-lock.json"
+LINK_NAME = "[link=https://evil.example]@ctrl/tinycolor[/link]"
+
+
+class HostileStore(FixedStore):
+    """Findings, runs and items whose text is markup and escape sequences."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs[2] = replace(self.runs[2], message=f"[/oops] {ESC_TITLE}stopped [b]")
+
+    async def findings(self, run_id: int, after_id: int = 0, limit: int = 200) -> list[dict]:
+        rows = [
+            {"id": 1, "repo": f"acme/{ESC_TITLE}api", "file_path": MARKUP_PATH, "line_number": 3,
+             "package_name": LINK_NAME, "version": "4.1.1", "ecosystem": "npm", "ioc_source": "[red]x.csv",
+             "kind": "locked"},
+            {"id": 2, "repo": "acme/web", "file_path": "\x1b[2Jclear/yarn.lock", "line_number": 9,
+             "package_name": "left-pad", "version": "[bold]1.3.0", "ecosystem": "npm", "ioc_source": "iocs.csv",
+             "kind": "declared"},
+        ]
+        return [r for r in rows if r["id"] > after_id][:limit]
+
+    async def batch_items(self, run_id: int, batch_id: int, after_id: int = 0, limit: int = 200) -> list[dict]:
+        rows = await super().batch_items(run_id, batch_id, after_id, limit)
+        for row in rows:
+            if row["state"] == "failed":
+                row["key"] = f"repo:acme/{ESC_TITLE}[/x]"
+                row["last_error"] = f"HTTP 502 [link=https://evil.example]click[/link] {ESC_TITLE}"
+        return rows
+
+
+def hostile_snapshot() -> RunSnapshot:
+    snap = make_snapshot()
+    breakers = [replace(snap.breakers[1], transitions=[
+        BreakerTransition(NOW - 18, "closed", "open", f"[/oops] {ESC_TITLE}")])]
+    lanes = [LaneView("search", paused_until=NOW + 23, pause_reason=f"[/x]{ESC_TITLE}")]
+    return replace(snap, run=replace(snap.run, message=f"[/m]{ESC_TITLE}"), strategy="[/s]adaptive",
+                   breakers=breakers, lanes=lanes,
+                   rate_limits=[replace(snap.rate_limits[0], resource=f"[/r]{ESC_TITLE}")])
+
+
+def hostile_events() -> list[EngineEvent]:
+    return [EngineEvent(NOW - 4, "error", RUN_ID, f"[/oops] {ESC_TITLE} [link=https://evil.example]x[/link]")]

@@ -66,6 +66,14 @@ async def until(pilot, condition, what: str, bound: float = BOUND_S) -> None:
         await pilot.pause(0.05)
 
 
+async def pause_committed(pilot, engine, run_id: int, bound: float = BOUND_S) -> None:
+    """The state reads paused at once; in-flight items then finish and the pause checkpoint commits."""
+    deadline = time.monotonic() + bound
+    while ((await engine.store.last_checkpoint(run_id)) or {}).get("reason") != "pause":
+        assert time.monotonic() < deadline, "the pause checkpoint was never written"
+        await pilot.pause(0.05)
+
+
 def done(app) -> int:
     return app.snapshot.counts.done if app.snapshot else -1
 
@@ -83,6 +91,7 @@ async def test_space_pauses_progress_and_resumes_it(engine, tmp_path):
             await until(pilot, lambda: done(app) > 50, "progress")
             await pilot.press("space")
             await until(pilot, lambda: state(app) == RunState.PAUSED, "paused state")
+            await pause_committed(pilot, engine, run_id)
             frozen = (await engine.store.counts(run_id)).done
             for _ in range(10):                      # several refreshes later, nothing moved
                 await pilot.app.refresh_snapshot()
@@ -165,14 +174,14 @@ async def test_replay_dialog_refuses_out_of_range_values(engine, tmp_path):
         assert [r for r in await engine.store.list_runs() if r.parent_id == run_id] == []
 
 
-async def test_e_exports_the_report_to_the_named_file(engine, tmp_path):
+async def test_E_exports_the_report_to_the_named_file(engine, tmp_path):
     run_id = await engine.create_run("synthetic", {"items": 200, "seed": 5})
     handle = await engine.start(run_id)
     await handle.wait()
     app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await pilot.press("e")
+        await pilot.press("E")
         await pilot.pause()
         assert isinstance(app.screen, ExportScreen)
         target = tmp_path / "out" / "report.md"
@@ -257,6 +266,7 @@ async def test_attached_console_follows_a_second_process_and_its_pause_reaches_i
                 await until(pilot, lambda: done(app) > first, "progress seen through SQLite")
                 await pilot.press("space")
                 await until(pilot, lambda: state(app) == RunState.PAUSED, "the other process paused")
+                await pause_committed(pilot, engine, run_id)
                 frozen = (await engine.store.counts(run_id)).done
                 await asyncio.sleep(0.5)
                 assert (await engine.store.counts(run_id)).done == frozen
@@ -269,3 +279,45 @@ async def test_attached_console_follows_a_second_process_and_its_pause_reaches_i
         assert await asyncio.to_thread(proc.wait, 60) == 0
     finally:
         proc.kill()
+
+
+async def test_R_with_a_filter_replays_exactly_the_failed_items_it_shows_after_counting_them(engine, tmp_path):
+    run_id = await engine.create_run("synthetic", {"items": 400, "permanent_fail_rate": 0.05, "seed": 9})
+    handle = await engine.start(run_id)
+    assert await handle.wait() == RunState.COMPLETED
+    failed = (await engine.store.counts(run_id)).failed
+    app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(BatchTable)
+        await until(pilot, lambda: sum(b.failed for b in table.rows) == failed, "every failed batch listed")
+        target = next(b for b in table.rows if b.failed)
+        await pilot.press("slash", *f"err #{target.id}", "enter")       # batches with failures, this id
+        await pilot.pause()
+        shown = [b for b in table.rows if b.failed]
+        assert target in shown and sum(b.failed for b in shown) < failed
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, ReplayScreen), "the replay dialog with its count")
+        assert app.screen.failed == sum(b.failed for b in shown) < failed     # the dry-run count
+        app.screen.query_one("#replay-start", Checkbox).value = False
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        child = next(r for r in await engine.store.list_runs() if r.parent_id == run_id)
+        assert (await engine.store.counts(child.id)).total == sum(b.failed for b in shown)
+        assert "err" in child.spec["replay_of"]["chosen_by"]
+
+
+async def test_the_browser_marks_a_completed_run_with_failed_items_apart_from_a_clean_one(engine, tmp_path):
+    failing = await engine.create_run("synthetic", {"items": 300, "permanent_fail_rate": 0.05, "seed": 4})
+    await (await engine.start(failing)).wait()
+    clean = await engine.create_run("synthetic", {"items": 100, "seed": 2})
+    await (await engine.start(clean)).wait()
+    failed = (await engine.store.counts(failing)).failed
+    assert failed > 0
+    app = BatchdeckApp(engine, export_dir=tmp_path)          # browsing: the newest (clean) run is followed
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        browser = app.screen.query_one("#runs", DataTable)
+        await until(pilot, lambda: browser.row_count == 2, "both runs listed")
+        assert str(browser.get_row(str(failing))[2]) == f"◐ completed, {failed} failed"
+        assert str(browser.get_row(str(clean))[2]) == "✔ completed"

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Input
 
 from console.commands import COMMANDS
 from console.panes.batches import BatchTable
+from console.panes.rowtable import RowTable
 from console.screens.batch_items import BatchItemsScreen
 from console.screens.dialogs import ConfirmScreen
 from console.screens.findings import FindingsScreen
@@ -58,12 +59,12 @@ async def test_plus_and_minus_change_concurrency_and_presses_accumulate():
         assert [c for c in source.calls if c[0] == "set_concurrency"] == [("set_concurrency", 13),
                                                                           ("set_concurrency", 14)]
         await tick(pilot)
-        assert "conc 14" in header_text(app)
+        assert "concurrency 14 now" in header_text(app)
         await pilot.press("minus")
         await settle(pilot)
         await tick(pilot)
         assert source.calls[-1] == ("set_concurrency", 13)
-        assert "conc 13" in header_text(app)
+        assert "concurrency 13 now" in header_text(app)
 
 
 async def test_s_cycles_strategy_and_palette_picks_one_by_name():
@@ -242,7 +243,7 @@ async def test_f_shows_findings_of_an_ioc_scan_run():
         await pilot.press("f")
         await settle(pilot)
         assert isinstance(app.screen, FindingsScreen)
-        assert app.screen.query_one(DataTable).row_count == 3
+        assert len(app.screen.query_one(RowTable).lines) == 3
 
 
 async def test_readonly_refuses_every_run_changing_key_and_says_so():
@@ -311,7 +312,7 @@ async def test_actions_needing_the_database_say_so_without_one():
         await settle(pilot)
         table = app.screen.query_one(BatchTable)
         table.cursor = next(i for i, b in enumerate(table.rows) if b.failed)
-        for key in ("R", "e", "r"):
+        for key in ("R", "E", "r"):
             await pilot.press(key)
             await settle(pilot)
         messages = [n.message for n in app._notifications]

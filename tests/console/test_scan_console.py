@@ -6,10 +6,10 @@ import time
 
 import httpx
 import pytest
-from textual.widgets import DataTable
 
 from console.app import BatchdeckApp
 from console.panes.limits import RateLimitPane
+from console.panes.rowtable import RowTable
 from console.screens.findings import FindingsScreen
 from engine.api import Engine
 from engine.config import load_config
@@ -56,6 +56,11 @@ async def test_a_scan_fills_the_gauges_pauses_on_space_and_shows_its_findings(en
 
             await pilot.press("space")
             await until(pilot, lambda: app.snapshot.run.state is RunState.PAUSED, "paused")
+            # the state flips at once; in-flight items then finish and the pause checkpoint is committed
+            deadline = time.monotonic() + 60
+            while ((await engine.store.last_checkpoint(run_id)) or {}).get("reason") != "pause":
+                assert time.monotonic() < deadline, "the pause checkpoint was never written"
+                await pilot.pause(0.05)
             requests = client.counters.get("api_requests", 0) if hasattr(client, "counters") else None
             frozen = (await engine.store.counts(run_id)).done
             for _ in range(6):
@@ -71,13 +76,13 @@ async def test_a_scan_fills_the_gauges_pauses_on_space_and_shows_its_findings(en
             assert findings
             await pilot.press("f")
             assert isinstance(app.screen, FindingsScreen)
-            table = app.screen.query_one(DataTable)
+            screen = app.screen
             deadline = time.monotonic() + 20
-            while table.row_count < min(len(findings), 200) and time.monotonic() < deadline:
+            while (screen.fetching or len(screen.rows) < len(findings)) and time.monotonic() < deadline:
                 await pilot.pause(0.05)
-            assert table.row_count == min(len(findings), 200)       # the first page of the run's findings
-            first_row = [str(c) for c in table.get_row_at(0)]
-            assert findings[0]["repo"] in first_row and findings[0]["package_name"] in first_row
+            assert len(screen.query_one(RowTable).lines) == len(findings)     # every finding of the run
+            shown = {(r["repo"], r["package_name"]) for r in screen.shown}
+            assert (findings[0]["repo"], findings[0]["package_name"]) in shown
     finally:
         if not handle.task.done():
             await handle.stop()

@@ -74,5 +74,18 @@ def test_findings_screen(snap_compare):
     assert snap_compare(fixed_app("dark"), terminal_size=(120, 40), run_before=ready("f"))
 
 
+def test_findings_screen_narrow_grouped_by_package(snap_compare):
+    """At 80×24 package and version stay whole; `g` groups by package with counts."""
+    assert snap_compare(fixed_app("dark"), terminal_size=(80, 24), run_before=ready("f", "g"))
+
+
+def test_hostile_names_are_shown_literally(snap_compare):
+    """Markup and escape sequences from repositories, drawn as visible text (findings at 120×40)."""
+    from console_fakes import HostileStore, ScriptedSource, hostile_events, hostile_snapshot
+
+    app = fixed_app("dark", source=ScriptedSource(hostile_snapshot(), hostile_events()), store=HostileStore())
+    assert snap_compare(app, terminal_size=(120, 40), run_before=ready("f"))
+
+
 def test_cancel_confirmation(snap_compare):
     assert snap_compare(fixed_app("high-contrast"), terminal_size=(80, 24), run_before=ready("c"))

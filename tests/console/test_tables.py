@@ -17,8 +17,10 @@ from engine.models import BatchState, BatchView
 def test_one_table_feeds_the_screen_bindings_with_unique_ids_and_keys():
     ids = [c.id for c in COMMANDS]
     assert len(ids) == len(set(ids))
+    for screen in ("main", "findings", "items"):
+        scoped = [k for c in COMMANDS if screen in c.screens for k in c.keys.split(",")]
+        assert len(scoped) == len(set(scoped)), f"two commands share a default key on the {screen} screen"
     keys = [k for c in COMMANDS for k in c.keys.split(",")]
-    assert len(keys) == len(set(keys)), "two commands share a default key"
     assert [(b.id, b.key, b.action) for b in MainScreen.BINDINGS] == [(b.id, b.key, b.action) for b in bindings()]
     required = {"space", "p", "plus", "minus", "s", "R", "c", "e", "slash", "colon", "question_mark", "t",
                 "1", "2", "3", "4", "5", "q", "escape"}

@@ -134,6 +134,8 @@ class _Parsed:
 class IocScanJob:
     kind: ClassVar[str] = "ioc-scan"
     batch_lanes: ClassVar[frozenset[str]] = frozenset({"graphql"})
+    # repo items read the tree and spawn a file item per lockfile: the total grows until they end
+    spawning_kinds: ClassVar[frozenset[str]] = frozenset({"repo"})
 
     def __init__(self) -> None:
         self._repo_slots: asyncio.Semaphore | None = None
