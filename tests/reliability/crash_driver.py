@@ -1,7 +1,7 @@
 """Runs ``batchdeck`` with a gate in the ioc-scan job, for the crash matrix.
 
 ``crash_driver.py POINT N -- ARGS...``: like ``batchdeck ARGS...``, but once the job
-reaches the point (``plan``: after N repositories listed; ``process``: when the N-th
+reaches the point (``plan``: after N items planned, before they are committed; ``process``: when the N-th
 item starts) every further call there waits forever and ``HELD`` is printed on
 stdout. The test then kills the process (SIGKILL) at a known point, with no race.
 """

@@ -41,7 +41,7 @@ def scan_args(simulator: str, db: Path) -> list[str]:
 ENV = {**os.environ, "GITHUB_TOKEN": "crash-token"}
 
 
-@pytest.mark.parametrize("point,n", [("plan", 5), ("process", 1), ("process", 12), ("process", 40)])
+@pytest.mark.parametrize("point,n", [("plan", 1), ("process", 1), ("process", 12), ("process", 40)])
 def test_sigkill_at_a_point_then_resume_records_every_item_once(simulator, tmp_path, point, n):
     db = tmp_path / "crash.db"
     proc = subprocess.Popen([sys.executable, str(DRIVER), point, str(n), "--", *scan_args(simulator, db)],
