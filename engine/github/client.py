@@ -265,6 +265,12 @@ class GitHubClient:
             self._on_count = on_count
 
     @property
+    def authenticated(self) -> bool:
+        """Whether requests carry credentials (a token or an App's). GitHub answers GraphQL
+        only to those; without, REST alone, from the 60-an-hour bucket of the client's IP."""
+        return self._token is not None or self._auth is not None
+
+    @property
     def cache(self) -> HttpCache | None:
         return self._cache
 
@@ -453,7 +459,7 @@ class GitHubClient:
                     continue
                 error = error_for_response(
                     status, response.headers, content, method=method, url=url, lane=lane_name,
-                    api_url=self.api_url, had_token=self._token is not None or self._auth is not None,
+                    api_url=self.api_url, had_token=self.authenticated,
                     now=self._clock(),
                 )
                 if isinstance(error, SecondaryRateLimitError):

@@ -190,3 +190,33 @@ def test_a_scan_that_could_not_list_anything_says_incomplete_in_the_file(simulat
     assert [gap["target"] for gap in document["coverage"]["targets_not_listed"]] == [f"list:org/{target[1]}?page=1"]
     assert document["verdict"].startswith("INCOMPLETE") and "No compromised" not in out.read_text()
     assert "INCOMPLETE" in result.stderr
+
+
+def test_an_unauthenticated_org_scan_with_yes_completes_through_rest_only(tmp_path):
+    """`scan --org acme --yes` with no token: GitHub's GraphQL wants one, so the scan reads
+    REST alone and completes (the simulator's 60-an-hour bucket raised so 12 repos fit)."""
+    config = tmp_path / "sim.json"
+    config.write_text(json.dumps({"repos": 12, "seed": 11, "unauthenticated_limit": 100000}))
+    proc = subprocess.Popen([sys.executable, "-m", "engine.sim.server", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    try:
+        url = proc.stdout.readline().strip()
+        out = tmp_path / "anon.json"
+        result = subprocess.run([sys.executable, "-m", "console.cli", "scan", "--headless", "--org", "acme", "--yes",
+                                 "--api-url", url, "--iocs", str(IOCS), "--db", str(tmp_path / "anon.db"),
+                                 "--format", "json", "-o", str(out)],
+                                capture_output=True, text=True, cwd=ROOT, timeout=120, env=no_token_env(),
+                                stdin=subprocess.DEVNULL)
+        stats = httpx.get(f"{url}/_sim/stats").json()
+        truth = httpx.get(f"{url}/_sim/truth").json()["findings"]
+        public = {r["full_name"] for r in httpx.get(f"{url}/orgs/acme/repos?per_page=100").json()
+                  if not r["archived"] and not r["fork"]}        # what an anonymous default scan covers
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    report = json.loads(out.read_text())
+    assert result.returncode == 1 and report["complete"] is True     # 1: findings, not gaps
+    assert stats["graphql_queries"] == 0 and "POST /graphql" not in stats["requests"]
+    got = {(m["repo"], m["file_path"], m["package_name"], m["version"]) for m in report["matches"]}
+    expected = {(t["repo"], t["path"], t["package"], t["version"]) for t in truth if t["repo"] in public}
+    assert expected and got == expected

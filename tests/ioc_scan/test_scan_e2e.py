@@ -286,3 +286,36 @@ async def test_a_resumed_scan_does_not_list_again_what_it_listed(tmp_path):
         assert stats["requests"]["GET /orgs/{org}/repos"] == 1
         assert as_set(await findings(engine.store, run_id)) == truth_of(await sim_get(app, "/_sim/truth"))
 
+
+
+async def test_github_answers_graphql_without_a_token_with_401_and_rest_from_the_60_an_hour_bucket():
+    """The simulator keeps GitHub's rule the unauthenticated scan below relies on."""
+    app = create_app(SimConfig(repos=3, seed=5))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://sim") as sim:
+        graphql = await sim.post("/graphql", json={"query": "{ viewer { login } }"})
+        listing = await sim.get("/orgs/acme/repos")
+    assert graphql.status_code == 401
+    assert listing.status_code == 200 and listing.headers["x-ratelimit-limit"] == "60"
+    assert listing.headers["x-ratelimit-resource"] == "core"
+
+
+async def test_a_scan_without_a_token_reads_through_rest_only_and_matches_the_truth(tmp_path):
+    """GraphQL needs a token (401 without one): an unauthenticated scan must not ask it at all —
+    not for head commits, not for files — and still find everything it can see. The simulator's
+    unauthenticated limit is raised so a small org fits (github.com: 60 requests an hour)."""
+    app = create_app(SimConfig(repos=20, seed=11, unauthenticated_limit=100000))
+    async with await Engine.open(tmp_path / "anon.db", scan_config()) as engine:
+        run_id, state = await run_scan(engine, app, token=None, include_archived=True, include_forks=True)
+        assert state is RunState.COMPLETED
+        stats = await sim_get(app, "/_sim/stats")
+        assert stats["graphql_queries"] == 0 and "POST /graphql" not in stats["requests"]
+        assert "401" not in stats["statuses"] and stats["violations"] == 0
+        # without a token GitHub lists, and shows, the public repositories only
+        public = {r.full_name for r in app.state.sim.org.repos if not r.private}
+        truth = await sim_get(app, "/_sim/truth")
+        expected = truth_of(truth, public)
+        assert expected and len(public) < 20
+        assert as_set(await findings(engine.store, run_id)) == expected
+        failures = {(f["repo"], f["file_path"]) for f in await parse_failures(engine.store, run_id)}
+        assert failures == {(m["repo"], m["path"]) for m in truth["malformed"] if m["repo"] in public}
+        assert (await engine.store.counts(run_id)).failed == 0

@@ -16,7 +16,8 @@ Items and lanes (the engine knows none of this):
   manifests and lockfiles in it are matched from the blob cache or spawned as
   file items.
 * ``file:<owner>/<name>:<path>`` (lane ``graphql`` when cross-repo batching is
-  on and the file is below ``stream_large_files_threshold``, else ``read``):
+  on, the client has a token and the file is below ``stream_large_files_threshold``,
+  else ``read``):
   fetched by blob sha — in batches through one GraphQL query with aliases
   (``batch_lanes``: the engine's adaptive sizer picks how many files a query
   carries; a query failing as a whole is retried as a batch, see
@@ -120,6 +121,13 @@ def _page_of(url: str | None) -> int | None:
         return None
 
 
+def _uses_graphql(ctx: Any) -> bool:
+    """GraphQL (head commits, file batches) only with cross-repo batching on and a client
+    with credentials: GitHub answers GraphQL without a token with 401, so an unauthenticated
+    scan reads trees and blobs through REST alone, decided here rather than by catching 401s."""
+    return ctx.config.batch.enable_cross_repo_batching and ctx.github.authenticated
+
+
 class _Parsed:
     """Dependencies of one blob (or why it could not be parsed)."""
 
@@ -213,7 +221,7 @@ class IocScanJob:
             for r in repos if isinstance(r, dict) and r.get("full_name") and in_scope(r)
         ]
         new = await self._new_items(ctx, follow + repo_items)
-        if ctx.config.batch.enable_cross_repo_batching:     # off: no GraphQL at all, trees by ETag
+        if _uses_graphql(ctx):      # otherwise no GraphQL at all, trees by ETag
             await self._add_heads(ctx, [i for i in new if i.key.startswith("repo:")])
         for planned in new:
             self._spawned_keys.add(planned.key)
@@ -290,7 +298,7 @@ class IocScanJob:
             if head:
                 ctx.write(REPO_HEAD_SQL, [(p["full_name"], head, json.dumps(entries, separators=(",", ":")),
                                            time.time())])
-        batch = ctx.config.batch
+        batch, graphql = ctx.config.batch, _uses_graphql(ctx)
         files, cached, spawned, matches = 0, 0, 0, 0
         for entry in entries:
             parser = parser_for(entry["path"])
@@ -304,7 +312,7 @@ class IocScanJob:
                 matches += self._record(ctx, parsed, p["full_name"], entry["path"])
                 continue
             size = int(entry.get("size") or 0)
-            lane = "graphql" if batch.enable_cross_repo_batching and size <= batch.stream_large_files_threshold \
+            lane = "graphql" if graphql and size <= batch.stream_large_files_threshold \
                 else "read"
             depth = entry["path"].count("/")
             priority = (0 if parser.lockfile else 10) + min(depth, 9) if batch.enable_file_prioritization else 5
