@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.events import Click
 from textual.geometry import Size
@@ -26,6 +25,7 @@ from textual.widgets import Input, Static
 
 from console.panes import fmt
 from console.panes.messages import BatchHistoryLoaded
+from console.panes.rowtable import LIST_BINDINGS
 from engine.models import BatchState, BatchView, RunSnapshot
 
 MAX_ROWS = 10_000
@@ -76,15 +76,7 @@ class BatchTable(ScrollView, can_focus=True):
     BatchTable > .batch-table--failed { color: $error; }
     BatchTable > .batch-table--muted { color: $foreground-muted; }
     """
-    # Navigation keys belong to the widget (like any list); they are not commands.
-    BINDINGS = [
-        Binding("up,k", "move(-1)", show=False),
-        Binding("down,j", "move(1)", show=False),
-        Binding("pageup", "page(-1)", show=False),
-        Binding("pagedown", "page(1)", show=False),
-        Binding("home", "jump(0)", show=False),
-        Binding("end", "jump(-1)", show=False),
-    ]
+    BINDINGS = LIST_BINDINGS
 
     cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
 

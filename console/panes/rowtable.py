@@ -96,6 +96,17 @@ def fit_columns(columns: list[Column], natural: dict[str, int], width: int) -> l
     return [(c, widths[c.key]) for c in columns if c in shown]
 
 
+# Navigation keys belong to a list widget (like any list); they are not commands.
+LIST_BINDINGS = [
+    Binding("up,k", "move(-1)", show=False),
+    Binding("down,j", "move(1)", show=False),
+    Binding("pageup", "page(-1)", show=False),
+    Binding("pagedown", "page(1)", show=False),
+    Binding("home", "jump(0)", show=False),
+    Binding("end", "jump(-1)", show=False),
+]
+
+
 class RowTable(ScrollView, can_focus=True):
     """Rows (plain dicts) and group headings; a cursor; nothing but the visible lines rendered."""
 
@@ -106,14 +117,7 @@ class RowTable(ScrollView, can_focus=True):
     RowTable > .row-table--header { color: $foreground-muted; text-style: bold; }
     RowTable > .row-table--group { color: $accent; text-style: bold; }
     """
-    BINDINGS = [
-        Binding("up,k", "move(-1)", show=False),
-        Binding("down,j", "move(1)", show=False),
-        Binding("pageup", "page(-1)", show=False),
-        Binding("pagedown", "page(1)", show=False),
-        Binding("home", "jump(0)", show=False),
-        Binding("end", "jump(-1)", show=False),
-    ]
+    BINDINGS = LIST_BINDINGS
 
     cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
 

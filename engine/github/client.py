@@ -308,6 +308,11 @@ class GitHubClient:
         """Each lane's pause and write budget."""
         return self._lanes.views()
 
+    def client_for(self, owner: str | None) -> GitHubClient:
+        """The client that serves ``owner``: this one (an
+        :class:`~engine.github.router.OwnerRouter` picks one per org's installation)."""
+        return self
+
     def budget_outlook(self, requests: int, resource: str = "core") -> BudgetOutlook:
         """What ``requests`` more requests of ``resource`` cost: budget left, next reset,
         windows needed and the waits for resets that implies (for progress displays).

@@ -50,6 +50,10 @@ class OwnerRouter:
         return self._default.api_url
 
     @property
+    def authenticated(self) -> bool:
+        return all(client.authenticated for client in self._clients.values())
+
+    @property
     def cache(self) -> Any:
         return self._default.cache
 

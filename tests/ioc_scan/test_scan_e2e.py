@@ -319,3 +319,29 @@ async def test_a_scan_without_a_token_reads_through_rest_only_and_matches_the_tr
         failures = {(f["repo"], f["file_path"]) for f in await parse_failures(engine.store, run_id)}
         assert failures == {(m["repo"], m["path"]) for m in truth["malformed"] if m["repo"] in public}
         assert (await engine.store.counts(run_id)).failed == 0
+
+
+async def test_two_orgs_behind_a_router_are_each_read_through_their_own_client(tmp_path):
+    """Several orgs in one run (one App installation each): every GraphQL query (blobs,
+    head commits) goes to the client of the org it reads, never mixing orgs of two
+    installations in one query, and the findings are the truth of both orgs."""
+    from engine.github.router import OwnerRouter
+
+    apps = {org: create_app(SimConfig(org=org, repos=30, seed=seed)) for org, seed in (("acme", 5), ("beta", 6))}
+    spec = build_spec(ScanTargets(orgs=list(apps)), [DEFAULT_IOCS], api_url="http://acme.sim",
+                      include_archived=True, include_forks=True)
+    async with await Engine.open(tmp_path / "two.db", scan_config()) as engine:
+        router = OwnerRouter({org: make_client(engine, f"http://{org}.sim", "sim-token",
+                                               transport=httpx.ASGITransport(app)) for org, app in apps.items()})
+        run_id = await engine.create_run("ioc-scan", spec)
+        try:
+            state = await (await engine.start(run_id, github=router)).wait()
+        finally:
+            await router.aclose()
+        assert state is RunState.COMPLETED
+        assert await engine.store.failed_items(run_id) == []
+        truth = set()
+        for app in apps.values():
+            truth |= truth_of(await sim_get(app, "/_sim/truth"))
+            assert (await sim_get(app, "/_sim/stats"))["graphql_queries"] > 0
+        assert truth and as_set(await findings(engine.store, run_id)) == truth

@@ -48,12 +48,34 @@ class BlobText:
         return self.text is not None and not self.truncated and not self.binary
 
 
+async def per_client(gh: Any, owners: list[str], query: Any) -> list[Any]:
+    """``query(client, indexes)`` once per client the owners route to (one per org's
+    installation behind an :class:`~engine.github.router.OwnerRouter`, else one), run
+    together; the answers back in the order of ``owners``. An installation reads only
+    its own org, so a query may not mix owners of different clients."""
+    groups: dict[int, tuple[Any, list[int]]] = {}
+    for index, owner in enumerate(owners):
+        client = gh.client_for(owner)
+        groups.setdefault(id(client), (client, []))[1].append(index)
+    answers = await asyncio.gather(*(query(client, indexes) for client, indexes in groups.values()))
+    out: list[Any] = [None] * len(owners)
+    for (_, indexes), answer in zip(groups.values(), answers, strict=True):
+        for index, value in zip(indexes, answer, strict=True):
+            out[index] = value
+    return out
+
+
 async def graphql_blob_texts(gh: Any, requests: list[tuple[str, str, str]]) -> list[BlobText | Exception]:
-    """Blobs of many repositories in one query: ``(owner, repo, sha or "REF:path")`` each.
+    """Blobs of many repositories in one query per client: ``(owner, repo, sha or "REF:path")`` each.
 
     Per request a :class:`BlobText`, or a :class:`ClientError` when the repository
-    or the object is missing. A failure of the whole query raises.
+    or the object is missing. A failure of a whole query raises.
     """
+    return await per_client(gh, [owner for owner, _, _ in requests],
+                            lambda client, indexes: _blob_texts(client, [requests[i] for i in indexes]))
+
+
+async def _blob_texts(gh: Any, requests: list[tuple[str, str, str]]) -> list[BlobText | Exception]:
     declarations, fields, variables = [], [], {}
     for i, (owner, repo, expression) in enumerate(requests):
         declarations.append(f"$o{i}: String!, $n{i}: String!, $e{i}: String!")
@@ -102,8 +124,13 @@ def _batch_is_the_problem(exc: BaseException) -> bool:
 
 
 async def graphql_heads(gh: Any, repos: list[tuple[str, str]]) -> list[tuple[str, str] | None]:
-    """``(default branch, head commit oid)`` of up to 100 repositories in one query;
-    None for a repository that is missing, empty (no branch) or not answered."""
+    """``(default branch, head commit oid)`` of up to 100 repositories in one query per
+    client; None for a repository that is missing, empty (no branch) or not answered."""
+    return await per_client(gh, [owner for owner, _ in repos],
+                            lambda client, indexes: _heads(client, [repos[i] for i in indexes]))
+
+
+async def _heads(gh: Any, repos: list[tuple[str, str]]) -> list[tuple[str, str] | None]:
     declarations, fields, variables = [], [], {}
     for i, (owner, name) in enumerate(repos):
         declarations.append(f"$o{i}: String!, $n{i}: String!")
