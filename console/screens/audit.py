@@ -70,6 +70,8 @@ class AuditScreen(Screen[None]):
 
     async def _load(self, store) -> None:
         found = await entries(store, self.run_id, limit=MAX_ENTRIES)
+        if not self.is_attached:            # left with esc before the read finished
+            return
         self.rows = [audit_row(e) for e in reversed(found)]
         self.query_one(RowTable).set_lines(list(self.rows))
         count = len(self.rows)
