@@ -42,6 +42,7 @@ from console.panes.messages import BatchHistoryLoaded
 from console.screens.main import MainScreen
 from console.screens.replay import ReplayRequest
 from console.themes import load_all
+from engine.audit import Action, AuditedSource, Origin, record
 from engine.errors import InputError
 from engine.models import RunSnapshot, RunState
 from engine.safetext import visible
@@ -160,10 +161,12 @@ class BatchdeckApp(App[int]):
 
     # -- the run being watched ------------------------------------------------------------
     def set_source(self, source: RunSource, *, owned: bool = False) -> None:
+        """Watch ``source``; the commands sent through it are recorded in the audit log (origin console)."""
+        source = unaudited(source)
         old = self.source
-        if old is not None and old is not source and old.run_id not in self.owned:
-            self._close_source(old)
-        self.source = source
+        if old is not None and unaudited(old) is not source and old.run_id not in self.owned:
+            self._close_source(unaudited(old))
+        self.source = AuditedSource(source, self.store, Origin.CONSOLE) if self.store is not None else source
         self.snapshot = None
         self.pending_concurrency = None
         if owned:
@@ -314,6 +317,9 @@ class BatchdeckApp(App[int]):
         else:
             child = await self.engine.replay(request.run_id, batch_id=request.batch_id, overrides=request.overrides)
             what = f"batch #{request.batch_id}" if request.batch_id else "the failed items"
+        if self.store is not None:
+            await record(self.store, request.run_id, Action.REPLAY, f"run {child}: {what}"
+                         + (f"; chosen by {request.chosen_by}" if request.chosen_by else ""), origin=Origin.CONSOLE)
         self.notify(f"replay run #{child} created from {what} of run #{request.run_id}")
         if self.main is not None:
             self.main.runs.load(select_id=child)
@@ -396,6 +402,9 @@ class BatchdeckApp(App[int]):
         else:
             for run_id in running:
                 await self.owned[run_id].pause()
+                # One audit row for the quit (exit code 130 tells `drive` not to add its own).
+                if self.store is not None:
+                    await record(self.store, run_id, Action.PAUSE, "quitting the console", origin=Origin.CONSOLE)
         self._paused_on_quit = True
         self.exit(self.exit_code())
 
@@ -410,6 +419,11 @@ class BatchdeckApp(App[int]):
         if snap is not None and snap.run.id in self.owned and snap.run.state.finished and snap.counts.failed:
             return EXIT_FAILED_ITEMS
         return EXIT_OK
+
+
+def unaudited(source: Any) -> Any:
+    """The run source under its audit wrapper: ``owned`` keeps these, so a quit's pause is recorded once."""
+    return source.source if isinstance(source, AuditedSource) else source
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -136,11 +136,12 @@ async def drive(engine: Any, run_id: int, args: argparse.Namespace, *, github: A
         else:
             from console.app import run_console
 
-            await run_console(engine, source=handle.source, run_id=run_id, theme=engine.config.console.theme,
-                              keymap=engine.config.console.keymap, refresh_hz=engine.config.console.refresh_hz)
+            code = await run_console(engine, source=handle.source, run_id=run_id, theme=engine.config.console.theme,
+                                     keymap=engine.config.console.keymap, refresh_hz=engine.config.console.refresh_hz)
             if not handle.task.done():
                 await handle.stop("console closed; resume to continue")
-                await record(engine.store, run_id, Action.STOP, "console closed", origin=Origin.CONSOLE)
+                if code != EXIT_INTERRUPTED:     # 130: the console paused the run on quit and recorded that
+                    await record(engine.store, run_id, Action.STOP, "console closed", origin=Origin.CONSOLE)
         state = await handle.task
     finally:
         if on_stop:

@@ -40,7 +40,7 @@ class Command:
     palette: bool = True     # offered in the command palette
     key_display: str | None = None
     footer_group: Binding.Group | None = None
-    screens: tuple[str, ...] = ("main",)   # where the key works: main, findings, items
+    screens: tuple[str, ...] = ("main",)   # where the key works: main, findings, items, audit
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -69,7 +69,7 @@ COMMANDS: tuple[Command, ...] = (
             "Cancel the run (asks first; the run cannot be resumed)", "Run", changes_run=True),
     Command("export", "e", "export", "export",
             "Export what the view shows (batches, items, findings, events, runs; filtered) to CSV or JSON",
-            "View", screens=("main", "findings", "items")),
+            "View", screens=("main", "findings", "items", "audit")),
     Command("report", "E", "report", "report",
             "Write the run's performance report (Markdown or JSON) to a file", "Run", footer=False),
     # -- looking around -------------------------------------------------------
@@ -81,6 +81,10 @@ COMMANDS: tuple[Command, ...] = (
             key_display="/", screens=("main", "findings", "items")),
     Command("findings", "f", "findings", "findings",
             "Show the findings of an ioc-scan run", "View"),
+    # Not in the main footer: at 120 columns it would push `: commands` and `q quit` off the bar.
+    Command("audit", "a", "audit", "audit",
+            "Show the run's audit log: who changed it, when and from where (CLI, console, signal)",
+            "View", footer=False),
     Command("sort", "s", "sort", "sort", "Findings: sort by the next column", "View",
             screens=("findings",)),
     Command("group", "g", "group", "group", "Findings: group by package, then by repository, then not",
@@ -103,7 +107,7 @@ COMMANDS: tuple[Command, ...] = (
             "Console", key_display=":", palette=False),
     Command("back", "escape", "back", "back",
             "Back out: close the filter, restore a zoomed pane, leave a list", "Console", footer=False,
-            palette=False, screens=("main", "findings", "items")),
+            palette=False, screens=("main", "findings", "items", "audit")),
     Command("quit", "q", "quit", "quit",
             "Quit (asks while a run of this console is running; it is paused and checkpointed first)",
             "Console"),

@@ -33,6 +33,7 @@ from console.panes.header import RunHeader
 from console.panes.history import RunsPane, run_settings
 from console.panes.keybar import KeyBar
 from console.panes.limits import RateLimitPane
+from console.screens.audit import AuditScreen
 from console.screens.batch_items import BatchItemsScreen
 from console.screens.dialogs import ConfirmScreen, ExportScreen
 from console.screens.findings import FindingsScreen
@@ -394,6 +395,15 @@ class MainScreen(Screen[None]):
                         severity="warning")
             return
         self.app.push_screen(FindingsScreen(run.id))
+
+    def action_audit(self) -> None:
+        run = self.runs.selected_run if self._browser_focused() else None
+        if run is None and self.app.snapshot is not None:
+            run = self.app.snapshot.run
+        if run is None:
+            self.notify("no run selected", severity="warning")
+            return
+        self.app.push_screen(AuditScreen(run.id))
 
     def action_zoom(self) -> None:
         if self.maximized is not None:

@@ -176,6 +176,11 @@ class FixedStore:
         self.batches = {RUN_ID: make_batches()}
         self.calls: list[tuple[str, Any]] = []
 
+    async def write(self, sql: str, params: tuple) -> int:
+        """The audit rows the console writes (engine.audit.record), kept for the test to read."""
+        self.calls.append(("write", params))
+        return len(self.calls)
+
     async def list_runs(self, limit: int = 50, before_id: int | None = None) -> list[RunInfo]:
         runs = [r for r in self.runs if before_id is None or r.id < before_id]
         return runs[:limit]

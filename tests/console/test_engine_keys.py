@@ -29,6 +29,7 @@ from console.panes.batches import BatchTable
 from console.screens.dialogs import ConfirmScreen, ExportScreen
 from console.screens.replay import ReplayScreen
 from engine.api import Engine
+from engine.audit import entries
 from engine.config import load_config
 from engine.models import RunState
 
@@ -78,6 +79,16 @@ def done(app) -> int:
     return app.snapshot.counts.done if app.snapshot else -1
 
 
+async def audited(pilot, engine, run_id: int, count: int, bound: float = BOUND_S) -> list[tuple[str, str | None, str]]:
+    """(action, detail, origin) of the run's audit log once it holds ``count`` entries (a row is written
+    after the command it records has taken effect)."""
+    deadline = time.monotonic() + bound
+    while len(found := await entries(engine.store, run_id)) < count:
+        assert time.monotonic() < deadline, f"audit log: {found}"
+        await pilot.pause(0.05)
+    return [(e.action, e.arg, e.origin) for e in found]
+
+
 def state(app) -> RunState | None:
     return app.snapshot.run.state if app.snapshot else None
 
@@ -101,6 +112,8 @@ async def test_space_pauses_progress_and_resumes_it(engine, tmp_path):
             await pilot.press("space")
             await until(pilot, lambda: done(app) > frozen, "progress after resume")
             assert state(app) == RunState.RUNNING
+            # each key recorded once, as the console's
+            assert await audited(pilot, engine, run_id, 2) == [("pause", None, "console"), ("resume", None, "console")]
     finally:
         await handle.stop()
 
@@ -123,6 +136,9 @@ async def test_plus_raises_the_engines_concurrency_and_minus_lowers_it(engine, t
             await until(pilot, lambda: handle.runner.sizer.concurrency == before, "engine concurrency back")
             await pilot.press("s")     # sequential → parallel (the table's order)
             await until(pilot, lambda: handle.runner.sizer.strategy.value == "parallel", "engine strategy")
+            assert await audited(pilot, engine, run_id, 3) == [
+                ("concurrency", str(before + 1), "console"), ("concurrency", str(before), "console"),
+                ("strategy", "parallel", "console")]
     finally:
         await handle.stop()
 
@@ -152,6 +168,8 @@ async def test_R_replays_a_failed_batch_as_a_linked_child_shown_in_the_browser(e
         assert child.config["batch"]["concurrency"]["max_concurrent_requests"] == 2
         browser = app.screen.query_one("#runs", DataTable)
         await until(pilot, lambda: str(child.id) in {k.value for k in browser.rows}, "child in the browser")
+        assert await audited(pilot, engine, run_id, 1) == [
+            ("replay", f"run {child.id}: batch #{batch.id}", "console")]
 
 
 async def test_replay_dialog_refuses_out_of_range_values(engine, tmp_path):
@@ -225,6 +243,9 @@ async def test_q_pauses_the_in_process_run_before_exiting(engine, tmp_path):
             await settle(pilot)
         assert app.return_value == 130
         assert (await engine.store.get_run(run_id)).state == RunState.PAUSED
+        # one row for the quit: `drive` (console/cli.py) adds no "console closed" stop after a 130
+        assert [(e.action, e.arg, e.origin) for e in await entries(engine.store, run_id)] == [
+            ("pause", "quitting the console", "console")]
         assert await engine.store.list_checkpoints(run_id)
     finally:
         await handle.stop()
@@ -305,6 +326,8 @@ async def test_R_with_a_filter_replays_exactly_the_failed_items_it_shows_after_c
         child = next(r for r in await engine.store.list_runs() if r.parent_id == run_id)
         assert (await engine.store.counts(child.id)).total == sum(b.failed for b in shown)
         assert "err" in child.spec["replay_of"]["chosen_by"]
+        [(action, detail, origin)] = await audited(pilot, engine, run_id, 1)
+        assert (action, origin) == ("replay", "console") and f"run {child.id}: " in detail and "err" in detail
 
 
 async def test_the_browser_marks_a_completed_run_with_failed_items_apart_from_a_clean_one(engine, tmp_path):
