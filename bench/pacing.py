@@ -50,7 +50,7 @@ from engine.config import load_config  # noqa: E402
 from engine.github.app_auth import InstallationAuth  # noqa: E402
 from engine.github.ratelimit import budget_outlook  # noqa: E402
 from engine.github.router import OwnerRouter  # noqa: E402
-from engine.jobs.ioc_scan.scan import DEFAULT_IOCS, ScanTargets, build_spec, make_client  # noqa: E402
+from engine.jobs.ioc_scan.scan import DEFAULT_IOCS, ScanTargets, build_spec, findings, make_client  # noqa: E402
 from engine.models import RunState  # noqa: E402
 from engine.sim.apps import generate_key_pair  # noqa: E402
 
@@ -103,6 +103,9 @@ async def scan(db: Path, urls: dict[str, str], pacing: str, app_key: str | None 
         wall = time.perf_counter() - started
         await client.aclose()
         assert state is RunState.COMPLETED, state
+        found = {(m.repo, m.file_path, m.package_name, m.version, m.kind, m.line_number)
+                 for m in await findings(engine.store, run_id)}
+        failed_items = len(await engine.store.failed_items(run_id))
     stats = {"requests_total": 0, "graphql_queries": 0, "points_used": {}, "violations": 0,
              "limit_responses": {"primary": 0, "secondary": 0}}
     for url in urls.values():
@@ -114,11 +117,17 @@ async def scan(db: Path, urls: dict[str, str], pacing: str, app_key: str | None 
             stats["limit_responses"][kind] += one["limit_responses"][kind]
         for resource, n in one["points_used"].items():
             stats["points_used"][resource] = stats["points_used"].get(resource, 0) + n
+    truth = set()
+    for url in urls.values():
+        async with httpx.AsyncClient(base_url=url) as side:
+            truth |= {(t["repo"], t["path"], t["package"], t["version"], t["kind"], t["line"])
+                      for t in (await side.get("/_sim/truth")).json()["findings"]}
     graphql = stats["graphql_queries"]
     return {"wall_s": round(wall, 2), "requests": stats["requests_total"], "graphql_queries": graphql,
             "rest_requests": stats["requests_total"] - graphql, "points_used": stats["points_used"],
             "violations": stats["violations"], "secondary": stats["limit_responses"]["secondary"],
-            "primary_refusals": stats["limit_responses"]["primary"]}
+            "primary_refusals": stats["limit_responses"]["primary"],
+            "findings": len(found), "truth_exact": found == truth, "failed_items": failed_items}
 
 
 def limit_bound_s(result: dict, core_limit: int = 5000, graphql_limit: int = 5000) -> float:
@@ -225,6 +234,9 @@ async def main() -> None:
         "pacer_tight_over_ample": round(paced_tight / paced_ample, 3),
         "one_org_app_wall_s": one_org["wall_s"], "two_orgs_app_wall_s": two_orgs["wall_s"],
         "two_orgs_over_one": round(two_orgs["wall_s"] / one_org["wall_s"], 3),
+        "org_findings": big["findings"],
+        "truth_exact": all(r["truth_exact"] for r in (big, ample, tight, one_org, two_orgs)),
+        "failed_items": sum(r["failed_items"] for r in (big, ample, tight, one_org, two_orgs)),
         "violations": sum(r["violations"] for r in (big, ample, tight, one_org, two_orgs)),
         "secondary_refusals": sum(r["secondary"] for r in (big, ample, tight, one_org, two_orgs)),
         "primary_refusals": sum(r["primary_refusals"] for r in (big, ample, tight, one_org, two_orgs)),
