@@ -19,7 +19,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 demo: $(STAMP)
 	$(BIN)/batchdeck demo $(DEMO_ARGS)
