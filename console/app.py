@@ -411,6 +411,17 @@ class BatchdeckApp(App[int]):
     async def action_quit(self) -> None:
         self.request_quit()
 
+    def action_help_quit(self) -> None:
+        """Ctrl+C does in the console what it does on the command line: a run of this
+        console is paused (resumable) and the console exits 130, without a question,
+        since a reflexive Ctrl+C must stop the run at once. (Textual's default only
+        hints at `q`, in markup.)"""
+        running = self.running_owned()
+        if running:
+            self.run_task(self._pause_and_exit(running), name="pause on ctrl+c")
+        else:
+            self.exit(self.exit_code())
+
     def exit_code(self) -> int:
         """130 if quitting left a run of ours unfinished, 1 if one ended with failed items, else 0."""
         if self._paused_on_quit:

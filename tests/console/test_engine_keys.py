@@ -251,6 +251,21 @@ async def test_q_pauses_the_in_process_run_before_exiting(engine, tmp_path):
         await handle.stop()
 
 
+async def test_ctrl_c_pauses_the_in_process_run_and_exits_at_once_like_sigint(engine, tmp_path):
+    run_id = await engine.create_run("synthetic", {"items": 20_000, "latency_ms": 5, "seed": 7, **held(tmp_path)})
+    handle = await engine.start(run_id)
+    app = BatchdeckApp(engine, source=handle.source, export_dir=tmp_path)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: done(app) > 0, "progress")
+            await pilot.press("ctrl+c")
+            await settle(pilot)
+        assert app.return_value == 130
+        assert (await engine.store.get_run(run_id)).state == RunState.PAUSED
+    finally:
+        await handle.stop()
+
+
 SECOND_PROCESS = textwrap.dedent("""
     import asyncio, sys
     from engine.api import Engine
