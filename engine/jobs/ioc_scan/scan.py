@@ -54,7 +54,7 @@ def build_spec(targets: ScanTargets, ioc_paths: list[str | Path], *, include_arc
         if repo.count("/") != 1:
             raise InputError(f"--repo {repo!r}: expected owner/name")
     if not ioc_paths:
-        raise InputError("no IOC list: give --iocs FILE (e.g. sample_configs/iocs/shai-hulud-2-packages.csv)")
+        raise InputError(f"no IOC list: give --iocs FILE (batchdeck ships the Shai-Hulud 2 list: --iocs {SHAI_HULUD_2})")
     return {
         "targets": {"orgs": targets.orgs, "users": targets.users, "repos": targets.repos},
         "iocs": ioc_spec(list(ioc_paths)),
