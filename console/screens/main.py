@@ -383,12 +383,19 @@ class MainScreen(Screen[None]):
         self.show_pane(1, focus=False)
         self.batches.open_filter()
 
-    def action_findings(self) -> None:
+    def _target_run(self):
+        """The run a run-level view opens on: the browser's selection when it has focus,
+        else the watched run; None (with a notice) when there is neither."""
         run = self.runs.selected_run if self._browser_focused() else None
         if run is None and self.app.snapshot is not None:
             run = self.app.snapshot.run
         if run is None:
             self.notify("no run selected", severity="warning")
+        return run
+
+    def action_findings(self) -> None:
+        run = self._target_run()
+        if run is None:
             return
         if run.kind != "ioc-scan":
             self.notify(f"run #{run.id} is a {run.kind} run: findings exist for ioc-scan runs only",
@@ -397,11 +404,8 @@ class MainScreen(Screen[None]):
         self.app.push_screen(FindingsScreen(run.id))
 
     def action_audit(self) -> None:
-        run = self.runs.selected_run if self._browser_focused() else None
-        if run is None and self.app.snapshot is not None:
-            run = self.app.snapshot.run
+        run = self._target_run()
         if run is None:
-            self.notify("no run selected", severity="warning")
             return
         self.app.push_screen(AuditScreen(run.id))
 
