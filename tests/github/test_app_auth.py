@@ -21,6 +21,7 @@ from engine.sim.app import create_app
 from engine.sim.apps import generate_key_pair, installation_limit
 from engine.sim.config import SimConfig
 from tests.github.conftest import loop_epoch, run_in_virtual_time
+from tests.loopback import loopback_simulator
 
 ROOT = Path(__file__).parents[2]
 BASE = "http://sim.test"
@@ -173,13 +174,8 @@ def app_simulator(keys, tmp_path_factory):
     config = tmp_path_factory.mktemp("sim") / "sim.yaml"
     config.write_text(yaml.safe_dump({"repos": 8, "seed": 3, "app": {"id": 77, "public_key_pem": public,
                                                                      "installation_id": 9001}}))
-    proc = subprocess.Popen([sys.executable, "-m", "engine.sim.server", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    try:
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with loopback_simulator("--config", str(config)) as url:
+        yield url
 
 
 def cli_scan(url: str, tmp_path: Path, key: str, *extra: str) -> subprocess.CompletedProcess:

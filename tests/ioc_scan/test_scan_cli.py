@@ -13,19 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.loopback import loopback_simulator
+
 ROOT = Path(__file__).parents[2]
 IOCS = ROOT / "sample_configs" / "iocs" / "shai-hulud-2-packages.csv"
 
 
 @pytest.fixture(scope="module")
 def simulator():
-    proc = subprocess.Popen([sys.executable, "-m", "engine.sim.server", "--repos", "40", "--seed", "3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    try:
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with loopback_simulator("--repos", "40", "--seed", "3") as url:
+        yield url
 
 
 def scan(*args: str, token: str = "cli-token") -> subprocess.CompletedProcess:

@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.loopback import loopback_simulator
+
 ROOT = Path(__file__).parents[2]
 IOCS = ROOT / "sample_configs" / "iocs" / "shai-hulud-2-packages.csv"
 DRIVER = Path(__file__).with_name("crash_driver.py")
@@ -24,13 +26,8 @@ DRIVER = Path(__file__).with_name("crash_driver.py")
 
 @pytest.fixture(scope="module")
 def simulator():
-    proc = subprocess.Popen([sys.executable, "-m", "engine.sim.server", "--repos", "30", "--seed", "11"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    try:
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with loopback_simulator("--repos", "30", "--seed", "11") as url:
+        yield url
 
 
 def scan_args(simulator: str, db: Path) -> list[str]:
