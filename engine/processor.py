@@ -74,12 +74,34 @@ class RunContext:
 
 
 @runtime_checkable
-class Processor(Protocol):
+class ItemProcessor(Protocol):
+    """A kind that processes item by item (the runner calls ``process`` once per item)."""
+
     kind: ClassVar[str]
 
     def plan(self, spec: dict[str, Any], ctx: RunContext) -> Iterable[PlannedItem] | AsyncIterable[PlannedItem]: ...
 
     async def process(self, item: Item, ctx: RunContext) -> Any: ...
+
+
+@runtime_checkable
+class BatchProcessor(ItemProcessor, Protocol):
+    """A kind that takes whole batches on ``batch_lanes`` (empty: every lane): one result or
+    exception per item, in order. Items of other lanes still go through ``process``."""
+
+    batch_lanes: frozenset[str]
+
+    async def process_batch(self, items: list[Item], ctx: RunContext) -> list[Any]: ...
+
+
+@runtime_checkable
+class SizesItsBatches(Protocol):
+    """A kind that sizes its own batches (ast-index: by parse time); the sizer's size is its input."""
+
+    def next_batch_size(self, engine_size: int) -> int: ...
+
+
+Processor = ItemProcessor
 
 
 def available_kinds() -> dict[str, Any]:
