@@ -17,6 +17,7 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check engine console tests bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy engine console
 
 test: lint
 	$(BIN)/pytest -n auto

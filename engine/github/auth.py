@@ -112,6 +112,6 @@ def resolve_token(cli_token: str | None = None, env: Mapping[str, str] | None = 
             token = candidate.strip()
             register_secret(token)
             return token
-    token = _token_from_gh_cli()
-    register_secret(token)
-    return token
+    from_gh = _token_from_gh_cli()
+    register_secret(from_gh)
+    return from_gh

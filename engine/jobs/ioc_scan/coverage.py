@@ -22,7 +22,7 @@ left out (``excluded_archived``/``excluded_forks``) and the verdict names them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from engine.models import RunState
 
@@ -32,6 +32,14 @@ NOT_REACHED = "not reached (the run stopped before it)"
 
 def repositories(n: int) -> str:
     return f"{n} repository" if n == 1 else f"{n} repositories"
+
+
+class RepoNotScanned(TypedDict):
+    """A repository with a gap, as the outputs print it (JSON ``coverage.repos_not_scanned``)."""
+
+    repo: str
+    reason: str
+    run_id: int                         # the run that last tried it
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +79,16 @@ class Coverage:
         return self.state is RunState.COMPLETED and self.planned and not self.gaps
 
     @property
-    def repos_not_scanned(self) -> list[dict[str, str]]:
+    def repos_not_scanned(self) -> list[RepoNotScanned]:
         """One entry per repository with any gap: its own failure, or how many of its files were missed."""
         own = {g.target: g for g in self.gaps if g.kind == "repo"}
         files: dict[str, list[Gap]] = {}
         for g in self.gaps:
             if g.kind == "file" and g.repo not in own:
                 files.setdefault(g.repo or "", []).append(g)
-        out = [{"repo": repo, "reason": g.reason, "run_id": g.run_id} for repo, g in own.items()]
-        out += [{"repo": repo, "reason": f"{len(gs)} file(s) not scanned: {gs[0].target.partition(':')[2]}: "
-                 f"{gs[0].reason}", "run_id": gs[-1].run_id} for repo, gs in files.items()]
+        out = [RepoNotScanned(repo=repo, reason=g.reason, run_id=g.run_id) for repo, g in own.items()]
+        out += [RepoNotScanned(repo=repo, reason=f"{len(gs)} file(s) not scanned: {gs[0].target.partition(':')[2]}: "
+                               f"{gs[0].reason}", run_id=gs[-1].run_id) for repo, gs in files.items()]
         return sorted(out, key=lambda d: d["repo"])
 
     def incomplete_reasons(self) -> list[str]:

@@ -193,10 +193,10 @@ class IOCIndex:
 
 def load_iocs(paths: Iterable[Path | str]) -> IOCIndex:
     """Load every IOC file into one index; raise ``InputError`` on the first bad input."""
-    paths = [Path(p) for p in paths]
-    names = [p.name for p in paths]
+    files = [Path(p) for p in paths]
+    names = [p.name for p in files]
     index = IOCIndex()
-    for path in paths:
+    for path in files:
         # A file is named by its file name; two lists sharing a name keep their paths apart.
         source = path.name if names.count(path.name) == 1 else str(path)
         for ioc in load_ioc_file(path, source=source):

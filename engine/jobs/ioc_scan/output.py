@@ -178,7 +178,7 @@ def _table(
 ) -> str:
     buffer = io.StringIO()
     with_run = found_by is not None and coverage is not None and len(coverage.runs) > 1
-    columns = ("Repository", "File", "Line", "Package", "Version", "Ecosystem", "Kind", "IOC source")
+    columns: tuple[str, ...] = ("Repository", "File", "Line", "Package", "Version", "Ecosystem", "Kind", "IOC source")
     columns += ("Run",) if with_run else ()
     rows = [
         tuple(
