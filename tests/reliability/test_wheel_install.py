@@ -162,28 +162,73 @@ def installed(tmp_path_factory) -> Path:
     return venv / "bin"
 
 
+def _isolated_env(home: Path) -> dict[str, str]:
+    """The caller's environment without anything pointing into the source tree or at a user's files."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "BATCHDECK_DB", "MYPYPATH", "GITHUB_TOKEN", "GH_TOKEN")}
+    env.update(HOME=str(home), XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"))
+    return env
+
+
 def _run(bin_dir: Path, cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "BATCHDECK_DB")}
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", HOME=str(cwd),
-               XDG_DATA_HOME=str(cwd / "data"), XDG_CONFIG_HOME=str(cwd / "config"))
-    env.pop("GITHUB_TOKEN", None)
-    env.pop("GH_TOKEN", None)
+    env = _isolated_env(cwd)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run([str(bin_dir / "batchdeck"), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 
+PROBE = """
+import json
+from importlib import metadata, resources
+
+import engine
+from console.themes import theme_files
+from engine.jobs.ioc_scan.data import SHAI_HULUD_2
+
+print(json.dumps({
+    "engine": engine.__file__,
+    "version": metadata.version("batchdeck"),
+    "iocs": str(SHAI_HULUD_2) if SHAI_HULUD_2.is_file() else None,
+    "themes": {name: str(path) for name, path in theme_files().items()},
+    "stylesheet": resources.files("console").joinpath("console.tcss").is_file(),
+    "typed": resources.files("engine").joinpath("py.typed").is_file(),
+}))
+"""
+
+
 def test_the_installed_package_is_the_wheel_and_carries_its_data(installed, tmp_path):
-    probe = subprocess.run(
-        [str(installed / "python"), "-c",
-         "import engine, console, themes; from importlib import metadata; "
-         "from engine.jobs.ioc_scan.data import SHAI_HULUD_2; "
-         "print(engine.__file__); print(SHAI_HULUD_2.is_file()); print(metadata.version('batchdeck'))"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )
+    probe = subprocess.run([str(installed / "python"), "-c", PROBE], cwd=tmp_path, env=_isolated_env(tmp_path),
+                           capture_output=True, text=True, timeout=60)
     assert probe.returncode == 0, probe.stderr
-    location, data_found, version = probe.stdout.split()
-    assert Path(location).is_relative_to(installed.parent) and not Path(location).is_relative_to(ROOT)
-    assert data_found == "True" and version == metadata.version("batchdeck")
+    found = json.loads(probe.stdout)
+    site = installed.parent
+
+    def shipped(path: str | None) -> bool:
+        return path is not None and Path(path).is_relative_to(site) and not Path(path).is_relative_to(ROOT)
+
+    assert shipped(found["engine"]) and found["version"] == metadata.version("batchdeck")
+    assert shipped(found["iocs"])                                  # the IOC list `scan`/`demo` name
+    assert {"dark", "light", "high-contrast"} <= set(found["themes"])
+    assert all(shipped(path) for path in found["themes"].values())
+    assert found["stylesheet"] and found["typed"]
+
+
+def test_a_script_type_checks_against_the_installed_engine(installed, tmp_path):
+    """engine ships py.typed (PEP 561), so mypy reads its annotations instead of skipping it."""
+    script = tmp_path / "report.py"
+    script.write_text("from engine.safetext import visible\n\n"
+                      "shown: str = visible('ok')\n"
+                      "count: int = visible('not a number')\n")
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\n")
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(config), "--cache-dir", str(tmp_path / "cache"),
+         "--python-executable", str(installed / "python"), str(script)],
+        cwd=tmp_path, env=_isolated_env(tmp_path), capture_output=True, text=True, timeout=300,
+    )
+    assert "import-untyped" not in checked.stdout, checked.stdout
+    errors = [line for line in checked.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"{script.name}:4:") and "[assignment]" in errors[0], checked.stdout
 
 
 def test_demo_and_scan_run_from_an_empty_directory(installed, tmp_path):
