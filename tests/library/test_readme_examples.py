@@ -79,9 +79,11 @@ def test_readme_examples_scan_stream_pause_replay_and_sync(simulator, tmp_path):
     failed, child = map(int, re.fullmatch(r"replayed (\d+) failed items as run (\d+)\n", out).groups())
     with sqlite3.connect(tmp_path / "runs.db") as db:
         parent, spec = db.execute("SELECT parent_id, spec FROM runs WHERE id=?", (child,)).fetchone()
-        copied = db.execute("SELECT count(*) FROM items WHERE run_id=?", (child,)).fetchone()[0]
+        graph = db.execute("SELECT data FROM artifacts WHERE run_id=? AND kind='task_graph'", (child,)).fetchone()
+        chosen = db.execute("SELECT count(*) FROM items WHERE run_id=3 AND state='failed' "
+                            "AND error_class IN ('server', 'timeout')").fetchone()[0]
     assert parent == 3 and json.loads(spec)["replay_of"]["where"] == "error=server|timeout"
-    assert 0 < copied <= failed
+    assert 0 < chosen <= failed and json.loads(graph[0])["planned"] == chosen   # the chosen failed items, copied
 
     out = run_example(sync_wrapper, tmp_path, simulator)
     count, complete = re.fullmatch(r"(\d+) findings, complete=(True|False), \d+ requests\n", out).groups()
