@@ -37,7 +37,12 @@ _EXPORTS = {
     "RunState": "engine.models",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AppConfig", "BatchConfig", "BatchMetrics", "BatchProcessingError", "BatchStrategy", "Connection", "Engine",
+    "GitHubAPIError", "GitHubConfig", "IOCMatch", "InputError", "NetworkError", "RateLimitError", "Run", "RunEvent",
+    "RunState", "ScanOutcome", "run_sync", "scan_sync",
+]
+assert sorted(_EXPORTS) == sorted(__all__), "every public name has one home"
 
 
 def __getattr__(name: str) -> Any:
