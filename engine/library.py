@@ -111,6 +111,12 @@ class Run:
         return await asyncio.shield(self._handle.task)
 
     async def pause(self) -> None:
+        """Pause: in-flight items finish, nothing new starts; the run stays resumable.
+
+        A run paused the moment it was started is paused as soon as it is running (the
+        runner ignores a pause before then), not silently left to finish."""
+        while self._handle.runner.state is RunState.PENDING and not self._handle.task.done():
+            await asyncio.sleep(0)
         await self._handle.pause()
 
     async def resume(self) -> None:
