@@ -258,3 +258,51 @@ def test_demo_and_scan_run_from_an_empty_directory(installed, tmp_path):
     assert "Traceback" not in scan.stderr
     assert json.loads(scan.stdout) and "completed" in scan.stderr
     assert list(empty.iterdir()) == []                 # nothing written where the user stood
+
+
+SCRIPT = '''
+import asyncio
+
+from engine import BatchConfig, BatchMetrics, Engine, IOCMatch, RunState
+
+
+async def main() -> None:
+    async with Engine.open("script.db") as engine:
+        run = await engine.scan(org="acme", config=BatchConfig(max_concurrent_requests=8))
+        kinds = [event.kind async for event in run.events()]
+        assert kinds[-1] == "finished" and "progress" in kinds, kinds
+        found = [m async for m in run.findings()]
+        assert found and all(isinstance(m, IOCMatch) for m in found)
+        metrics = await run.metrics()
+        assert isinstance(metrics, BatchMetrics) and metrics.total_requests > 0
+        again = await engine.scan(org="acme")
+        await again.pause()
+        await again.resume()
+        assert await again.wait() is RunState.COMPLETED
+        print(len(found), metrics.total_requests, await run.complete())
+
+
+asyncio.run(main())
+'''
+
+
+def test_a_script_outside_the_tree_uses_the_public_api(installed, tmp_path):
+    """Issue 15: the wheel alone, a script in a temporary directory, public names only."""
+    script = tmp_path / "incident.py"
+    script.write_text(SCRIPT)
+    sim = subprocess.Popen([str(installed / "batchdeck"), "sim", "--repos", "6", "--seed", "3", "--org", "acme"],
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = (sim.stdout.readline() if sim.stdout else "").strip()
+        assert url.startswith("http"), sim.stderr.read() if sim.stderr else ""
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")
+               and not k.startswith(("BATCHDECK_", "GITHUB_", "GH_"))}
+        env.update(BATCHDECK_API_URL=url, GITHUB_TOKEN="sim-token", HOME=str(tmp_path))
+        done = subprocess.run([str(installed / "python"), str(script)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=180)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+    assert done.returncode == 0, done.stderr[-3000:]
+    findings, requests, complete = done.stdout.split()
+    assert int(findings) > 0 and int(requests) > 0 and complete == "True"
