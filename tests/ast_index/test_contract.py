@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 
 import pytest
@@ -23,8 +24,6 @@ def run_row(db, run_id=None):
 
 
 def test_the_config_section_layers_file_env_and_flags(tmp_path, monkeypatch, capsys):
-    import json
-
     root = tmp_path / "tree"
     generate_tree(str(root), 8, specials=False)
     cfg = tmp_path / "batchdeck.yaml"
@@ -100,6 +99,12 @@ def test_resume_and_replay_of_an_index_run_print_the_index_and_exit_by_it(tmp_pa
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status FROM ast_files WHERE path='src/d00000/crash_here.py'").fetchone() == \
             ("ok",)
+
+    # the report of the first run: the files it could not index, and the index as it now stands
+    assert main(["report", str(run_id), "--db", str(db), "--format", "json"]) == 0
+    section = json.loads(capsys.readouterr().out)["sections"]["ast_index"]
+    assert section["files"] == 31 and sum(section["by_language"].values()) == 31
+    assert [f["path"] for f in section["failed"]] and all("twice" in f["reason"] for f in section["failed"])
 
 
 async def test_the_tables_come_from_the_kinds_migrations_and_the_report_has_its_section(tmp_path):
