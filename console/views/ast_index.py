@@ -144,7 +144,7 @@ class AstIndexView(Screen[None]):
     async def _reload_summary(self) -> None:
         summary = await self.session.kind_query(self.run.id, "summary")
         self._show_summary(summary)
-        if not summary["not_done"] and self._head_timer is not None:
+        if summary["state"] not in LIVE_STATES and self._head_timer is not None:
             self._head_timer.stop()
 
     async def _load(self) -> None:
@@ -185,6 +185,8 @@ class AstIndexView(Screen[None]):
                             + ", ".join(visible(f["path"]) for f in s["failed"][:3]))
         if s["not_done"]:
             problems.append(f"{s['not_done']:,} file(s) not parsed yet: the index is incomplete")
+        elif s["state"] in LIVE_STATES:      # still walking the tree: more files may come
+            problems.append(f"run {visible(s['state'])}: the index is incomplete")
         head.append(" · ".join(problems))
         self.query_one("#ix-head", Static).update("\n".join(head))
 

@@ -3,6 +3,8 @@ symbol lookup and a file's symbols; opened through the ``batchdeck.views`` entry
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ast_helpers import config, run_index
 from textual.app import App
 from textual.widgets import Input, Static
@@ -98,3 +100,39 @@ async def test_the_view_browses_files_and_symbols_as_plain_text(tmp_path):
             await pilot.press("escape")
             await pilot.pause()
             assert app.screen is not view
+
+
+async def test_the_head_follows_a_run_still_parsing(tmp_path):
+    root = tmp_path / "tree"
+    generate_tree(str(root), 40, specials=False)
+    hold = root / "zz_last/hold.py"               # the last file (order: path): its batch waits for us
+    hold.parent.mkdir()
+    hold.write_text("held = True\n")
+    db = tmp_path / "index.db"
+    spec = build_spec(str(root), order="path", test_options={"hold_marker": "hold.py"})
+    async with await Engine.open(db, config()) as engine:
+        run_id = await engine.create_run("ast-index", spec, config())
+        handle = await engine.start(run_id)
+        try:
+            run = await engine.store.require_run(run_id)
+            app = Host(load_view("ast-index")(ConsoleSession(engine), run))
+            async with app.run_test(size=(160, 40)) as pilot:
+                view = app.view
+                await view.load_worker.wait()
+                await pilot.pause()
+                head = str(view.query_one("#ix-head", Static).render())
+                assert "the index is incomplete" in head          # planning, or the held batch pending
+                assert view._head_timer is not None
+
+                Path(str(hold) + ".release").touch()                        # the gate opens
+                assert (await handle.wait()).value == "completed"
+                view._refresh_head()                                        # what the timer does
+                await pilot.pause()
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+                head = str(view.query_one("#ix-head", Static).render())
+                assert "incomplete" not in head and "files/s per worker" in head
+                assert "(completed)" in str(view.query_one("#ix-title", Static).render())
+        finally:
+            if not handle.task.done():
+                await handle.stop("test over")
