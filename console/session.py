@@ -36,7 +36,7 @@ from engine.kinds import JobKind, load_kind
 from engine.models import BatchView, Counts, MetricSample, RunInfo, RunState
 from engine.source import RunSource
 
-RECORDS_SHOWN = 20        # checkpoints and artifacts of a run shown in its details
+RECORDS_SHOWN = 50        # checkpoints and artifacts of a run shown in its details
 
 
 @dataclass(frozen=True, slots=True)

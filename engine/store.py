@@ -740,14 +740,3 @@ class Store:
             )
             await self.db.commit()
         return rows
-
-    # -- ioc-scan reads ------------------------------------------------------------------------
-    async def findings(self, run_id: int, after_id: int = 0, limit: int = 200) -> list[dict]:
-        rows = await self.fetchall(
-            "SELECT id, repo, file_path, line_number, package_name, version, ecosystem, ioc_source, kind "
-            "FROM findings WHERE run_id=? AND id > ? ORDER BY id LIMIT ?",
-            (run_id, after_id, limit),
-        )
-        keys = ("id", "repo", "file_path", "line_number", "package_name", "version", "ecosystem", "ioc_source",
-                "kind")
-        return [dict(zip(keys, r, strict=True)) for r in rows]

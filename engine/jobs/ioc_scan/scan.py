@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
+from engine.jobs.ioc_scan import queries
 from engine.jobs.ioc_scan.coverage import Coverage, coverage
 from engine.jobs.ioc_scan.data import SHAI_HULUD_2
 from engine.jobs.ioc_scan.job import ioc_spec
@@ -76,7 +77,7 @@ async def findings(store: Any, run_id: int) -> list[IOCMatch]:
     out: list[IOCMatch] = []
     after = 0
     while True:
-        page = await store.findings(run_id, after_id=after, limit=1000)
+        page = await queries.findings(store, run_id, after_id=after, limit=1000)
         if not page:
             return out
         for row in page:
