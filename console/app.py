@@ -125,6 +125,11 @@ class BatchdeckApp(App[int]):
         return self.readonly_flag or bool(getattr(self.source, "readonly", False))
 
     @property
+    def watched_run_id(self) -> int | None:
+        """The run whose snapshot the panes show (None while browsing)."""
+        return None if self.source is None else self.source.run_id
+
+    @property
     def mode(self) -> str:
         if self.source is None:
             return "browsing"
@@ -385,14 +390,15 @@ class BatchdeckApp(App[int]):
         run = message.run
         try:
             factory = load_view(run.kind)
-        except InputError as exc:
+            if factory is None:
+                self.notify(f"run #{run.id} is a {run.kind} run: no results view is installed for {run.kind} runs",
+                            severity="warning")
+                return
+            screen = factory(self.session, run)
+        except Exception as exc:    # a plugin's view that fails to build: one notice, the console goes on
             self.report_error(f"opening the results of run #{run.id}", exc)
             return
-        if factory is None:
-            self.notify(f"run #{run.id} is a {run.kind} run: no results view is installed for {run.kind} runs",
-                        severity="warning")
-            return
-        self.push_screen(factory(self.session, run))
+        self.push_screen(screen)
 
     # -- theme --------------------------------------------------------------------------------
     def cycle_theme(self) -> None:
@@ -501,7 +507,7 @@ async def run_console(
     app = BatchdeckApp(engine, source=source, run_id=run_id, readonly=readonly, theme=theme, keymap=keymap,
                        refresh_hz=refresh_hz, on_quit=on_quit, export_dir=export_dir)   # checks theme, keymap
     if run_id is not None and source is None:
-        if engine is None or await engine.store.get_run(run_id) is None:
+        if await app.session.run(run_id) is None:
             raise InputError(f"--run {run_id}: no such run (batchdeck runs lists them)")
     if not is_terminal():
         raise InputError("console: stdout is not a terminal; use --headless, or 'batchdeck runs' / 'show'")

@@ -1,6 +1,6 @@
 """The audit log of one run: who paused, resumed, cancelled, re-sized or replayed it, when, from where.
 
-Entries come from the ``audit`` table (``engine.audit.entries``: the newest
+Entries come from the ``audit`` table through the console session (the newest
 ``MAX_ENTRIES``), written by the CLI, signal handlers and this console alike.
 They are few and user-driven, so one read when the screen opens is enough.
 Every value is drawn as plain text with controls made visible (the Line-API

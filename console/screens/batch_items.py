@@ -1,6 +1,6 @@
 """Drill-down: one batch's items and their last errors.
 
-Items come from the store in pages of ``PAGE`` (keyset on item id) through a
+Items come from the console session in pages of ``PAGE`` (keyset on item id) through a
 worker; the next page is fetched when the cursor reaches the last row, so a
 batch of any size opens at once. The selected item's full error shows below
 the table.

@@ -157,7 +157,7 @@ class MainScreen(Screen[None]):
                         severity="warning", title="read-only")
             return False
         snap = self.app.snapshot
-        if command_id in STEERING and snap is not None and self.app.source is not None:
+        if command_id in STEERING and snap is not None and self.app.watched_run_id is not None:
             state = snap.run.state
             if state.finished or (command_id in PACING and state not in (RunState.RUNNING, RunState.PAUSED)):
                 self.notify(f"run #{snap.run.id} is {state.value}: '{command.title}' has nothing to act on",
@@ -166,7 +166,7 @@ class MainScreen(Screen[None]):
         return True
 
     def _attached(self) -> bool:
-        if self.app.source is None:
+        if self.app.watched_run_id is None:
             self.notify("no run attached: pick one in pane 5 and press enter", severity="warning")
             return False
         return True
@@ -231,7 +231,7 @@ class MainScreen(Screen[None]):
     def action_cancel(self) -> None:
         if not self.guard("cancel") or not self._attached():
             return
-        run_id = self.app.source.run_id
+        run_id = self.app.watched_run_id
 
         def answered(yes: bool | None) -> None:
             if yes:
