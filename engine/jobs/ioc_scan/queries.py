@@ -30,13 +30,3 @@ async def pending_repos(store: Any, run_id: int) -> int | None:
         "SELECT count(DISTINCT CASE WHEN key LIKE 'file:%' THEN substr(key, 6, instr(substr(key, 6), ':') - 1) "
         "ELSE substr(key, 6) END) FROM items WHERE run_id=? AND state != 'done'", (run_id,))
     return row[0] if row else None
-
-
-async def finding_count(store: Any, run_id: int) -> int:
-    """How many findings the run has (what a view says it could not all show)."""
-    row = await store.fetchone("SELECT count(*) FROM findings WHERE run_id=?", (run_id,))
-    return int(row[0]) if row else 0
-
-
-# the console session's fallback before a JobKind registered its queries (helper C's branch)
-QUERIES = {"findings": findings, "finding_count": finding_count, "parse_failures": parse_failures}
