@@ -13,7 +13,10 @@ Keys: ``/`` filters the list shown (words match any column; ``lang:``, ``status:
 the files by the next column, ``enter`` opens a file's symbols and imports (or, in
 a symbol list, the file of the selected row), ``l`` looks up a symbol (the selected
 one in a symbol list, else a name you type): where it is defined and which files
-import it. ``e`` exports what is shown, ``esc`` goes back.
+import it. ``e`` exports what is shown, ``esc`` goes back. Its keys are the
+``index`` scope of :mod:`console.commands` (the results keys, plus ``enter`` and
+``l``); the data comes only through ``session.kind_query`` (the view protocol of
+:mod:`console.views`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from textual.widgets import Input, Static
 from textual.worker import Worker
 
 from console import commands
+from console.messages import ExportRequested
 from console.panes.keybar import KeyBar
 from console.panes.rowtable import Column, RowTable
 from engine.safetext import visible
@@ -312,7 +316,7 @@ class AstIndexView(Screen[None]):
         return f"run-{self.run.id}-index-{what}", [{k: r.get(k) for k in keys} for r in self.shown]
 
     def action_export(self) -> None:
-        self.app.export_view(self)
+        self.post_message(ExportRequested(*self.export_rows()))
 
 
 def view(session: Any, run: Any) -> AstIndexView:

@@ -9,6 +9,7 @@ from ast_helpers import config, run_index
 from textual.app import App
 from textual.widgets import Input, Static
 
+from console.messages import ExportRequested
 from console.panes.rowtable import RowTable
 from console.session import ConsoleSession
 from console.views import load_view
@@ -23,9 +24,13 @@ class Host(App):
     def __init__(self, screen) -> None:
         super().__init__()
         self.view = screen
+        self.exports: list[ExportRequested] = []
 
     def on_mount(self) -> None:
         self.push_screen(self.view)
+
+    def on_export_requested(self, message: ExportRequested) -> None:
+        self.exports.append(message)
 
 
 def lines_of(table: RowTable) -> list[str]:
@@ -92,8 +97,10 @@ async def test_the_view_browses_files_and_symbols_as_plain_text(tmp_path):
             await app.workers.wait_for_complete()             # ...which is awaited, not slept on
             await pilot.pause()
             assert [(r["kind"], r["name"]) for r in view.shown] == [("import", "os")]
-            assert view.export_rows()[1] == [{"kind": "import", "name": "os", "line": None, "parent": "",
-                                              "path": "[bold].py"}]
+            await pilot.press("e")                            # exports exactly what is shown
+            await pilot.pause()
+            [export] = app.exports
+            assert export.rows == [{"kind": "import", "name": "os", "line": None, "parent": "", "path": "[bold].py"}]
             await pilot.press("escape")                       # back to the files, then out of the view
             await pilot.pause()
             assert app.screen is view and not view.in_symbols
@@ -136,3 +143,27 @@ async def test_the_head_follows_a_run_still_parsing(tmp_path):
         finally:
             if not handle.task.done():
                 await handle.stop("test over")
+
+
+async def test_f_in_the_console_opens_the_index_view_of_an_index_run(tmp_path):
+    from console.app import BatchdeckApp
+    from console.views.ast_index import AstIndexView
+
+    root = tmp_path / "tree"
+    generate_tree(str(root), 6, specials=False)
+    (root / HOSTILE).write_text("x = 1\n")
+    db = tmp_path / "index.db"
+    run_id, _ = await run_index(db, build_spec(str(root)))
+    async with await Engine.open(db, config()) as engine:
+        app = BatchdeckApp(engine, run_id=run_id, refresh_hz=0, export_dir=tmp_path)
+        async with app.run_test(size=(140, 40)) as pilot:
+            for _ in range(3):
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+            await pilot.press("f")
+            for _ in range(3):
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+            assert isinstance(app.screen, AstIndexView)
+            shown = "\n".join(lines_of(app.screen.query_one("#ix-files", RowTable)))
+            assert "␛]0;x␇.py" in shown and "\x1b" not in shown and len(app.screen.shown) == 7
