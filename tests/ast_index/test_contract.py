@@ -126,3 +126,14 @@ async def test_the_tables_come_from_the_kinds_migrations_and_the_report_has_its_
     assert [e["path"] for e in data["errors"]] == ["bad\x1b[2J.py"] and data["errors"][0]["line"] == 1
     assert sum(w["files"] for w in data["workers"]) == 41
     assert "bad␛[2J.py" in section.markdown and "\x1b" not in section.markdown
+
+
+def test_the_processor_takes_whole_batches_and_sizes_them_itself():
+    from engine.processor import BatchProcessor, SizesItsBatches
+
+    processor = KIND.processor()
+    assert isinstance(processor, BatchProcessor) and isinstance(processor, SizesItsBatches)
+    assert processor.batch_lanes == frozenset({"parse"})
+    assert processor.next_batch_size(7) == 50                   # the default min_files until it has timed one
+    processor.sizing.observe(100, 0.05)                         # 0.5 ms a file -> 0.5 s is 1,000 files
+    assert processor.next_batch_size(7) == 500                  # ...capped at max_files
