@@ -120,6 +120,13 @@ COMMANDS: tuple[Command, ...] = (
 BY_ID: dict[str, Command] = {c.id: c for c in COMMANDS}
 # Binding ids that were renamed: a keymap written for an older batchdeck keeps working.
 RENAMED_IDS = {"findings": "results"}
+# Key scopes that were renamed: a kind's view written for the "findings" scope keeps its keys.
+RENAMED_SCOPES = {"findings": "results"}
+
+
+def in_scope(command: Command, scope: str) -> bool:
+    """Whether ``command`` works on a screen of ``scope`` (main, results, items, audit...)."""
+    return RENAMED_SCOPES.get(scope, scope) in command.screens
 GROUP_ORDER = ("Run", "View", "Console")
 
 
@@ -128,7 +135,7 @@ def bindings(screen: str = "main") -> list[Binding]:
     return [
         Binding(c.keys, c.action, c.title, show=c.footer or screen != "main", key_display=c.key_display,
                 id=c.id, tooltip=c.help, group=c.footer_group)
-        for c in COMMANDS if screen in c.screens
+        for c in COMMANDS if in_scope(c, screen)
     ]
 
 
@@ -193,7 +200,7 @@ class CommandsProvider(Provider):
         entries: list[tuple[str, str, str]] = []
         scope = getattr(self.screen, "COMMAND_SCOPE", "main")
         for group, shown, text, c in help_rows(keymap, _key_display(app)):
-            if c.palette and scope in c.screens:
+            if c.palette and in_scope(c, scope):
                 # No square brackets: the palette reads titles as markup.
                 entries.append((f"{c.help.split(' (')[0]}  ({shown})", f"{group}: {text}", c.action))
         if scope != "main":

@@ -118,3 +118,16 @@ async def test_the_session_runs_the_kinds_named_query_and_names_the_ones_it_has(
         await session.kind_query(run_id, "nope")
     with pytest.raises(InputError, match="run #999: no such run"):
         await session.kind_query(999, "words")
+
+
+async def test_a_failing_kind_query_is_one_plain_notice_and_the_console_goes_on(tally_installed, engine, tmp_path):
+    run_id = await tally_run(engine)
+    await engine.store.write("DROP TABLE tally_words")
+    app = BatchdeckApp(engine, run_id=run_id, refresh_hz=0, export_dir=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        assert app.is_running
+        errors = [n.message for n in app._notifications if n.severity == "error"]
+        assert errors == [f"load the tallies of run #{run_id} failed: no such table: tally_words"]
