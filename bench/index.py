@@ -1,7 +1,8 @@
 """ast-index over a generated tree: throughput, scaling, memory and resume, locally and on Dask.
 
-Measured in one run, over ``--files`` generated source files (four languages,
-directories of 50; default 100,000):
+Measured in one run, over generated source files (four languages, directories
+of 50): ``--files N`` (default 5,000: the short version, a few minutes on a
+shared 2-core machine), or ``--long`` for the issue's corpus of 100,000 files:
 
 * ``baseline_files_per_min`` — a single-process loop calling the same parse
   function on every file (no engine, no SQLite): the sequential ceiling;
@@ -16,16 +17,16 @@ directories of 50; default 100,000):
 * ``peak_rss_mb`` — the largest sum of RSS over this process and all its
   children (workers, Dask nanny and workers), sampled every 50 ms; target < 500;
 * ``resume_to_first_file_s`` — a run stopped after a few batches (as Ctrl-C
-  does), then resumed as ``batchdeck index DIR`` resumes it (new worker pool,
-  database opened, run started): seconds from the start of that to the first
-  batch of files done; target < 1 s;
+  does), then resumed as ``batchdeck index DIR`` resumes it (database opened,
+  run started, the kind's worker-pool service started by the engine): seconds
+  from the start of that to the first batch of files done; target < 1 s;
 * ``dask_*`` — the same on a ``distributed.LocalCluster`` of one worker
   process per core.
 
 On a shared machine every figure is pessimistic: the other tenants' load counts
 against the workers but not against the baseline's single core as much.
 
-    .venv/bin/python bench/index.py [--files 100000] [--workers N] [--no-dask]
+    .venv/bin/python bench/index.py [--files N | --long] [--workers N] [--no-dask]
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -48,9 +50,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.api import Engine  # noqa: E402
 from engine.config import load_config  # noqa: E402
 from engine.jobs.ast_index.generate import generate_tree  # noqa: E402
-from engine.jobs.ast_index.kind import KIND, POOL_SERVICE, build_spec  # noqa: E402
+from engine.jobs.ast_index.job import build_spec  # noqa: E402
+from engine.jobs.ast_index.kind import KIND  # noqa: E402
 from engine.jobs.ast_index.parse import language_of, parse_request  # noqa: E402
-from engine.jobs.ast_index.pool import DaskPool, ProcessPool  # noqa: E402
+from engine.kinds import Connection  # noqa: E402
+
+LONG_FILES = 100_000
 
 
 class PeakRss:
@@ -84,7 +89,17 @@ class PeakRss:
 
 def config(workers: int):
     return load_config(None, env={}, overrides={"max_concurrent_requests": min(50, 2 * workers),
-                                                "default_strategy": "parallel", "checkpoint_interval": 1000})
+                                                "default_strategy": "parallel", "checkpoint_interval": 1000,
+                                                "ast_index": {"workers": workers}})
+
+
+def connection(executor: Any, workers: int) -> Connection:
+    """How this start reaches its workers: ``local`` or a ``distributed.Client``."""
+    return Connection(extra={"executor": executor, "workers": workers})
+
+
+async def done_so_far(handle: Any) -> int:
+    return (await handle.source.snapshot()).counts.done
 
 
 def baseline(tree: Path, files: list[str]) -> tuple[float, float]:
@@ -103,50 +118,49 @@ def cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-async def indexed(db: Path, spec: dict, pool, workers: int) -> tuple[float, int, float]:
+async def indexed(db: Path, spec: dict, executor: Any, workers: int) -> tuple[float, int, float]:
     """Seconds for a whole index run, the files it indexed, and the CPU seconds it took
     (this process and the worker processes; meaningful for the local pool only)."""
     cpu = cpu_seconds()
     async with await Engine.open(db, config(workers)) as engine:
         run_id = await engine.create_run(KIND, spec, config(workers))
         started = time.perf_counter()
-        handle = await engine.start(run_id, services={POOL_SERVICE: pool})
+        handle = await engine.start(run_id, connection=connection(executor, workers))
+        # the run's services (the pool) are closed as its task ends: the workers are waited for,
+        # so their CPU time is ours now
         state = await handle.wait()
         seconds = time.perf_counter() - started
         done = (await engine.store.counts(run_id)).done
-    await pool.close()         # the workers are waited for: their CPU time is ours now
     assert state.value == "completed", state
     return seconds, done, cpu_seconds() - cpu
 
 
-async def resume_latency(db: Path, spec: dict, make_pool, workers: int) -> float:
+async def resume_latency(db: Path, spec: dict, executor: Any, workers: int) -> float:
     """Stop a run after a few batches, then time a fresh engine's resume to its first file done."""
-    pool = make_pool()
     async with await Engine.open(db, config(workers)) as engine:
         run_id = await engine.create_run(KIND, spec, config(workers))
-        handle = await engine.start(run_id, services={POOL_SERVICE: pool})
-        while handle.runner.counts.done < 500 and not handle.task.done():
+        handle = await engine.start(run_id, connection=connection(executor, workers))
+        while await done_so_far(handle) < 500 and not handle.task.done():
             await asyncio.sleep(0.01)
         await handle.stop("bench: interrupted")
-    await pool.close()
-    # as `batchdeck index DIR` resumes: workers start while the database opens
+    # as `batchdeck index DIR` resumes: the database opens, the run starts with a new pool
     started = time.perf_counter()
-    pool = make_pool()
-    await pool.start()
     async with await Engine.open(db, config(workers)) as engine:
         before = (await engine.store.counts(run_id)).done
-        handle = await engine.start(run_id, services={POOL_SERVICE: pool})
-        while handle.runner.counts.done <= before:      # (zero until the runner has read the store)
+        handle = await engine.start(run_id, connection=connection(executor, workers))
+        while await done_so_far(handle) <= before:      # (zero until the runner has read the store)
             await asyncio.sleep(0.002)
         latency = time.perf_counter() - started
         await handle.stop("bench: done")
-    await pool.close()
     return latency
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--files", type=int, default=100_000)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--files", type=int, default=5000, help="generated files (default 5,000: the short version)")
+    size.add_argument("--long", action="store_const", dest="files", const=LONG_FILES,
+                      help=f"the issue's corpus: {LONG_FILES:,} files")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--baseline-files", type=int, default=5000,
                         help="files the single-process loop parses (its rate is per file)")
@@ -157,12 +171,12 @@ async def main() -> None:
     try:
         tree = scratch / "tree"
         generate_tree(str(tree), args.files, specials=False)
-        spec = build_spec(str(tree), workers=workers, order="path")
+        spec = build_spec(str(tree), order="path")
         sample = sorted(str(p.relative_to(tree)) for p in tree.rglob("*.*"))[:args.baseline_files]
         base_rate, base_cpu_per_file = baseline(tree, sample)
 
         with PeakRss() as rss:
-            seconds, done, cpu = await indexed(scratch / "local.db", spec, ProcessPool(workers), workers)
+            seconds, done, cpu = await indexed(scratch / "local.db", spec, "local", workers)
         rate = done / seconds
         result = {
             "bench": "index", "files": args.files, "workers": workers, "cores": os.cpu_count(),
@@ -170,8 +184,7 @@ async def main() -> None:
             "baseline_files_per_min": round(base_rate * 60), "files_per_min": round(rate * 60),
             "speedup_per_core": round(rate / base_rate / workers, 3),
             "cpu_efficiency": round(base_cpu_per_file * done / cpu, 3), "peak_rss_mb": round(rss.peak / 2**20, 1),
-            "resume_to_first_file_s": round(await resume_latency(scratch / "resume.db", spec,
-                                                                 lambda: ProcessPool(workers), workers), 3),
+            "resume_to_first_file_s": round(await resume_latency(scratch / "resume.db", spec, "local", workers), 3),
         }
         print(f"local: {result['files_per_min']} files/min, x{result['speedup_per_core']} per core, "
               f"{result['peak_rss_mb']} MB peak", file=sys.stderr)
@@ -182,10 +195,9 @@ async def main() -> None:
                 async with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                     asynchronous=True, dashboard_address=None) as cluster, \
                         distributed.Client(cluster, asynchronous=True) as client:
-                    seconds, done, _ = await indexed(scratch / "dask.db", spec, DaskPool(client), workers)
+                    seconds, done, _ = await indexed(scratch / "dask.db", spec, client, workers)
                     dask_rate = done / seconds
-                    dask_resume = await resume_latency(scratch / "dask-resume.db", spec, lambda: DaskPool(client),
-                                                       workers)
+                    dask_resume = await resume_latency(scratch / "dask-resume.db", spec, client, workers)
             result.update({"dask_files_per_min": round(dask_rate * 60),
                            "dask_speedup_per_core": round(dask_rate / base_rate / workers, 3),
                            "dask_peak_rss_mb": round(rss.peak / 2**20, 1),

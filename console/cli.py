@@ -555,9 +555,6 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.jobs.issue_sync.cli import add_parser as add_sync_parser  # resumes with its JobKind
     add_sync_parser(sub, common)
 
-    from engine.jobs.ast_index.cli import add_cli as add_index_cli
-    add_index_cli(sub, parents=[common], drive=drive, config=_config)
-
     from engine.kinds import CliContext, load_kinds
 
     context = CliContext(subparsers=sub, common=common, add_connection_flags=add_connection_flags,

@@ -16,30 +16,30 @@ if str(ROOT) not in sys.path:
 
 from engine.api import Engine  # noqa: E402
 from engine.config import load_config  # noqa: E402
-from engine.jobs.ast_index.kind import POOL_SERVICE  # noqa: E402
-from engine.jobs.ast_index.pool import make_pool  # noqa: E402
+from engine.jobs.ast_index.kind import KIND  # noqa: E402
+from engine.kinds import Connection  # noqa: E402
+
+#: small batches, so a few hundred files make many batches
+BATCHES = {"batch": {"min_files": 10, "max_files": 20}}
 
 
-def config():
+def config(**ast_index: Any):
     return load_config(None, env={}, overrides={"max_concurrent_requests": 4, "default_strategy": "parallel",
-                                                "checkpoint_interval": 50})
+                                                "checkpoint_interval": 50, "ast_index": {**BATCHES, **ast_index}})
 
 
-async def run_index(db: Path | str, spec: dict[str, Any], *, pool: Any = None,
-                    run_id: int | None = None) -> tuple[int, str, Any]:
-    """Create (or resume ``run_id``) and run to the end; returns (run id, final state, pool)."""
-    pool = pool or make_pool(spec.get("executor"), spec.get("workers"))
+async def run_index(db: Path | str, spec: dict[str, Any], *, executor: Any = "local", workers: int = 2,
+                    run_id: int | None = None) -> tuple[int, str]:
+    """Create (or resume ``run_id``) and run to the end through the kind's contract (its
+    migrations, its worker-pool service); returns (run id, final state)."""
     async with await Engine.open(db, config()) as engine:
         if run_id is None:
-            run_id = await engine.create_run("ast-index", spec, config())
+            run_id = await engine.create_run(KIND, spec, config())
         else:
             await engine.store.detect_interrupted()
-        try:
-            handle = await engine.start(run_id, services={POOL_SERVICE: pool})
-            state = await handle.wait()
-        finally:
-            await pool.close()
-    return run_id, state.value, pool
+        handle = await engine.start(run_id, connection=Connection(extra={"executor": executor, "workers": workers}))
+        state = await handle.wait()
+    return run_id, state.value
 
 
 def dump(db: Path | str, root: str) -> dict[str, list[tuple]]:

@@ -18,14 +18,14 @@ from ast_helpers import counters, dump, run_index
 
 from engine.jobs.ast_index.generate import EXCLUDE, SPECIAL_MAX_SIZE, generate_tree
 from engine.jobs.ast_index.generate import source as generate_source
-from engine.jobs.ast_index.kind import build_spec
+from engine.jobs.ast_index.job import build_spec
 
-FILES = 300
+FILES = 300          # most tests: enough for a few dozen batches
+MANY_FILES = 2500    # the exactly-once test: the "few thousand files"
 
 
 def spec_for(tree: Path, **kw):
-    options = {"exclude": EXCLUDE, "max_size": SPECIAL_MAX_SIZE, "order": "path", "workers": 2,
-               "batch_min": 10, "batch_max": 20, **kw}
+    options = {"exclude": EXCLUDE, "max_size": SPECIAL_MAX_SIZE, "order": "path", **kw}
     return build_spec(str(tree), **options)
 
 
@@ -43,11 +43,12 @@ def items(db, run_id, state=None):
         return rows.fetchall()
 
 
-async def test_every_file_gives_exactly_one_result_or_one_error(tree, tmp_path):
-    root, expected = tree
+async def test_every_file_gives_exactly_one_result_or_one_error(tmp_path):
+    root = tmp_path / "tree"
+    expected = generate_tree(str(root), MANY_FILES)
     db = tmp_path / "index.db"
     spec = spec_for(root)
-    run_id, state, _ = await run_index(db, spec)
+    run_id, state = await run_index(db, spec)
     assert state == "completed"
     tables = dump(db, spec["root"])
     status = {row[0]: row[6] for row in tables["files"]}
@@ -82,7 +83,7 @@ async def test_rerun_parses_only_what_changed(tree, tmp_path):
     await run_index(db, spec)
     first = dump(db, spec["root"])
 
-    run_id, state, _ = await run_index(db, spec)
+    run_id, state = await run_index(db, spec)
     assert state == "completed"
     assert items(db, run_id) == []                               # nothing planned
     assert counters(db, run_id)["unchanged"] == len(expected.status)
@@ -93,7 +94,7 @@ async def test_rerun_parses_only_what_changed(tree, tmp_path):
     os.utime(touched, ns=(time.time_ns(), time.time_ns() + 10**9))   # new mtime, same content
     edited.write_text("def brand_new():\n    pass\n")
     removed.unlink()
-    run_id, state, _ = await run_index(db, spec)
+    run_id, state = await run_index(db, spec)
     assert sorted(k for k, *_ in items(db, run_id)) == ["file:src/d00000/m000000.py", "file:src/d00000/m000004.py"]
     assert counters(db, run_id)["unchanged_content"] == 1            # hashed, not parsed again
     after = dump(db, spec["root"])
@@ -106,15 +107,16 @@ async def test_rerun_parses_only_what_changed(tree, tmp_path):
                                                                      "src/d00000/m000001.js")]
 
 
-async def test_a_worker_that_dies_once_costs_one_retried_batch(tree, tmp_path):
+@pytest.mark.parametrize("death", ["once", "kill_once"])     # exits with code 70 / killed by SIGKILL
+async def test_a_worker_that_dies_once_costs_one_retried_batch(tree, tmp_path, death):
     root, expected = tree
-    (root / "src/d00001/crash_here.py").write_text("once\n")
+    (root / "src/d00001/crash_here.py").write_text(death + "\n")
     db = tmp_path / "index.db"
     spec = spec_for(root, test_options={"crash_marker": "crash_here.py"})
-    run_id, state, pool = await run_index(db, spec)
+    run_id, state = await run_index(db, spec)
     assert state == "completed"
-    assert (pool.restarts, pool.retried_batches) == (1, 1)
     assert counters(db, run_id)["batches_retried"] == 1
+    assert "batches_lost" not in counters(db, run_id)
     assert not items(db, run_id, "failed")
     status = {row[0]: row[6] for row in dump(db, spec["root"])["files"]}
     assert status == {**expected.status, "src/d00001/crash_here.py": "ok"}
@@ -125,9 +127,9 @@ async def test_a_batch_whose_worker_dies_twice_fails_its_files_only(tree, tmp_pa
     (root / "src/d00001/crash_here.py").write_text("always\n")
     db = tmp_path / "index.db"
     spec = spec_for(root, test_options={"crash_marker": "crash_here.py"})
-    run_id, state, pool = await run_index(db, spec)
+    run_id, state = await run_index(db, spec)
     assert state == "completed"
-    assert (pool.restarts, pool.retried_batches) == (2, 1)
+    assert (counters(db, run_id)["batches_retried"], counters(db, run_id)["batches_lost"]) == (1, 1)
     failed = items(db, run_id, "failed")
     assert "file:src/d00001/crash_here.py" in {k for k, *_ in failed}
     assert len({batch for *_, batch in failed}) == 1                 # one batch, nobody else's
@@ -169,7 +171,7 @@ async def test_kill_and_resume_gives_the_table_of_an_uninterrupted_run(tree, tmp
     assert 0 < len(done_before) < total
 
     Path(str(hold) + ".release").touch()
-    _, state, _ = await run_index(killed_db, spec, run_id=run_id)
+    _, state = await run_index(killed_db, spec, run_id=run_id)
     assert state == "completed"
     with sqlite3.connect(killed_db) as conn:
         still = dict(conn.execute("SELECT id, updated_at FROM items WHERE state='done'").fetchall())
@@ -184,8 +186,6 @@ async def test_kill_and_resume_gives_the_table_of_an_uninterrupted_run(tree, tmp
 async def test_a_dask_local_cluster_builds_the_same_table(tree, tmp_path):
     import distributed
 
-    from engine.jobs.ast_index.pool import DaskPool
-
     root, _ = tree
     spec = spec_for(root)
     local_db, dask_db = tmp_path / "local.db", tmp_path / "dask.db"
@@ -193,7 +193,7 @@ async def test_a_dask_local_cluster_builds_the_same_table(tree, tmp_path):
     async with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, asynchronous=True,
                                         dashboard_address=None) as cluster, \
             distributed.Client(cluster, asynchronous=True) as client:
-        _, state, _ = await run_index(dask_db, spec, pool=DaskPool(client))
+        _, state = await run_index(dask_db, spec, executor=client)
     assert state == "completed"
     assert dump(dask_db, spec["root"]) == dump(local_db, spec["root"])
 
@@ -248,7 +248,7 @@ async def test_batches_follow_the_chosen_order(tmp_path, order):
         path.write_text(generate_source(ext, i, funcs=1 + (i * 7) % 9))
     db = tmp_path / "index.db"
     spec = spec_for(root, order=order)
-    run_id, state, _ = await run_index(db, spec)
+    run_id, state = await run_index(db, spec)
     assert state == "completed"
     rank = {"python": 0, "typescript": 1, "tsx": 2, "javascript": 3, "go": 4}
     with sqlite3.connect(db) as conn:
@@ -269,8 +269,8 @@ def test_cli_resumes_an_unfinished_run_with_the_same_options_only(tmp_path, caps
     root = tmp_path / "tree"
     generate_tree(str(root), 20, specials=False)
     db = tmp_path / "cli.db"
-    spec = build_spec(str(root), workers=2)
-    unfinished, _, _ = asyncio.run(_create_only(db, spec))   # created, never run: pending
+    spec = build_spec(str(root))
+    unfinished = asyncio.run(_create_only(db, spec))   # created, never run: pending
     assert main(["index", str(root), "--db", str(db), "--headless", "--workers", "2"]) == 0
     err = capsys.readouterr().err
     assert f"run {unfinished} resumed" in err
@@ -278,7 +278,7 @@ def test_cli_resumes_an_unfinished_run_with_the_same_options_only(tmp_path, caps
         assert conn.execute("SELECT state FROM runs WHERE id=?", (unfinished,)).fetchone()[0] == "completed"
         assert conn.execute("SELECT count(*) FROM ast_files").fetchone()[0] == 20
 
-    other, _, _ = asyncio.run(_create_only(db, build_spec(str(root), workers=2, order="mtime")))
+    other = asyncio.run(_create_only(db, build_spec(str(root), order="mtime")))
     (root / "src/d00000/m000000.py").write_text("def changed():\n    pass\n")
     assert main(["index", str(root), "--db", str(db), "--headless", "--workers", "2"]) == 0
     err = capsys.readouterr().err
@@ -292,4 +292,4 @@ async def _create_only(db, spec):
     from engine.api import Engine
 
     async with await Engine.open(db, config()) as engine:
-        return await engine.create_run("ast-index", spec, config()), None, None
+        return await engine.create_run("ast-index", spec, config())

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
+import signal
 import time
 from typing import Any
 
@@ -94,20 +95,23 @@ def _test_hooks(path: str, options: dict[str, Any]) -> None:
     """Deterministic faults for tests, named in the run's spec (never on by default).
 
     ``crash_marker``: a file of that name makes the worker process exit at once
-    (content ``once``: only the first time, a ``.crashed`` flag beside it says
-    it happened). ``hold_marker``: a file of that name holds its batch until a
-    ``.release`` file appears beside it (or the parent process is gone).
+    with code 70 (content ``once``: only the first time, a ``.crashed`` flag beside
+    it says it happened; ``kill_once``: killed by SIGKILL instead, as the kernel's
+    OOM killer or an operator would). ``hold_marker``: a file of that name holds its
+    batch until a ``.release`` file appears beside it (or the parent process is gone).
     """
     name = os.path.basename(path)
     if options.get("crash_marker") and name == options["crash_marker"]:
         with open(path) as handle:
             mode = handle.read().strip()
-        if mode != "once":
+        if mode not in ("once", "kill_once"):
             os._exit(70)
         try:
             os.close(os.open(path + ".crashed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
             return
+        if mode == "kill_once":
+            os.kill(os.getpid(), signal.SIGKILL)
         os._exit(70)
     if options.get("hold_marker") and name == options["hold_marker"]:
         parent = os.getppid()

@@ -101,6 +101,11 @@ class ProcessPool:
     def description(self) -> str:
         return f"{self.workers} local worker processes"
 
+    @property
+    def slots(self) -> int:
+        """Batches parsed at once."""
+        return self.workers
+
     async def start(self) -> None:
         if self._idle is None:
             self._idle = asyncio.Queue()
@@ -156,6 +161,8 @@ class ProcessPool:
         self._all.clear()
         self._idle = None
 
+    aclose = close        # a run's Services close what they hold with aclose()
+
     def pids(self) -> list[int]:
         return [p.process.pid for p in self._all if p.process.pid]
 
@@ -196,6 +203,14 @@ class DaskPool:
         except (OSError, TimeoutError) as exc:
             raise InputError(f"--executor {self.address}: cannot reach the Dask scheduler ({exc})") from None
 
+    @property
+    def slots(self) -> int:
+        """Batches parsed at once: the cluster's worker threads (as the scheduler last told us)."""
+        if self._client is None:
+            return 0
+        workers = self._client.scheduler_info().get("workers") or {}
+        return sum(int(w.get("nthreads") or 1) for w in workers.values())
+
     async def run_batch(self, request: dict[str, Any]) -> dict[str, Any]:
         await self.start()
         future = self._client.submit(parse_request, request, pure=False)
@@ -206,9 +221,25 @@ class DaskPool:
             await self._client.close()
         self._client = None
 
+    aclose = close
 
-def make_pool(executor: str | None, workers: int | None) -> ProcessPool | DaskPool:
-    """``--executor``: ``local`` (default) or ``dask://HOST:PORT``."""
+
+async def probe_scheduler(executor: str, timeout: float = 5.0) -> None:
+    """An unreachable ``dask://HOST:PORT`` is a one-line error before a run is created."""
+    host, _, port = executor.removeprefix("dask://").rpartition(":")
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(f"executor {executor}: cannot reach the Dask scheduler ({exc or type(exc).__name__})") \
+            from None
+    writer.close()
+
+
+def make_pool(executor: Any, workers: int | None) -> ProcessPool | DaskPool:
+    """``--executor``: ``local`` (default) or ``dask://HOST:PORT``; from Python, also a
+    ``distributed.Client`` (a test's or a notebook's LocalCluster)."""
+    if executor is not None and not isinstance(executor, str):
+        return DaskPool(executor)
     if executor and executor.startswith("dask://"):
         return DaskPool(executor)
     if executor not in (None, "", "local"):
