@@ -39,7 +39,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,7 @@ import psutil
 from engine.breaker import BreakerRegistry, track_outcomes
 from engine.config import AppConfig
 from engine.errors import BatchProcessingError, ErrorClass, InputError, classify
+from engine.kinds import Connection, ServiceRequest
 from engine.metrics import LatencyWindow, build_report, report_markdown
 from engine.models import (
     BatchState,
@@ -137,8 +138,6 @@ class Runner:
         processor: Processor,
         config: AppConfig,
         *,
-        github: Any = None,
-        services: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -147,21 +146,18 @@ class Runner:
         self.processor = processor
         self.config = config
         self.clock = clock
-        self.github = github
+        self.github: Any = None      # the run's GitHub client, when its services have one (use_services)
         self.counts = Counts()
         self.sizer = BatchSizer(config.batch, config.batch.default_strategy)
         self.retry = RetryPlanner(config)
         self.events: deque[EngineEvent] = deque(maxlen=EVENTS_LEN)
         self.breakers = BreakerRegistry(config, on_transition=self._on_breaker)
         self.ctx = RunContext(
-            run_id=run.id, config=config, store=store, breakers=self.breakers, github=github, spec=run.spec,
-            services=dict(services or {}), _spawn=self._spawn,
+            run_id=run.id, config=config, store=store, breakers=self.breakers, spec=run.spec,
+            _spawn=self._spawn,
         )
         self.recorder = Recorder(store, on_commit=self._on_commit)
         self.ctx._write = self.recorder.add
-        if github is not None and hasattr(github, "bind"):
-            # the client feeds this run's breakers and counters (api_requests, saved, rate_limited...)
-            github.bind(breakers=self.breakers, on_count=self.ctx.count)
         self.pool_size = config.batch.max_concurrent_requests
         # A first try that succeeds is fully described by its item row (state, batch,
         # duration_ms); attempts rows record every try only when log_batch_metrics asks
@@ -1093,6 +1089,19 @@ class Runner:
             phases=parts["phases"], total_final=parts["total_final"], planning=self._planning,
             counters=dict(self.ctx.counters),
         )
+
+    # ------------------------------------------------------------------ services (engine/kinds.py)
+    def service_request(self, connection: Connection) -> ServiceRequest:
+        """What the kind's services factory needs: this run, its breakers, counters and writer."""
+        return ServiceRequest(run=self.run_info, config=self.config, store=self.store, breakers=self.breakers,
+                              count=self.ctx.count, write=self.recorder.add, connection=connection)
+
+    def use_services(self, services: Mapping[str, Any]) -> None:
+        """Wire the run's services in (before :meth:`run`): ``github`` is its client, whose HTTP
+        cache then writes through this run's recorder."""
+        self.ctx.services = dict(services)
+        self.github = self.ctx.github = services.get("github")
+        self._attach_cache()
 
 
 # ---------------------------------------------------------------------- helpers shared with the DB source

@@ -27,7 +27,23 @@ async def finding_count(store: Any, run_id: int) -> int:
     return int(row[0]) if row else 0
 
 
+async def parse_failures(store: Any, run_id: int) -> list[dict[str, Any]]:
+    """Files of one run that could not be parsed: repo, path, reason, line."""
+    rows = await store.fetchall("SELECT repo, file_path, reason, line FROM file_errors WHERE run_id=? ORDER BY id",
+                                (run_id,))
+    return [{"repo": r[0], "file_path": r[1], "reason": r[2], "line": r[3]} for r in rows]
+
+
+async def pending_repos(store: Any, run_id: int) -> int | None:
+    """Repositories with anything left to do (their own item or one of their files)."""
+    row = await store.fetchone(
+        "SELECT count(DISTINCT CASE WHEN key LIKE 'file:%' THEN substr(key, 6, instr(substr(key, 6), ':') - 1) "
+        "ELSE substr(key, 6) END) FROM items WHERE run_id=? AND state != 'done'", (run_id,))
+    return row[0] if row else None
+
+
 QUERIES: dict[str, Callable[..., Awaitable[Any]]] = {
     "findings": findings,
     "finding_count": finding_count,
+    "parse_failures": parse_failures,
 }
