@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from engine.jobs.issue_sync.cli import export_sync_map, pull, write_back
-from engine.jobs.issue_sync.kind import ensure_tables
 from engine.jobs.issue_sync.sample import write_sample_tree
 from engine.jobs.issue_sync.tree import load_tree
 from engine.models import RunState
@@ -197,7 +196,6 @@ async def test_an_issue_found_by_its_marker_is_brought_up_to_date_with_its_file(
     await kit.sim_json(app, "POST", "/_sim/issue_faults", json={"every": 1, "limit": 1, "mode": "502"})
     tree = load_tree(root)
     first = next(iter(tree.nodes))
-    await ensure_tables(engine.store)
     lost = await kit.sim_json(app, "POST", "/repos/acme/plans/issues",
                               json={"title": "old title", "body": f"old\n\n<!-- batchdeck:id={first} -->"})
     assert lost == {"message": "Server Error"}          # created, but the answer was a 502
@@ -226,7 +224,7 @@ async def test_stopping_during_a_write_pause_takes_effect_at_once_and_leaves_the
     tree = load_tree(root)
     spec = {"repo": "acme/plans", "root": str(root), "links": "sub-issues", "api_url": "http://sim",
             "nodes": [n.to_dict() for n in tree.nodes.values()]}
-    run_id = await engine.create_run(KIND, spec)
+    run_id = await engine.create_run(KIND.name, spec)
     client = GitHubClient("http://sim", "t", time_scale=1.0, transport=httpx.ASGITransport(app))
     try:
         handle = await engine.start(run_id, github=client)
@@ -243,3 +241,23 @@ async def test_stopping_during_a_write_pause_takes_effect_at_once_and_leaves_the
     assert state is RunState.PAUSED
     counts = await engine.store.counts(run_id)
     assert counts.pending > 0 and counts.in_flight == 0           # nothing lost, resumable
+
+
+async def test_a_configured_cap_below_githubs_keeps_a_stricter_server_from_refusing(tmp_path, kit):
+    # the same server as above (6 creates a minute where GitHub documents 80), but the team set
+    # issue_sync.pacing.creates_per_minute to 5 in its config: no create is ever refused
+    from engine.api import Engine
+
+    scale = 0.01
+    app = kit.make_app(scale, content_create_per_minute=6, secondary_penalty_s=10, secondary_retry_after="always")
+    root = write_sample_tree(tmp_path / "t", epics=1, tasks=6)
+    config = kit.sync_config(issue_sync={"pacing": {"creates_per_minute": 5}})
+    async with await Engine.open(tmp_path / "capped.db", config) as engine:
+        run_id, state = await kit.run_sync(engine, app, root, scale=scale)
+        assert state is RunState.COMPLETED
+        progress = await engine.store.fetchone("SELECT data FROM issue_sync_progress WHERE run_id=?", (run_id,))
+    stats = await kit.sim_json(app, "GET", "/_sim/stats")
+    assert stats["limit_responses"]["secondary"] == 0 and stats["violations"] == 0
+    found = by_marker(await kit.all_issues(app))
+    assert set(found) == set(load_tree(root).nodes) and all(len(v) == 1 for v in found.values())
+    assert json.loads(progress[0])["budget_per_minute"] == 5       # what the view and the progress line show
