@@ -110,8 +110,11 @@ async def test_lost_create_answers_are_reconciled_not_duplicated(engine, kit, tm
 async def test_checklist_mode_writes_children_into_the_parent_body(engine, kit, tmp_path):
     app = kit.make_app()
     root = write_sample_tree(tmp_path / "t", epics=1, tasks=6)
-    _, state = await kit.run_sync(engine, app, root, links="checklist")
+    run_id, state = await kit.run_sync(engine, app, root, links="checklist")
     assert state is RunState.COMPLETED
+    section = (await engine.report(run_id))["sections"]["issue_sync"]      # the run report says the same
+    assert section["actions"]["created"] == 8 and section["links"] == {"linked": 0, "checklist": 7, "pending": 0,
+                                                                       "failed": 0}
     found = by_marker(await kit.all_issues(app))
     epic = found["epic:auth"][0]
     tasks = sorted(v[0]["number"] for sid, v in found.items() if sid.startswith("task:"))
