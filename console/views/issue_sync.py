@@ -42,7 +42,6 @@ COLUMNS = [
     Column("issue", "issue", priority=1, cut="keep", right=True, max_width=8),
     Column("parent_issue", "parent", priority=2, cut="keep", right=True, max_width=8),
     Column("link", "link", priority=2, cut="keep"),
-    Column("kind", "kind", priority=3, cut="keep"),
     Column("path", "file", priority=4, min_width=16, max_width=50, cut="middle"),
     Column("error", "error", priority=5, min_width=12, max_width=60),
 ]
@@ -190,11 +189,12 @@ class IssueSyncView(Screen[None]):
 
     def _update_header(self) -> None:
         repo = visible(self.run.spec.get("repo", "?"))
+        # what happened (failed always said, even when none did), short enough for 80 columns
         counts = ", ".join(f"{self.counts.get(a, 0):,} {a}" for a in ("created", "updated", "unchanged",
-                                                                      "reconciled", "failed"))
+                                                                      "reconciled", "failed")
+                           if self.counts.get(a) or a == "failed")
         self.query_one("#sync-title", Static).update(
-            f"issue-sync · run #{self.run.id} into {repo} · {self.run.state.value} · "
-            f"{len(self.rows):,} items: {counts}")
+            f"issue-sync #{self.run.id} → {repo} · {self.run.state.value} · {len(self.rows):,} items: {counts}")
         self.query_one("#sync-pace", Static).update(pace_text(self.progress, self.run.state))
         bits = [f"sorted by {self.sort_key}"]
         if self.group_key:
