@@ -5,6 +5,11 @@ Why it is built this way:
 * Collaborators come in through the constructor (engine, source, store,
   clock, export dir, quit hook), so tests drive the real engine or a
   hand-made snapshot source, and freeze time, without patching anything.
+* The engine, the store and the run sources belong to a Textual-free
+  :class:`~console.session.ConsoleSession` (``self.session``): every query and
+  every command that creates or changes a run goes through it. Screens and panes
+  never touch the store or a runner; screens post typed requests
+  (``console.messages``) that this app handles, each in one ``on_*`` handler.
 * The UI never blocks the engine and the engine never waits on the UI: the app
   reads ``source.snapshot()`` on a timer at ``refresh_hz`` (a tick is skipped
   if the previous one is still running), drains a bounded number of events per
@@ -13,9 +18,11 @@ Why it is built this way:
   results; a failing worker, a failing snapshot and a refused input all end in
   :meth:`report_error`, the one place errors become notifications.
 * Runs this console drives in-process (given as ``source``, or started here
-  by resume/replay) are "owned": quitting while one runs asks first and pauses
-  it (a checkpoint) or calls the ``on_quit`` hook. Attached runs belong to
-  another process and are left alone on quit.
+  by resume/replay) are "owned" (the session keeps them): quitting while one
+  runs asks first and pauses it (a checkpoint) or calls the ``on_quit`` hook.
+  Attached runs belong to another process and are left alone on quit.
+* A run's results view comes from its job kind (``batchdeck.views`` entry
+  points, :func:`console.views.load_view`): ``f`` opens it for any kind.
 """
 
 from __future__ import annotations
@@ -23,10 +30,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import gc
-import inspect
 import io
 import json
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -37,14 +42,24 @@ from textual.app import App
 from textual.worker import Worker, WorkerState
 
 from console.commands import CommandsProvider, validate_keymap
+from console.messages import (
+    ControlRequested,
+    ExportRequested,
+    FollowRequested,
+    ReplayDialogRequested,
+    ReplayRequested,
+    ReportRequested,
+    ResultsViewRequested,
+    ResumeRequested,
+)
 from console.panes.batches import HISTORY_PAGE, MAX_ROWS
 from console.panes.messages import BatchHistoryLoaded
 from console.screens.main import MainScreen
-from console.screens.replay import ReplayRequest
+from console.session import ConsoleSession, ReplayRequest, unaudited, write_private
 from console.themes import load_all
-from engine.audit import Action, AuditedSource, Origin, record
+from console.views import load_view
 from engine.errors import InputError
-from engine.models import RunSnapshot, RunState
+from engine.models import RunSnapshot
 from engine.safetext import visible
 from engine.source import RunSource
 
@@ -75,10 +90,11 @@ class BatchdeckApp(App[int]):
         export_dir: str | Path | None = None,
         on_quit: Callable[[], Awaitable[None]] | None = None,
         owns_source: bool = True,
+        session: ConsoleSession | None = None,
     ) -> None:
         super().__init__()
-        self.engine = engine
-        self.store = store if store is not None else getattr(engine, "store", None)
+        # ``session`` replaces engine and store (a test gives one with its own job kinds).
+        self.session = session if session is not None else ConsoleSession(engine, store=store, readonly=readonly)
         self.clock = clock
         self.refresh_hz = refresh_hz
         self.export_dir = Path(export_dir) if export_dir else Path.cwd()
@@ -95,9 +111,6 @@ class BatchdeckApp(App[int]):
 
         self.source: RunSource | None = None
         self.snapshot: RunSnapshot | None = None
-        self.owned: dict[int, RunSource] = {}
-        self.owned_states: dict[int, RunState] = {}
-        self.handles: list[Any] = []
         self.main: MainScreen | None = None
         self._initial = (source, run_id, owns_source)
         self._refreshing = False
@@ -112,10 +125,15 @@ class BatchdeckApp(App[int]):
         return self.readonly_flag or bool(getattr(self.source, "readonly", False))
 
     @property
+    def watched_run_id(self) -> int | None:
+        """The run whose snapshot the panes show (None while browsing)."""
+        return None if self.source is None else self.source.run_id
+
+    @property
     def mode(self) -> str:
         if self.source is None:
             return "browsing"
-        return "in-process" if self.source.run_id in self.owned else "attached"
+        return "in-process" if self.session.is_owned(self.source.run_id) else "attached"
 
     @property
     def pending_concurrency(self) -> int | None:
@@ -139,7 +157,7 @@ class BatchdeckApp(App[int]):
             self.set_source(source, owned=owns)
         elif run_id is not None:
             self.run_task(self.follow(run_id), name=f"attach to run #{run_id}")
-        elif self.engine is not None:
+        elif self.session.has_engine:
             self.run_task(self._follow_latest(), name="find the latest run")
         await self.refresh_snapshot()
         if self.refresh_hz > 0:
@@ -153,63 +171,39 @@ class BatchdeckApp(App[int]):
 
     async def _follow_latest(self) -> None:
         """With no run named, follow the newest running run, else the newest run."""
-        runs = await self.store.list_runs(limit=20)
-        if not runs:
-            return
-        running = [r for r in runs if r.state == RunState.RUNNING]
-        await self.follow((running or runs)[0].id)
+        run_id = await self.session.latest_run_id()
+        if run_id is not None:
+            await self.follow(run_id)
 
     # -- the run being watched ------------------------------------------------------------
     def set_source(self, source: RunSource, *, owned: bool = False) -> None:
         """Watch ``source``; the commands sent through it are recorded in the audit log (origin console)."""
         source = unaudited(source)
         old = self.source
-        if old is not None and unaudited(old) is not source and old.run_id not in self.owned:
-            self._close_source(unaudited(old))
-        self.source = AuditedSource(source, self.store, Origin.CONSOLE) if self.store is not None else source
+        if old is not None and unaudited(old) is not source:
+            self.run_task(self.session.close_source(old), name="close the previous run source")
+        self.source = self.session.audited(source)
         self.snapshot = None
         self.pending_concurrency = None
         if owned:
-            self.owned[source.run_id] = source
+            self.session.own(source)
         if self.main is not None:
             self.main.reset_run(source.run_id)
             self.main.query_one("#keys").refresh()     # read-only may come with the source
-        if self.store is not None:
+        if self.session.has_database:
             self.run_task(self._load_batch_history(source.run_id), name=f"load batches of run #{source.run_id}",
                           group="batch-history", exclusive=True)
         self.call_later(self.refresh_snapshot)
 
-    def _close_source(self, source: RunSource) -> None:
-        close = getattr(source, "close", None)
-        if close is not None:
-            result = close()
-            if inspect.isawaitable(result):
-                self.run_task(result, name="close the previous run source")
-
     async def follow(self, run_id: int) -> None:
         """Watch a run: the in-process source if this console drives it, else attach via SQLite."""
-        if run_id in self.owned:
-            self.set_source(self.owned[run_id], owned=True)
-            return
-        if self.engine is None:
-            raise InputError("no database: start the console with an engine to attach to runs")
-        source = self.engine.attach(run_id, readonly=self.readonly_flag)
-        if inspect.isawaitable(source):
-            source = await source
-        self.set_source(source)
+        source, owned = await self.session.source_for(run_id)
+        self.set_source(source, owned=owned)
 
     async def _load_batch_history(self, run_id: int) -> None:
-        before_id, loaded = None, 0
-        while loaded < MAX_ROWS:
-            page = await self.store.list_batches(run_id, limit=HISTORY_PAGE, before_id=before_id)
-            if not page:
-                break
+        async for page in self.session.batch_history(run_id, page=HISTORY_PAGE, max_rows=MAX_ROWS):
             if self.main is not None:
                 self.main.batches.post_message(BatchHistoryLoaded(run_id, page))
-            loaded += len(page)
-            if len(page) < HISTORY_PAGE:
-                break
-            before_id = min(b.id for b in page)
 
     async def refresh_snapshot(self) -> None:
         """One tick: read the snapshot, drain events, update the panes."""
@@ -233,8 +227,7 @@ class BatchdeckApp(App[int]):
         self._snapshot_error = None
         previous = self.snapshot
         self.snapshot = snapshot
-        if snapshot.run.id in self.owned:
-            self.owned_states[snapshot.run.id] = snapshot.run.state
+        self.session.note_state(snapshot.run.id, snapshot.run.state)
         pending = self.pending_concurrency
         if pending is not None and snapshot.concurrency == pending:
             self.pending_concurrency = None
@@ -298,44 +291,23 @@ class BatchdeckApp(App[int]):
 
     async def resume_run(self, run_id: int) -> None:
         """Resume (or start, if never started) a run in this process and follow it."""
-        run = await self.store.get_run(run_id) if self.store is not None else None
-        if run is not None and run.state == RunState.PENDING:
-            handle = await self.engine.start(run_id)
-        else:
-            handle = await self.engine.resume(run_id)
-        self.handles.append(handle)
-        self.set_source(handle.source, owned=True)
+        source = await self.session.start_or_resume(run_id)
+        self.set_source(source, owned=True)
         self.notify(f"run #{run_id} is running in this console")
         if self.main is not None:
             self.main.runs.load(select_id=run_id)
 
     async def replay(self, request: ReplayRequest) -> int:
-        if request.item_ids:
-            child = await self.engine.replay_items(request.run_id, list(request.item_ids),
-                                                   overrides=request.overrides, note=request.chosen_by)
-            what = f"{len(request.item_ids):,} filtered failed items"
-        else:
-            child = await self.engine.replay(request.run_id, batch_id=request.batch_id, overrides=request.overrides)
-            what = f"batch #{request.batch_id}" if request.batch_id else "the failed items"
-        if self.store is not None:
-            await record(self.store, request.run_id, Action.REPLAY, f"run {child}: {what}"
-                         + (f"; chosen by {request.chosen_by}" if request.chosen_by else ""), origin=Origin.CONSOLE)
-        self.notify(f"replay run #{child} created from {what} of run #{request.run_id}")
+        result = await self.session.replay(request)
+        self.notify(f"replay run #{result.child} created from {result.what} of run #{request.run_id}")
         if self.main is not None:
-            self.main.runs.load(select_id=child)
-        if request.start:
-            handle = await self.engine.start(child)
-            self.handles.append(handle)
-            self.set_source(handle.source, owned=True)
-        return child
+            self.main.runs.load(select_id=result.child)
+        if result.source is not None:
+            self.set_source(result.source, owned=True)
+        return result.child
 
     async def export_report(self, run_id: int, path: Path) -> Path:
-        report = await self.engine.report(run_id)
-        if path.suffix.lower() == ".json":
-            text = json.dumps(report, indent=2, sort_keys=True, default=str)
-        else:
-            text = self.engine.report_markdown(report)
-        await asyncio.to_thread(_write_text, path, text)
+        await self.session.write_report(run_id, path)
         self.notify(f"report of run #{run_id} written to {path}")
         return path
 
@@ -346,6 +318,10 @@ class BatchdeckApp(App[int]):
             self.notify("this view has no rows to export", severity="warning")
             return
         name, rows = rows_of()
+        self.ask_export(name, rows)
+
+    def ask_export(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Ask where to write ``rows``, then write them (CSV or JSON by the file's suffix)."""
         if not rows:
             self.notify(f"nothing to export: {name} shows no rows", severity="warning")
             return
@@ -359,9 +335,70 @@ class BatchdeckApp(App[int]):
 
     async def export_rows(self, path: Path, rows: list[dict[str, Any]]) -> Path:
         text = rows_text(rows, "json" if path.suffix.lower() == ".json" else "csv")
-        await asyncio.to_thread(_write_text, path, text)
+        await asyncio.to_thread(write_private, path, text)
         self.notify(f"{len(rows):,} rows written to {visible(path)}", markup=False)
         return path
+
+    # -- what screens ask for (typed messages; each acts through the session in a worker) -------------
+    def on_control_requested(self, message: ControlRequested) -> None:
+        source = self.source
+        if source is None:
+            self.notify("no run attached: pick one in pane 5 and press enter", severity="warning")
+            return
+        calls = {
+            "pause": lambda: source.pause(),
+            "resume": lambda: source.resume(),
+            "cancel": lambda: source.cancel(),
+            "concurrency": lambda: source.set_concurrency(int(message.arg)),
+            "strategy": lambda: source.set_strategy(str(message.arg)),
+        }
+        if message.command not in calls:
+            self.report_error("steering the run", InputError(f"unknown command {message.command!r}"))
+            return
+        what = f"{message.command} {message.arg}" if message.arg is not None else message.command
+        self.run_task(calls[message.command](), name=what)
+
+    def on_follow_requested(self, message: FollowRequested) -> None:
+        self.run_task(self.follow(message.run_id), name=f"follow run #{message.run_id}")
+
+    def on_resume_requested(self, message: ResumeRequested) -> None:
+        self.run_task(self.resume_run(message.run_id), name=f"resume run #{message.run_id}")
+
+    def on_replay_requested(self, message: ReplayRequested) -> None:
+        self.run_task(self.replay(message.request), name=f"replay run #{message.request.run_id}")
+
+    def on_replay_dialog_requested(self, message: ReplayDialogRequested) -> None:
+        async def count_then_ask() -> None:
+            ids = await self.session.failed_item_ids(message.run_id, message.batch_ids)
+            if not ids:
+                self.notify("the filtered batches have no failed items left to replay", severity="warning")
+                return
+            if self.main is not None:
+                self.main.open_replay(message.run_id, None, len(ids), item_ids=tuple(ids),
+                                      chosen_by=message.chosen_by)
+        self.run_task(count_then_ask(), name="count the filtered failed items")
+
+    def on_export_requested(self, message: ExportRequested) -> None:
+        self.ask_export(message.name, message.rows)
+
+    def on_report_requested(self, message: ReportRequested) -> None:
+        self.run_task(self.export_report(message.run_id, message.path),
+                      name=f"export report of run #{message.run_id}")
+
+    def on_results_view_requested(self, message: ResultsViewRequested) -> None:
+        """Open the run's results: the view its job kind registered (``batchdeck.views``)."""
+        run = message.run
+        try:
+            factory = load_view(run.kind)
+            if factory is None:
+                self.notify(f"run #{run.id} is a {run.kind} run: no results view is installed for {run.kind} runs",
+                            severity="warning")
+                return
+            screen = factory(self.session, run)
+        except Exception as exc:    # a plugin's view that fails to build: one notice, the console goes on
+            self.report_error(f"opening the results of run #{run.id}", exc)
+            return
+        self.push_screen(screen)
 
     # -- theme --------------------------------------------------------------------------------
     def cycle_theme(self) -> None:
@@ -372,8 +409,7 @@ class BatchdeckApp(App[int]):
 
     # -- quitting -------------------------------------------------------------------------------
     def running_owned(self) -> list[int]:
-        return [run_id for run_id in self.owned
-                if self.owned_states.get(run_id, RunState.RUNNING) == RunState.RUNNING]
+        return self.session.running_owned()
 
     def request_quit(self) -> None:
         running = self.running_owned()
@@ -400,11 +436,8 @@ class BatchdeckApp(App[int]):
         if self.on_quit is not None:
             await self.on_quit()
         else:
-            for run_id in running:
-                await self.owned[run_id].pause()
-                # One audit row for the quit (exit code 130 tells `drive` not to add its own).
-                if self.store is not None:
-                    await record(self.store, run_id, Action.PAUSE, "quitting the console", origin=Origin.CONSOLE)
+            # One audit row for the quit (exit code 130 tells `drive` not to add its own).
+            await self.session.pause_owned(running, "quitting the console")
         self._paused_on_quit = True
         self.exit(self.exit_code())
 
@@ -427,23 +460,9 @@ class BatchdeckApp(App[int]):
         if self._paused_on_quit:
             return EXIT_INTERRUPTED
         snap = self.snapshot
-        if snap is not None and snap.run.id in self.owned and snap.run.state.finished and snap.counts.failed:
+        if snap is not None and self.session.is_owned(snap.run.id) and snap.run.state.finished and snap.counts.failed:
             return EXIT_FAILED_ITEMS
         return EXIT_OK
-
-
-def unaudited(source: Any) -> Any:
-    """The run source under its audit wrapper: ``owned`` keeps these, so a quit's pause is recorded once."""
-    return source.source if isinstance(source, AuditedSource) else source
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Exports hold findings and error texts: created 0600, like everything batchdeck writes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-        os.fchmod(out.fileno(), 0o600)      # an existing file keeps no wider mode
-        out.write(text)
 
 
 def rows_text(rows: list[dict[str, Any]], fmt: str) -> str:
@@ -488,7 +507,7 @@ async def run_console(
     app = BatchdeckApp(engine, source=source, run_id=run_id, readonly=readonly, theme=theme, keymap=keymap,
                        refresh_hz=refresh_hz, on_quit=on_quit, export_dir=export_dir)   # checks theme, keymap
     if run_id is not None and source is None:
-        if engine is None or await engine.store.get_run(run_id) is None:
+        if await app.session.run(run_id) is None:
             raise InputError(f"--run {run_id}: no such run (batchdeck runs lists them)")
     if not is_terminal():
         raise InputError("console: stdout is not a terminal; use --headless, or 'batchdeck runs' / 'show'")

@@ -40,7 +40,7 @@ class Command:
     palette: bool = True     # offered in the command palette
     key_display: str | None = None
     footer_group: Binding.Group | None = None
-    screens: tuple[str, ...] = ("main",)   # where the key works: main, findings, items, audit
+    screens: tuple[str, ...] = ("main",)   # where the key works: main, results (a kind's view), items, audit
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -68,8 +68,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("cancel", "c", "cancel", "cancel",
             "Cancel the run (asks first; the run cannot be resumed)", "Run", changes_run=True),
     Command("export", "e", "export", "export",
-            "Export what the view shows (batches, items, findings, events, runs; filtered) to CSV or JSON",
-            "View", screens=("main", "findings", "items", "audit")),
+            "Export what the view shows (batches, items, results, events, runs; filtered) to CSV or JSON",
+            "View", screens=("main", "results", "items", "audit")),
     Command("report", "E", "report", "report",
             "Write the run's performance report (Markdown or JSON) to a file", "Run", footer=False),
     # -- looking around -------------------------------------------------------
@@ -77,18 +77,19 @@ COMMANDS: tuple[Command, ...] = (
             "Open the selection: a batch's items and errors, or follow the selected run",
             "View", footer=False, palette=False),
     Command("filter", "slash", "filter", "filter",
-            "Filter the list: batches (state, #id, 'err'), items (state, error), findings (any column)", "View",
-            key_display="/", screens=("main", "findings", "items")),
-    Command("findings", "f", "findings", "findings",
-            "Show the findings of an ioc-scan run", "View"),
+            "Filter the list: batches (state, #id, 'err'), items (state, error), results (any column)", "View",
+            key_display="/", screens=("main", "results", "items")),
+    # The view comes from the run's job kind (batchdeck.views): a scan's findings, a sync's issues...
+    Command("results", "f", "results", "results",
+            "Show the run's results in the view its job kind brings (an ioc-scan's findings...)", "View"),
     # Not in the main footer: at 120 columns it would push `: commands` and `q quit` off the bar.
     Command("audit", "a", "audit", "audit",
             "Show the run's audit log: who changed it, when and from where (CLI, console, signal)",
             "View", footer=False),
-    Command("sort", "s", "sort", "sort", "Findings: sort by the next column", "View",
-            screens=("findings",)),
-    Command("group", "g", "group", "group", "Findings: group by package, then by repository, then not",
-            "View", screens=("findings",)),
+    Command("sort", "s", "sort", "sort", "Results: sort by the next column", "View",
+            screens=("results",)),
+    Command("group", "g", "group", "group", "Results: group by the view's grouping columns in turn, then not",
+            "View", screens=("results",)),
     Command("zoom", "z", "zoom", "zoom", "Show the focused pane full screen (again to restore)",
             "View", footer=False),
     Command("pane_1", "1", "show_pane(1)", "batches", "Focus pane 1: batch queue", "View",
@@ -107,13 +108,22 @@ COMMANDS: tuple[Command, ...] = (
             "Console", key_display=":", palette=False),
     Command("back", "escape", "back", "back",
             "Back out: close the filter, restore a zoomed pane, leave a list", "Console", footer=False,
-            palette=False, screens=("main", "findings", "items", "audit")),
+            palette=False, screens=("main", "results", "items", "audit")),
     Command("quit", "q", "quit", "quit",
             "Quit (asks while a run of this console is running; it is paused and checkpointed first)",
             "Console"),
 )
 
 BY_ID: dict[str, Command] = {c.id: c for c in COMMANDS}
+# Binding ids that were renamed: a keymap written for an older batchdeck keeps working.
+RENAMED_IDS = {"findings": "results"}
+# Key scopes that were renamed: a kind's view written for the "findings" scope keeps its keys.
+RENAMED_SCOPES = {"findings": "results"}
+
+
+def in_scope(command: Command, scope: str) -> bool:
+    """Whether ``command`` works on a screen of ``scope`` (main, results, items, audit...)."""
+    return RENAMED_SCOPES.get(scope, scope) in command.screens
 GROUP_ORDER = ("Run", "View", "Console")
 
 
@@ -122,7 +132,7 @@ def bindings(screen: str = "main") -> list[Binding]:
     return [
         Binding(c.keys, c.action, c.title, show=c.footer or screen != "main", key_display=c.key_display,
                 id=c.id, tooltip=c.help, group=c.footer_group)
-        for c in COMMANDS if screen in c.screens
+        for c in COMMANDS if in_scope(c, screen)
     ]
 
 
@@ -132,6 +142,7 @@ def validate_keymap(keymap: Mapping[str, str] | None, source: str = "console.key
         return {}
     out: dict[str, str] = {}
     for binding_id, keys in keymap.items():
+        binding_id = RENAMED_IDS.get(binding_id, binding_id)
         if binding_id not in BY_ID:
             known = ", ".join(sorted(BY_ID))
             raise InputError(f"{source}.{binding_id}: unknown binding id (known: {known})")
@@ -186,7 +197,7 @@ class CommandsProvider(Provider):
         entries: list[tuple[str, str, str]] = []
         scope = getattr(self.screen, "COMMAND_SCOPE", "main")
         for group, shown, text, c in help_rows(keymap, _key_display(app)):
-            if c.palette and scope in c.screens:
+            if c.palette and in_scope(c, scope):
                 # No square brackets: the palette reads titles as markup.
                 entries.append((f"{c.help.split(' (')[0]}  ({shown})", f"{group}: {text}", c.action))
         if scope != "main":

@@ -36,7 +36,7 @@ from engine.kinds import JobKind, load_kind
 from engine.models import BatchView, Counts, MetricSample, RunInfo, RunState
 from engine.source import RunSource
 
-RECORDS_SHOWN = 20        # checkpoints and artifacts of a run shown in its details
+RECORDS_SHOWN = 50        # checkpoints and artifacts of a run shown in its details
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,26 +321,11 @@ class ConsoleSession:
             if run is None:
                 raise InputError(f"run #{run_id}: no such run")
             kind_name = run.kind
-        queries = self._queries_of(kind_name)
+        queries = self.kinds(kind_name).queries
         if name not in queries:
             raise InputError(f"job kind {kind_name!r} has no query {name!r} "
                              f"(it has: {', '.join(sorted(queries)) or 'none'})")
         return await queries[name](self.store, run_id, **kw)
-
-    def _queries_of(self, kind_name: str) -> dict[str, Callable[..., Any]]:
-        try:
-            queries = dict(self.kinds(kind_name).queries)
-        except InputError:
-            if kind_name != "ioc-scan":
-                raise
-            queries = {}
-        if not queries and kind_name == "ioc-scan":
-            # Until ioc-scan's JobKind registers its QUERIES (helper A's branch), read them
-            # from the kind's queries module directly.
-            from engine.jobs.ioc_scan.queries import QUERIES
-            queries = dict(QUERIES)
-        return queries
-
 
 def write_private(path: Path, text: str) -> None:
     """Reports and exports hold findings and error texts: created 0600, like everything batchdeck writes."""

@@ -1,6 +1,6 @@
 """Pane 5: runs → checkpoints and replay artifacts, with details.
 
-Everything here comes from the store through workers (``App.run_task``), in
+Everything here comes from the console session through workers (``App.run_task``), in
 pages: runs newest first by keyset (``before_id``), the next page fetched when
 the cursor reaches the last row. The pane never holds more than it shows plus
 a page, so a database with years of runs opens as fast as a new one. The
@@ -28,7 +28,6 @@ from engine.models import Counts, RunInfo, RunSnapshot, RunState
 from engine.safetext import safe_text, visible
 
 RUNS_PAGE = 50
-RECORDS_SHOWN = 50      # checkpoints and artifacts listed per run
 AGE_TICK_S = 1.0        # how often the relative times move on
 
 
@@ -157,63 +156,40 @@ class RunsPane(Vertical):
         self._show_record()
 
     @property
-    def store(self):
-        return getattr(self.app, "store", None)
+    def session(self):
+        return self.app.session
 
-    # -- loading (workers) --------------------------------------------------------
+    # -- loading (workers; the session runs the queries) -----------------------------
     def load(self, select_id: int | None = None) -> None:
         """Reload the first page of runs (after a replay, a state change...)."""
-        if self.store is None:
+        if not self.session.has_database:
             self.query_one("#run-detail", Static).update("no database: runs cannot be browsed")
             return
         self.app.run_task(self._fetch_runs(None, False, select_id), name="list runs", group="runs",
                           exclusive=True)
 
     def load_more(self) -> None:
-        if self.store is not None and self.more and self.runs:
+        if self.session.has_database and self.more and self.runs:
             self.app.run_task(self._fetch_runs(min(self.runs), True, None), name="list more runs",
                               group="runs", exclusive=True)
 
     async def _fetch_runs(self, before_id: int | None, append: bool, select_id: int | None) -> None:
-        runs = await self.store.list_runs(limit=RUNS_PAGE, before_id=before_id)
-        failed = await self._failed_counts([r.id for r in runs if r.state is RunState.COMPLETED])
-        self.post_message(RunsLoaded(runs, append=append, more=len(runs) >= RUNS_PAGE, select_id=select_id,
-                                     failed=failed))
-
-    async def _failed_counts(self, run_ids: list[int]) -> dict[int, int]:
-        """Failed items per completed run, so a row never shows ✔ for a run that left failures.
-
-        Summed from the batches (a batch records its final failures), a table ~20× smaller
-        than the items one, in one query for the page.
-        """
-        fetchall = getattr(self.store, "fetchall", None)
-        if not run_ids or fetchall is None:
-            return {}
-        marks = ",".join("?" * len(run_ids))
-        rows = await fetchall(f"SELECT run_id, sum(failed) FROM batches WHERE run_id IN ({marks}) "
-                              "GROUP BY run_id", run_ids)
-        return {run_id: int(n or 0) for run_id, n in rows}
+        page = await self.session.runs_page(RUNS_PAGE, before_id=before_id)
+        self.post_message(RunsLoaded(page.runs, append=append, more=page.more, select_id=select_id,
+                                     failed=page.failed))
 
     def load_details(self, run_id: int) -> None:
-        if self.store is None:
+        if not self.session.has_database:
             return
         self._details_for = run_id
         self.app.run_task(self._fetch_details(run_id), name=f"load run #{run_id}", group="run-details",
                           exclusive=True)
 
     async def _fetch_details(self, run_id: int) -> None:
-        store = self.store
-        run = await store.get_run(run_id)
-        if run is None:
-            return
-        counts = await store.counts(run_id)
-        # Newest first and bounded: a long run has thousands of checkpoints, and the
-        # task graph (every planned key) is never shown here, so it is not even read.
-        checkpoints = (await store.list_checkpoints(run_id))[-RECORDS_SHOWN:]
-        artifacts = []
-        for kind in ("replay", "report"):
-            artifacts += (await store.list_artifacts(run_id, kind))[-RECORDS_SHOWN:]
-        self.post_message(RunDetailsLoaded(run, counts, checkpoints, artifacts))
+        details = await self.session.run_details(run_id)
+        if details is not None:
+            self.post_message(RunDetailsLoaded(details.run, details.counts, details.checkpoints,
+                                               details.artifacts))
 
     # -- results --------------------------------------------------------------------
     def on_runs_loaded(self, message: RunsLoaded) -> None:

@@ -16,7 +16,7 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widget import Widget
 
-from console.commands import COMMANDS, keys_of
+from console.commands import COMMANDS, in_scope, keys_of
 
 
 class KeyBar(Widget):
@@ -37,7 +37,7 @@ class KeyBar(Widget):
         out: list[tuple[str, str, str, bool]] = []
         seen_groups: dict[str, int] = {}
         for c in COMMANDS:
-            if self.scope not in c.screens or (self.scope == "main" and not c.footer):
+            if not in_scope(c, self.scope) or (self.scope == "main" and not c.footer):
                 continue
             if c.key_display and c.id not in keymap:
                 shown = c.key_display

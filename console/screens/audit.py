@@ -1,6 +1,6 @@
 """The audit log of one run: who paused, resumed, cancelled, re-sized or replayed it, when, from where.
 
-Entries come from the ``audit`` table (``engine.audit.entries``: the newest
+Entries come from the ``audit`` table through the console session (the newest
 ``MAX_ENTRIES``), written by the CLI, signal handlers and this console alike.
 They are few and user-driven, so one read when the screen opens is enough.
 Every value is drawn as plain text with controls made visible (the Line-API
@@ -17,9 +17,9 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from console import commands
+from console.messages import ExportRequested
 from console.panes.keybar import KeyBar
 from console.panes.rowtable import Column, RowTable
-from engine.audit import entries
 
 MAX_ENTRIES = 500
 
@@ -61,15 +61,15 @@ class AuditScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(RowTable).focus()
-        store = getattr(self.app, "store", None)
-        if store is None:
+        session = self.app.session
+        if not session.has_database:
             self.query_one("#audit-status", Static).update("no database: the audit log cannot be read")
             return
-        self.app.run_task(self._load(store), name=f"load the audit log of run #{self.run_id}",
+        self.app.run_task(self._load(session), name=f"load the audit log of run #{self.run_id}",
                           group="audit", exclusive=True)
 
-    async def _load(self, store) -> None:
-        found = await entries(store, self.run_id, limit=MAX_ENTRIES)
+    async def _load(self, session) -> None:
+        found = await session.audit_entries(self.run_id, limit=MAX_ENTRIES)
         if not self.is_attached:            # left with esc before the read finished
             return
         self.rows = [audit_row(e) for e in reversed(found)]
@@ -87,7 +87,7 @@ class AuditScreen(Screen[None]):
         return f"run-{self.run_id}-audit", list(self.rows)
 
     def action_export(self) -> None:
-        self.app.export_view(self)
+        self.post_message(ExportRequested(*self.export_rows()))
 
     def action_back(self) -> None:
         self.app.pop_screen()

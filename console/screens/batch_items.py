@@ -1,6 +1,6 @@
 """Drill-down: one batch's items and their last errors.
 
-Items come from the store in pages of ``PAGE`` (keyset on item id) through a
+Items come from the console session in pages of ``PAGE`` (keyset on item id) through a
 worker; the next page is fetched when the cursor reaches the last row, so a
 batch of any size opens at once. The selected item's full error shows below
 the table.
@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from console import commands
+from console.messages import ExportRequested
 from console.panes import fmt
 from console.panes.keybar import KeyBar
 from console.panes.messages import BatchItemsLoaded
@@ -80,15 +81,15 @@ class BatchItemsScreen(Screen[None]):
         self._fetch(0)
 
     def _fetch(self, after_id: int) -> None:
-        store = getattr(self.app, "store", None)
-        if store is None:
+        session = self.app.session
+        if not session.has_database:
             self.query_one("#item-error", Static).update("no database: items cannot be listed")
             return
-        self.app.run_task(self._load(store, after_id), name=f"load items of batch #{self.batch.id}",
+        self.app.run_task(self._load(session, after_id), name=f"load items of batch #{self.batch.id}",
                           group="batch-items", exclusive=True)
 
-    async def _load(self, store, after_id: int) -> None:
-        rows = await store.batch_items(self.run_id, self.batch.id, after_id=after_id, limit=PAGE)
+    async def _load(self, session, after_id: int) -> None:
+        rows = await session.batch_items(self.run_id, self.batch.id, after_id=after_id, limit=PAGE)
         self.post_message(BatchItemsLoaded(self.batch.id, rows, more=len(rows) >= PAGE))
 
     def on_batch_items_loaded(self, message: BatchItemsLoaded) -> None:
@@ -150,7 +151,7 @@ class BatchItemsScreen(Screen[None]):
         return f"run-{self.run_id}-batch-{self.batch.id}-items", rows
 
     def action_export(self) -> None:
-        self.app.export_view(self)
+        self.post_message(ExportRequested(*self.export_rows()))
 
     def action_replay(self) -> None:
         """``R``: the failed items this view shows (the filter applies), counted, as a child run."""

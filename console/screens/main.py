@@ -7,17 +7,17 @@ breakpoint class and shows one pane at a time under a tab strip; the digit
 keys switch panes in both layouts, so the muscle memory is the same.
 
 The bindings come from ``console.commands`` (one table). Actions decide what
-is selected and what to do; anything that talks to the engine goes through
-``App.run_task`` so it runs off the UI path and its failure is reported in one
-place. ``guard`` refuses run-changing commands in a read-only console and
-says so.
+is selected and what to do, and post a typed request (``console.messages``)
+that the app carries out through its session, off the UI path, reporting a
+failure in one place; this screen never touches the store or a run source.
+``guard`` refuses run-changing commands in a read-only console and says so.
+``f`` opens the results view of the run's job kind, whatever the kind.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from textual.containers import Container
 from textual.content import Content
@@ -26,6 +26,16 @@ from textual.widgets import DataTable, Static
 
 from console import commands
 from console.commands import STRATEGIES
+from console.messages import (
+    ControlRequested,
+    ExportRequested,
+    FollowRequested,
+    ReplayDialogRequested,
+    ReplayRequested,
+    ReportRequested,
+    ResultsViewRequested,
+    ResumeRequested,
+)
 from console.panes.batches import BatchQueuePane, BatchTable
 from console.panes.breakers import BreakersPane, EventFeed
 from console.panes.charts import ChartsPane
@@ -36,14 +46,11 @@ from console.panes.limits import RateLimitPane
 from console.screens.audit import AuditScreen
 from console.screens.batch_items import BatchItemsScreen
 from console.screens.dialogs import ConfirmScreen, ExportScreen
-from console.screens.findings import FindingsScreen
 from console.screens.help import HelpScreen
-from console.screens.replay import ReplayRequest, ReplayScreen
+from console.screens.replay import ReplayScreen
+from console.session import ReplayRequest
 from engine.models import RunSnapshot, RunState
 from engine.source import EngineEvent
-
-if TYPE_CHECKING:
-    from console.app import BatchdeckApp
 
 # Commands that steer the watched run: meaningless once it has finished (and pacing needs a process).
 STEERING = {"pause_resume", "concurrency_up", "concurrency_down", "strategy", "cancel"}
@@ -56,8 +63,6 @@ class MainScreen(Screen[None]):
     BINDINGS = commands.bindings()
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
-
-    app: BatchdeckApp
 
     def __init__(self) -> None:
         super().__init__(id="main")
@@ -152,7 +157,7 @@ class MainScreen(Screen[None]):
                         severity="warning", title="read-only")
             return False
         snap = self.app.snapshot
-        if command_id in STEERING and snap is not None and self.app.source is not None:
+        if command_id in STEERING and snap is not None and self.app.watched_run_id is not None:
             state = snap.run.state
             if state.finished or (command_id in PACING and state not in (RunState.RUNNING, RunState.PAUSED)):
                 self.notify(f"run #{snap.run.id} is {state.value}: '{command.title}' has nothing to act on",
@@ -160,14 +165,14 @@ class MainScreen(Screen[None]):
                 return False
         return True
 
-    def _source(self):
-        source = self.app.source
-        if source is None:
+    def _attached(self) -> bool:
+        if self.app.watched_run_id is None:
             self.notify("no run attached: pick one in pane 5 and press enter", severity="warning")
-        return source
+            return False
+        return True
 
     def _need_engine(self) -> bool:
-        if self.app.engine is None:
+        if not self.app.session.has_engine:
             self.notify("this needs the database (start the console with an engine)", severity="warning")
             return False
         return True
@@ -177,15 +182,15 @@ class MainScreen(Screen[None]):
 
     # -- the run -------------------------------------------------------------------------
     def action_pause_resume(self) -> None:
-        if not self.guard("pause_resume") or (source := self._source()) is None:
+        if not self.guard("pause_resume") or not self._attached():
             return
         snap = self.app.snapshot
         state = snap.run.state if snap else None
         if state == RunState.RUNNING:
-            self.app.run_task(source.pause(), name="pause")
+            self.post_message(ControlRequested("pause"))
             self.notify("pausing: in-flight items finish, then a checkpoint is written")
         elif state == RunState.PAUSED:
-            self.app.run_task(source.resume(), name="resume")
+            self.post_message(ControlRequested("resume"))
             self.notify("resuming")
         elif state == RunState.INTERRUPTED and snap is not None:
             self.action_resume_run(snap.run.id)
@@ -196,7 +201,7 @@ class MainScreen(Screen[None]):
     def action_concurrency(self, delta: int) -> None:
         if not self.guard("concurrency_up" if delta > 0 else "concurrency_down"):
             return
-        if (source := self._source()) is None or self.app.snapshot is None:
+        if not self._attached() or self.app.snapshot is None:
             return
         current = self.app.pending_concurrency or self.app.snapshot.concurrency
         # The engine clamps to the run's max_concurrent_requests; say so rather than pretend.
@@ -207,7 +212,7 @@ class MainScreen(Screen[None]):
                         "batch.concurrency.max_concurrent_requests)", severity="warning")
             return
         self.app.pending_concurrency = target
-        self.app.run_task(source.set_concurrency(target), name=f"set concurrency to {target}")
+        self.post_message(ControlRequested("concurrency", target))
         self.notify(f"concurrency → {target}")
 
     def action_cycle_strategy(self) -> None:
@@ -218,19 +223,19 @@ class MainScreen(Screen[None]):
         self.action_set_strategy(following)
 
     def action_set_strategy(self, name: str) -> None:
-        if not self.guard("strategy") or (source := self._source()) is None:
+        if not self.guard("strategy") or not self._attached():
             return
-        self.app.run_task(source.set_strategy(name), name=f"switch strategy to {name}")
+        self.post_message(ControlRequested("strategy", name))
         self.notify(f"strategy → {name}")
 
     def action_cancel(self) -> None:
-        if not self.guard("cancel") or (source := self._source()) is None:
+        if not self.guard("cancel") or not self._attached():
             return
-        run_id = source.run_id
+        run_id = self.app.watched_run_id
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.app.run_task(source.cancel(), name=f"cancel run #{run_id}")
+                self.post_message(ControlRequested("cancel"))
                 self.notify(f"cancelling run #{run_id}")
         self.app.push_screen(ConfirmScreen(f"Cancel run #{run_id}?",
                                            "In-flight items finish; the run cannot be resumed afterwards.",
@@ -251,7 +256,7 @@ class MainScreen(Screen[None]):
                             "failed runs resume", severity="warning")
                 return
             run_id = run.id
-        self.app.run_task(self.app.resume_run(run_id), name=f"resume run #{run_id}")
+        self.post_message(ResumeRequested(run_id))
 
     def action_replay(self) -> None:
         if not self.guard("replay") or not self._need_engine():
@@ -271,17 +276,8 @@ class MainScreen(Screen[None]):
             self.notify("the filter shows no batch with failed items", severity="warning")
             return
         run_id, terms = batches[0].run_id, " ".join(self.batches._terms)
-
-        async def count_then_ask() -> None:
-            ids: list[int] = []
-            for b in batches:
-                ids += [it["id"] for it in await self.app.store.failed_items(run_id, b.id)]
-            if not ids:
-                self.notify("the filtered batches have no failed items left to replay", severity="warning")
-                return
-            self.open_replay(run_id, None, len(ids), item_ids=tuple(ids),
-                             chosen_by=f"batch filter '{terms}' ({len(batches)} batches)")
-        self.app.run_task(count_then_ask(), name="count the filtered failed items")
+        self.post_message(ReplayDialogRequested(run_id, [b.id for b in batches],
+                                                chosen_by=f"batch filter '{terms}' ({len(batches)} batches)"))
 
     def open_replay(self, run_id: int, batch_id: int | None, failed: int | None, *,
                     item_ids: tuple[int, ...] = (), chosen_by: str = "") -> None:
@@ -299,7 +295,7 @@ class MainScreen(Screen[None]):
 
         def chosen(request: ReplayRequest | None) -> None:
             if request is not None:
-                self.app.run_task(self.app.replay(request), name=f"replay run #{run_id}")
+                self.post_message(ReplayRequested(request))
         self.app.push_screen(screen, chosen)
 
     def _replay_target(self) -> tuple[int | None, int | None, int | None]:
@@ -330,7 +326,7 @@ class MainScreen(Screen[None]):
         return run_settings(run.config) if run else {}
 
     def action_export(self) -> None:
-        self.app.export_view(self)
+        self.post_message(ExportRequested(*self.export_rows()))
 
     def export_rows(self) -> tuple[str, list[dict]]:
         """The focused pane's rows as plain dicts (what ``e`` exports): as filtered, in the order shown."""
@@ -362,7 +358,7 @@ class MainScreen(Screen[None]):
 
         def chosen(path: Path | None) -> None:
             if path is not None:
-                self.app.run_task(self.app.export_report(run_id, path), name=f"export report of run #{run_id}")
+                self.post_message(ReportRequested(run_id, path))
         self.app.push_screen(ExportScreen(f"Export the report of run #{run_id}", default), chosen)
 
     # -- looking around ------------------------------------------------------------------
@@ -370,7 +366,7 @@ class MainScreen(Screen[None]):
         if self._browser_focused():
             run = self.runs.selected_run
             if run is not None:
-                self.app.run_task(self.app.follow(run.id), name=f"follow run #{run.id}")
+                self.post_message(FollowRequested(run.id))
             return
         if self.active == 1:
             batch = self.batches.selected
@@ -393,15 +389,11 @@ class MainScreen(Screen[None]):
             self.notify("no run selected", severity="warning")
         return run
 
-    def action_findings(self) -> None:
+    def action_results(self) -> None:
+        """The results view of the run's job kind (findings of a scan...), whatever the kind."""
         run = self._target_run()
-        if run is None:
-            return
-        if run.kind != "ioc-scan":
-            self.notify(f"run #{run.id} is a {run.kind} run: findings exist for ioc-scan runs only",
-                        severity="warning")
-            return
-        self.app.push_screen(FindingsScreen(run.id))
+        if run is not None:
+            self.post_message(ResultsViewRequested(run))
 
     def action_audit(self) -> None:
         run = self._target_run()

@@ -8,29 +8,17 @@ before anything is created, so a typo never produces a half-made run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from console.commands import STRATEGIES
+from console.session import ReplayRequest
 from engine.safetext import visible
 
 CONCURRENCY_RANGE = (1, 50)     # batch.concurrency.max_concurrent_requests
 RETRY_RANGE = (0, 10)           # batch.performance.retry_attempts
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayRequest:
-    run_id: int
-    batch_id: int | None
-    overrides: dict[str, Any]
-    start: bool
-    item_ids: tuple[int, ...] = ()     # replay exactly these failed items (what a filter shows)
-    chosen_by: str = ""
 
 
 def parse_int(text: str, name: str, lo: int, hi: int) -> int:

@@ -18,18 +18,23 @@ What a view may rely on, and what it must do:
   named query of the run's :class:`~engine.kinds.JobKind` (``JobKind.queries``) over the
   store. A view never imports ``engine.store`` or ``engine.runner`` (an import-linter
   contract checks it).
-* Queries run in a worker: ``self.app.run_task(coro, name="load ...")``; a failure there
-  becomes one plain-text notification in the app (``report_error``). Post the rows to the
-  screen in a typed message (or set them from the worker coroutine) rather than blocking
-  ``on_mount``.
+* Queries run in a worker: ``self.app.run_task(coro, name="load ...")`` from ``on_mount``;
+  a failure there becomes one plain-text notification in the app (``report_error``). Set
+  the rows from the worker coroutine (or post them to the screen in a typed message).
+  Keep what is read bounded (keyset pages up to a maximum, as the findings view does).
 * Every value read from the store is untrusted text: show it with
   ``engine.safetext.visible`` (strings) or ``safe_text`` (renderables), never as markup.
   ``console.panes.rowtable.RowTable`` does this for tables.
-* ``esc`` goes back (``self.app.pop_screen()``); ``e`` exports what is shown: define
+* Keys come from the one command table: ``COMMAND_SCOPE = "results"`` and
+  ``BINDINGS = commands.bindings("results")`` give ``/`` filter, ``s`` sort, ``g`` group,
+  ``e`` export and ``esc`` back (actions ``filter``, ``sort``, ``group``, ``export``,
+  ``back``; ``KeyBar("results")`` is the footer). ``esc`` goes back with
+  ``self.app.pop_screen()``; ``e`` exports what is shown: define
   ``export_rows() -> (name, list[dict])`` and post
-  :class:`console.messages.ExportRequested` (or call ``self.app.export_view(self)``).
-  Bindings come from ``console.commands`` (``commands.bindings(scope)``); a view may use
-  the ``"findings"`` scope (``/`` filter, ``s`` sort, ``g`` group, ``e`` export, ``esc``).
+  ``console.messages.ExportRequested(*self.export_rows())``.
+
+Examples: ``console/views/ioc_scan.py`` (findings) and ``tests/console/tally_kind.py``
+(the smallest complete kind + view, registered by ``tests/console/test_kind_views.py``).
 """
 
 from __future__ import annotations

@@ -11,9 +11,12 @@ The real-engine tests live in ``test_engine_keys.py``.
 from __future__ import annotations
 
 import copy
+from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
 
+from engine.errors import InputError
+from engine.kinds import JobKind
 from engine.models import (
     BatchState,
     BatchView,
@@ -222,16 +225,6 @@ class FixedStore:
                  "summary": "10,000 items", "data": {}}]
         return [r for r in rows if kind is None or r["kind"] == kind]
 
-    async def fetchall(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """ioc-scan's findings page (engine/jobs/ioc_scan/queries.py), answered from :meth:`findings`;
-        no other SQL has rows here (the history's failure sums: none)."""
-        if "FROM findings" not in sql:
-            return []
-        run_id, after_id, limit = params
-        keys = ("id", "repo", "file_path", "line_number", "package_name", "version", "ecosystem", "ioc_source",
-                "kind")
-        return [tuple(row[k] for k in keys) for row in await self.findings(run_id, after_id, limit)]
-
     async def findings(self, run_id: int, after_id: int = 0, limit: int = 200) -> list[dict]:
         rows = [{"id": i, "repo": f"acme/service-{i}", "file_path": "package-lock.json", "line_number": 100 + i,
                  "package_name": "@ctrl/tinycolor", "version": "4.1.1", "ecosystem": "npm",
@@ -239,13 +232,26 @@ class FixedStore:
         return [r for r in rows if r["id"] > after_id][:limit]
 
 
+def fixed_kinds(name: str) -> JobKind:
+    """Job kinds whose queries the fake stores answer: ioc-scan's ``findings`` reads
+    ``FixedStore.findings`` (the real query reads SQLite; ``test_scan_console`` runs it)."""
+    if name != "ioc-scan":
+        raise InputError(f"unknown job kind {name!r}")
+
+    def findings(store: FixedStore, run_id: int, **kw: Any) -> Awaitable[list[dict]]:
+        return store.findings(run_id, **kw)
+    return JobKind("ioc-scan", processor=lambda *a: None, queries={"findings": findings})
+
+
 def fixed_app(theme: str = "dark", *, readonly: bool = False, keymap: dict | None = None,
               source: ScriptedSource | None = None, store: FixedStore | None = None,
               export_dir: Any = None):
     """The console over the hand-made run, with time frozen at ``NOW``."""
     from console.app import BatchdeckApp
+    from console.session import ConsoleSession
 
-    return BatchdeckApp(None, source=source or ScriptedSource(), store=store or FixedStore(),
+    session = ConsoleSession(None, store=store or FixedStore(), readonly=readonly, kinds=fixed_kinds)
+    return BatchdeckApp(None, source=source or ScriptedSource(), session=session,
                         clock=lambda: NOW, theme=theme, readonly=readonly, keymap=keymap,
                         export_dir=export_dir)
 

@@ -13,7 +13,7 @@ from console.panes.header import RunHeader
 from console.panes.keybar import KeyBar
 from console.panes.rowtable import GroupLine, RowTable
 from console.screens.dialogs import ExportScreen
-from console.screens.findings import FindingsScreen
+from console.views.ioc_scan import FindingsScreen
 
 PACKAGES = ["@ctrl/tinycolor", "@crowdstrike/commitlint", "ngx-bootstrap", "@ctrl/deluge"]
 
@@ -101,10 +101,10 @@ async def test_e_exports_what_the_filter_shows_to_a_private_csv_or_json(tmp_path
             assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
 
 
-async def test_f_is_in_the_footer_and_the_header_counts_findings():
+async def test_f_for_results_is_in_the_footer_and_the_header_counts_findings():
     snap = replace(make_snapshot(), counters={"findings": 155})
     app = fixed_app(source=ScriptedSource(snap))
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        assert any(label == "findings" for _keys, label, _a, _e in app.screen.query_one(KeyBar).entries())
+        assert any((keys, label) == ("f", "results") for keys, label, _a, _e in app.screen.query_one(KeyBar).entries())
         assert "155 findings (f)" in str(app.screen.query_one(RunHeader).render())

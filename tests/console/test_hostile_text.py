@@ -26,7 +26,7 @@ from console_fakes import (
 from console.app import run_console
 from console.panes.rowtable import RowTable
 from console.screens.batch_items import BatchItemsScreen
-from console.screens.findings import FindingsScreen
+from console.views.ioc_scan import FindingsScreen
 from engine.api import Engine
 from engine.errors import InputError
 

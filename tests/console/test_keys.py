@@ -17,8 +17,8 @@ from console.panes.batches import BatchTable
 from console.panes.rowtable import RowTable
 from console.screens.batch_items import BatchItemsScreen
 from console.screens.dialogs import ConfirmScreen
-from console.screens.findings import FindingsScreen
 from console.screens.help import HelpScreen
+from console.views.ioc_scan import FindingsScreen
 from engine.models import BatchState, RunState
 
 
@@ -321,7 +321,7 @@ async def test_actions_needing_the_database_say_so_without_one():
 
 async def test_replay_refuses_a_batch_without_failures():
     app = fixed_app()
-    app.engine = object()     # anything non-None: the refusal happens before the engine is used
+    app.session.engine = object()     # anything non-None: the refusal happens before the engine is used
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         table = app.screen.query_one(BatchTable)

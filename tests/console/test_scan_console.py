@@ -10,7 +10,7 @@ import pytest
 from console.app import BatchdeckApp
 from console.panes.limits import RateLimitPane
 from console.panes.rowtable import RowTable
-from console.screens.findings import FindingsScreen
+from console.views.ioc_scan import FindingsScreen
 from engine.api import Engine
 from engine.config import load_config
 from engine.jobs.ioc_scan.queries import findings as finding_rows
@@ -76,6 +76,7 @@ async def test_a_scan_fills_the_gauges_pauses_on_space_and_shows_its_findings(en
             findings = await finding_rows(engine.store, run_id, limit=1000)
             assert findings
             await pilot.press("f")
+            await pilot.pause()
             assert isinstance(app.screen, FindingsScreen)
             screen = app.screen
             deadline = time.monotonic() + 20

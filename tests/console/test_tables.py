@@ -114,3 +114,11 @@ async def test_run_console_rejects_bad_input_before_taking_the_screen():
         await run_console(None, theme="nope")
     with pytest.raises(InputError, match="unknown binding id"):
         await run_console(None, keymap={"nope": "x"})
+
+
+def test_names_from_before_results_views_keep_working():
+    """A keymap remapping the old ``findings`` binding remaps ``results``; a kind's view
+    written for the old ``findings`` key scope gets the results keys."""
+    assert validate_keymap({"findings": "F"}) == {"results": "F"}
+    assert [b.id for b in bindings("findings")] == [b.id for b in bindings("results")] == [
+        "export", "filter", "sort", "group", "back"]

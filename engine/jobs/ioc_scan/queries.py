@@ -1,30 +1,20 @@
-"""ioc-scan's named read-only queries (``JobKind.queries``): what its results view and the
-Python API read, so neither the console nor the store knows the kind's tables.
-
-Each query is ``async def name(store, run_id, **kw)`` and returns plain rows."""
+"""Read-only queries over ioc-scan's tables (findings, file_errors, items of a scan), taking the store."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-FINDING_KEYS = ("id", "repo", "file_path", "line_number", "package_name", "version", "ecosystem",
-                "ioc_source", "kind")
 
-
-async def findings(store: Any, run_id: int, after_id: int = 0, limit: int = 200) -> list[dict[str, Any]]:
-    """A page of the run's findings in id order (keyset: pass the last id seen as ``after_id``)."""
+async def findings(store: Any, run_id: int, after_id: int = 0, limit: int = 200) -> list[dict]:
+    """A keyset page of the findings of one run (not its replays), in the order they were found."""
     rows = await store.fetchall(
-        f"SELECT {', '.join(FINDING_KEYS)} FROM findings WHERE run_id=? AND id > ? ORDER BY id LIMIT ?",
+        "SELECT id, repo, file_path, line_number, package_name, version, ecosystem, ioc_source, kind "
+        "FROM findings WHERE run_id=? AND id > ? ORDER BY id LIMIT ?",
         (run_id, after_id, limit),
     )
-    return [dict(zip(FINDING_KEYS, row, strict=True)) for row in rows]
-
-
-async def finding_count(store: Any, run_id: int) -> int:
-    """How many findings the run has (what a view says it could not all show)."""
-    row = await store.fetchone("SELECT count(*) FROM findings WHERE run_id=?", (run_id,))
-    return int(row[0]) if row else 0
+    keys = ("id", "repo", "file_path", "line_number", "package_name", "version", "ecosystem", "ioc_source",
+            "kind")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
 async def parse_failures(store: Any, run_id: int) -> list[dict[str, Any]]:
@@ -40,10 +30,3 @@ async def pending_repos(store: Any, run_id: int) -> int | None:
         "SELECT count(DISTINCT CASE WHEN key LIKE 'file:%' THEN substr(key, 6, instr(substr(key, 6), ':') - 1) "
         "ELSE substr(key, 6) END) FROM items WHERE run_id=? AND state != 'done'", (run_id,))
     return row[0] if row else None
-
-
-QUERIES: dict[str, Callable[..., Awaitable[Any]]] = {
-    "findings": findings,
-    "finding_count": finding_count,
-    "parse_failures": parse_failures,
-}

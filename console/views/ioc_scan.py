@@ -1,6 +1,9 @@
-"""Findings of an ioc-scan run: which repo, file and line pulls a compromised package.
+"""The results view of ioc-scan runs: which repo, file and line pulls a compromised package.
 
-The findings are read from the store by a worker in keyset pages, up to
+Registered as ioc-scan's console view (``batchdeck.views``: ``ioc-scan =
+"console.views.ioc_scan:view"``). The findings are read through the console
+session with the kind's own ``findings`` query (``engine.jobs.ioc_scan.queries``)
+by a worker in keyset pages, up to
 ``MAX_FINDINGS`` (the status line says when there are more: ``batchdeck
 findings RUN`` exports them all), into plain dicts drawn by a Line-API
 :class:`RowTable`: package and version stay readable at 80 columns, paths are
@@ -13,18 +16,22 @@ groups by package, then by repository, and ``e`` exports exactly what is shown
 from __future__ import annotations
 
 from itertools import groupby
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from console import commands
+from console.messages import ExportRequested
 from console.panes.keybar import KeyBar
 from console.panes.messages import FindingsLoaded
 from console.panes.rowtable import Column, GroupLine, RowTable
-from engine.jobs.ioc_scan.queries import findings as finding_rows
 from engine.safetext import visible
+
+if TYPE_CHECKING:
+    from console.session import ConsoleSession
+    from engine.models import RunInfo
 
 PAGE = 1000
 MAX_FINDINGS = 100_000
@@ -65,8 +72,13 @@ def _sort_value(row: dict[str, Any], key: str) -> tuple:
             int(row.get("line_number") or 0))
 
 
+def view(session: ConsoleSession, run: RunInfo) -> FindingsScreen:
+    """The ``batchdeck.views`` entry point of ioc-scan (a :class:`console.views.ViewFactory`)."""
+    return FindingsScreen(session, run.id)
+
+
 class FindingsScreen(Screen[None]):
-    COMMAND_SCOPE = "findings"
+    COMMAND_SCOPE = "results"
     BINDINGS = commands.bindings(COMMAND_SCOPE)
     DEFAULT_CSS = """
     FindingsScreen #findings-filter { display: none; height: 1; border: none; padding: 0 1; }
@@ -75,8 +87,9 @@ class FindingsScreen(Screen[None]):
     FindingsScreen #findings-status { height: 1; color: $foreground-muted; padding: 0 1; }
     """
 
-    def __init__(self, run_id: int) -> None:
+    def __init__(self, session: ConsoleSession, run_id: int) -> None:
         super().__init__()
+        self.session = session
         self.run_id = run_id
         self.rows: list[dict[str, Any]] = []
         self.shown: list[dict[str, Any]] = []
@@ -92,7 +105,7 @@ class FindingsScreen(Screen[None]):
                     id="findings-filter")
         yield RowTable(COLUMNS, id="findings")
         yield Static("loading findings…", id="findings-status", markup=False)
-        yield KeyBar("findings")
+        yield KeyBar(self.COMMAND_SCOPE)
 
     @property
     def table(self) -> RowTable:
@@ -100,18 +113,17 @@ class FindingsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.table.focus()
-        store = getattr(self.app, "store", None)
-        if store is None:
+        if not self.session.has_database:
             self.fetching = False
             self.query_one("#findings-status", Static).update("no database: findings cannot be listed")
             return
-        self.app.run_task(self._load(store), name=f"load findings of run #{self.run_id}",
+        self.app.run_task(self._load(), name=f"load findings of run #{self.run_id}",
                           group="findings", exclusive=True)
 
-    async def _load(self, store) -> None:
+    async def _load(self) -> None:
         after_id, loaded = 0, 0
         while loaded < MAX_FINDINGS:
-            rows = await finding_rows(store, self.run_id, after_id=after_id, limit=PAGE)
+            rows = await self.session.kind_query(self.run_id, "findings", after_id=after_id, limit=PAGE)
             more = len(rows) >= PAGE
             loaded += len(rows)
             self.post_message(FindingsLoaded(self.run_id, rows, more=more and loaded < MAX_FINDINGS))
@@ -207,4 +219,4 @@ class FindingsScreen(Screen[None]):
         return f"run-{self.run_id}-findings", [{k: r.get(k) for k in EXPORT_KEYS} for r in self.shown]
 
     def action_export(self) -> None:
-        self.app.export_view(self)
+        self.post_message(ExportRequested(*self.export_rows()))
