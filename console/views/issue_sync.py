@@ -29,6 +29,7 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from console import commands
+from console.messages import ExportRequested
 from console.panes.keybar import KeyBar
 from console.panes.rowtable import Column, GroupLine, RowTable
 from engine.models import RunInfo, RunState
@@ -102,7 +103,7 @@ class SyncLoaded(Message):
 
 
 class IssueSyncView(Screen[None]):
-    COMMAND_SCOPE = "findings"          # / filter, s sort, g group, e export, esc back
+    COMMAND_SCOPE = "results"           # / filter, s sort, g group, e export, esc back
     BINDINGS = commands.bindings(COMMAND_SCOPE)
     DEFAULT_CSS = """
     IssueSyncView #sync-filter { display: none; height: 1; border: none; padding: 0 1; }
@@ -140,6 +141,9 @@ class IssueSyncView(Screen[None]):
 
     def on_mount(self) -> None:
         self.table.focus()
+        if not self.session.has_database:
+            self.query_one("#sync-status", Static).update("no database: the sync's items cannot be listed")
+            return
         self.load()
         if self.run.state in ACTIVE:
             self.set_interval(REFRESH_S, self.load)
@@ -244,7 +248,7 @@ class IssueSyncView(Screen[None]):
         self.refilter()
 
     def action_export(self) -> None:
-        self.app.export_view(self)
+        self.post_message(ExportRequested(*self.export_rows()))
 
 
 def view(session: Any, run: RunInfo) -> IssueSyncView:

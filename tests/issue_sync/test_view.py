@@ -1,6 +1,7 @@
 """The console view of a sync run: every item with its state, issue number, parent and link; `/` filters;
-titles from the files are drawn as plain text. Opened on a finished run; the test waits on the view's own
-``loaded`` event (set when the rows are on screen), never on time."""
+titles from the files are drawn as plain text. Opened with `f` in the console on a finished run, and on a
+run held at a gate mid-links; the tests wait on the view's own ``loaded`` event (set when the rows are on
+screen) and on the gate, never on time."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 import httpx
 from textual.app import App
 
+from console.app import BatchdeckApp
 from console.session import ConsoleSession
 from console.views import load_view
-from console.views.issue_sync import pace_text
+from console.views.issue_sync import IssueSyncView, pace_text
 from engine.github import GitHubClient
 from engine.jobs.issue_sync.kind import KIND
 from engine.jobs.issue_sync.sample import write_sample_tree
@@ -56,14 +58,17 @@ async def test_the_view_lists_every_item_with_its_issue_number_parent_and_link(e
     assert state is RunState.COMPLETED
     tree = load_tree(root)
     issues = {i["title"]: i["number"] for i in await kit.all_issues(app)}
-    run = await engine.store.require_run(run_id)
 
-    host = ViewHost(ConsoleSession(engine), run)
+    host = BatchdeckApp(engine, run_id=run_id, refresh_hz=0, export_dir=tmp_path)
     async with host.run_test(size=(160, 30)) as pilot:
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("f")                                           # the console's results key
+        await pilot.pause()
         view = host.screen
+        assert isinstance(view, IssueSyncView)
         await asyncio.wait_for(view.loaded.wait(), LOAD_DEADLINE_S)
         await pilot.pause()
-        assert not host.errors
         rows = {r["sid"]: r for r in view.table.lines}
         assert list(rows) == ["prd:platform", "epic:auth", "task:auth/001", "task:auth/002", "task:auth/003",
                               "task:auth/004"]                           # tree order: PRD, epic, its tasks
@@ -86,7 +91,8 @@ async def test_the_view_lists_every_item_with_its_issue_number_parent_and_link(e
         await pilot.press("enter", "escape")                             # esc clears the filter first
         assert len(view.shown) == 6
         await pilot.press("escape")                                      # then goes back
-        assert host.screen is not view
+        await pilot.pause()
+        assert host.screen is host.main
 
 
 class HoldLastLink(httpx.AsyncBaseTransport):
