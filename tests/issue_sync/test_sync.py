@@ -8,6 +8,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from engine.jobs.issue_sync.cli import export_sync_map, pull, write_back
@@ -264,3 +265,52 @@ async def test_a_configured_cap_below_githubs_keeps_a_stricter_server_from_refus
     found = by_marker(await kit.all_issues(app))
     assert set(found) == set(load_tree(root).nodes) and all(len(v) == 1 for v in found.values())
     assert json.loads(progress[0])["budget_per_minute"] == 5       # what the view and the progress line show
+
+
+class RefuseOneCreate(httpx.AsyncBaseTransport):
+    """The simulator, except that GitHub refuses to create one item's issue (422, a hostile message)."""
+
+    def __init__(self, app, sid: str) -> None:
+        self.inner, self.marker = httpx.ASGITransport(app), f"batchdeck:id={sid} "
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/issues") and \
+                self.marker in request.content.decode():
+            return httpx.Response(422, json={"message": "Validation Failed \x1b[31mred", "errors": []})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_refused_create_is_a_failed_item_its_dependents_wait_and_the_sync_says_so(
+        engine, kit, tmp_path, capsys):
+    from argparse import Namespace
+
+    from engine.github import GitHubClient
+    from engine.jobs.issue_sync.kind import KIND
+    from engine.jobs.issue_sync.queries import item_rows
+    from engine.kinds import ResultsRequest
+
+    app = kit.make_app()
+    root = write_sample_tree(tmp_path / "t", epics=1, tasks=4)
+    (root / "epics/auth/003.md").write_text("---\nname: three\ndepends_on: [2]\n---\nafter two\n")
+    tree = load_tree(root)
+    spec = {"repo": "acme/plans", "root": str(root), "links": "sub-issues", "api_url": "http://sim",
+            "nodes": [n.to_dict() for n in tree.nodes.values()]}
+    run_id = await engine.create_run(KIND.name, spec)
+    client = GitHubClient("http://sim", "t", config=engine.config, time_scale=kit.SCALE,
+                          transport=RefuseOneCreate(app, "task:auth/002"))
+    try:
+        await (await engine.start(run_id, github=client)).wait()
+    finally:
+        await client.aclose()
+    rows = {r["sid"]: r for r in await item_rows(engine.store, run_id)}
+    assert rows["task:auth/002"]["state"] == "failed" and "Validation Failed" in rows["task:auth/002"]["error"]
+    assert rows["task:auth/002"]["link"] == "pending" and rows["task:auth/001"]["link"] == "linked"
+    assert rows["task:auth/003"]["state"] == "waiting"              # its body needs #<002>: not sent
+    assert {r["state"] for sid, r in rows.items() if sid not in ("task:auth/002", "task:auth/003")} == {"created"}
+
+    code = await KIND.results(ResultsRequest(engine=engine, run_id=run_id, args=Namespace()))
+    err = capsys.readouterr().err
+    assert code == 1                                              # failed items remain: never "in step"
+    assert "4 created" in err and "1 failed" in err and "in step with" not in err
+    assert "failed: epics/auth/002.md: " in err and "Validation Failed ␛[31mred" in err and "\x1b" not in err
+    assert "1 item(s) wait on a failed one" in err

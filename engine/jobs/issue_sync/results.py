@@ -32,12 +32,18 @@ async def print_results(request: ResultsRequest) -> int:
     actions = await action_counts(store, run_id)
     repo = visible(run.spec.get("repo", "?"))
     print(f"sync of run {run_id} into {repo}: {_summary(actions)}", file=sys.stderr)
+    rows = await item_rows(store, run_id)
     if counts.failed:
-        failed = [r for r in await item_rows(store, run_id) if r["state"] == "failed" or r["link"] == "failed"]
+        failed = [r for r in rows if r["state"] == "failed" or r["link"] == "failed"]
         for row in failed[:FAILED_SHOWN]:
             print(f"  failed: {visible(row['path'] or row['sid'])}: {visible(row['error'])}", file=sys.stderr)
         if len(failed) > FAILED_SHOWN:
-            print(f"  … and {len(failed) - FAILED_SHOWN} more (batchdeck show {run_id})", file=sys.stderr)
+            print(f"  … and {len(failed) - FAILED_SHOWN} more (the console's view of run {run_id} lists them)",
+                  file=sys.stderr)
+        waiting = sum(1 for r in rows if r["state"] == "waiting" or (r["link"] == "pending" and r["state"] != "failed"))
+        if waiting:
+            print(f"  {waiting} item(s) wait on a failed one (their issue or link was not sent): fix what failed "
+                  "and sync again (what was done is not sent twice)", file=sys.stderr)
     if run.state is RunState.COMPLETED and not counts.failed:
         print(f"{repo} is in step with the planning tree ({len(run.spec.get('nodes', []))} items)", file=sys.stderr)
         return EXIT_OK
