@@ -134,6 +134,12 @@ async def test_ctrl_c_mid_scan_says_incomplete_then_resume_with_a_token_complete
     sidecar = json.loads((tmp_path / "f.csv.coverage.json").read_text())
     assert sidecar["complete"] is True and sidecar["coverage"]["run_id"] == run_id
 
+    # the run's report carries ioc-scan's own section: the verdict and what it covered
+    code = await run_cli("report", str(run_id), "--db", str(db), "--format", "json", "-o", str(tmp_path / "r.json"))
+    section = json.loads((tmp_path / "r.json").read_text())["sections"]["ioc_scan"]
+    assert code == cli.EXIT_OK and section["complete"] is True and section["findings"] == len(resumed["matches"])
+    assert section["verdict"] == resumed["verdict"]
+
 
 async def test_resume_without_the_token_the_run_was_made_with_refuses_and_changes_nothing(sim, tmp_path,
                                                                                          monkeypatch, capsys):
