@@ -74,7 +74,7 @@ async def batchdeck(tree) -> dict:
         async with await Engine.open(Path(tmp) / "bench.db", config) as engine:
             spec = {"repo": "acme/plans", "root": str(EXAMPLE), "links": "sub-issues", "api_url": "http://sim",
                     "nodes": [n.to_dict() for n in tree.nodes.values()]}
-            run_id = await engine.create_run(KIND, spec)
+            run_id = await engine.create_run(KIND.name, spec)
             client = GitHubClient("http://sim", "bench", config=config, time_scale=SCALE,
                                   transport=httpx.ASGITransport(app))
             t0 = time.perf_counter()

@@ -552,8 +552,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("sim", help="the GitHub API simulator (see batchdeck sim --help)", add_help=False)
 
-    from engine.jobs.issue_sync.cli import add_parser as add_sync_parser  # resumes with its JobKind
-    add_sync_parser(sub, common)
 
     from engine.kinds import CliContext, load_kinds
 

@@ -304,6 +304,13 @@ class GitHubClient:
         """The primary buckets as last seen, with the pace each currently allows."""
         return self._limiter.gauges()
 
+    def limit_content_creation(self, per_minute: float, per_hour: int) -> None:
+        """Create content more slowly than GitHub's documented 80 a minute and 500 an hour
+        (the write lane keeps the lower of the two, and still halves it on a refusal)."""
+        content = self._lanes.get("write").content
+        if content is not None:
+            content.limit(per_minute, per_hour)
+
     def lanes(self) -> list[LaneView]:
         """Each lane's pause and write budget."""
         return self._lanes.views()

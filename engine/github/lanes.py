@@ -95,6 +95,13 @@ class ContentBudget:
     def record(self, now: float) -> None:
         self._sent.append(now)
 
+    def limit(self, per_minute: float, per_hour: int) -> None:
+        """A cap of the caller's below the documented limits (a token shared with other tools)."""
+        self.base = min(self.base, float(per_minute))
+        self.per_hour = min(self.per_hour, int(per_hour))
+        if self._cut_to is not None:
+            self._cut_to = min(self._cut_to, self.base)
+
 
 class TokenPause:
     """The secondary-limit pause of one token: every lane sharing it waits it out."""

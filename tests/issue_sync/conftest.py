@@ -58,7 +58,7 @@ async def run_sync(engine: Engine, app, tree_dir: Path, *, links: str = "sub-iss
     tree = load_tree(tree_dir)
     spec = {"repo": "acme/plans", "root": str(tree_dir), "links": links, "api_url": "http://sim",
             "nodes": [n.to_dict() for n in tree.nodes.values()]}
-    run_id = await engine.create_run(KIND, spec)
+    run_id = await engine.create_run(KIND.name, spec)
     client = GitHubClient("http://sim", "sync-token", config=engine.config, time_scale=scale,
                           transport=httpx.ASGITransport(app))
     try:

@@ -37,3 +37,25 @@ def test_a_bad_repo_exits_2(tmp_path, capsys):
     root = Path(shutil.copytree(EXAMPLE / "prds", tmp_path / "t" / "prds")).parent
     assert main(["sync", str(root), "--repo", "not-a-repo", "--dry-run", "--db", str(tmp_path / "d.db")]) == 2
     assert "--repo 'not-a-repo': expected owner/name" in capsys.readouterr().err
+
+
+def test_the_config_file_sets_link_mode_labels_and_pace_and_a_bad_value_is_one_line(tmp_path, capsys):
+    root = write_sample_tree(tmp_path / "t", epics=1, tasks=3)
+    config = tmp_path / "team.yaml"
+    config.write_text("issue_sync:\n  links: checklist\n  add_labels: 'synced, plan'\n"
+                      "  pacing:\n    creates_per_minute: 10\n")
+    args = ["sync", str(root), "--repo", "acme/plans", "--dry-run", "--db", str(tmp_path / "d.db"),
+            "--api-url", "http://127.0.0.1:9", "--config", str(config)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "would write checklists into 2" in out and "would link as sub-issues" not in out   # links: checklist
+    labels = next(line for line in out.splitlines() if "labels/milestones among" in line)
+    assert "plan" in labels and "synced" in labels                     # added to every issue
+    assert "at 10/min, 500/h" in out
+    assert main([*args, "--links", "sub-issues"]) == 0                 # a flag overrides the file
+    assert "would link as sub-issues 4" in capsys.readouterr().out
+
+    config.write_text("issue_sync:\n  pacing:\n    creates_per_minute: 500\n")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "issue_sync.pacing.creates_per_minute = 500" in err and "1..80" in err

@@ -8,10 +8,10 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from engine.jobs.issue_sync.cli import export_sync_map, pull, write_back
-from engine.jobs.issue_sync.kind import ensure_tables
 from engine.jobs.issue_sync.sample import write_sample_tree
 from engine.jobs.issue_sync.tree import load_tree
 from engine.models import RunState
@@ -111,8 +111,11 @@ async def test_lost_create_answers_are_reconciled_not_duplicated(engine, kit, tm
 async def test_checklist_mode_writes_children_into_the_parent_body(engine, kit, tmp_path):
     app = kit.make_app()
     root = write_sample_tree(tmp_path / "t", epics=1, tasks=6)
-    _, state = await kit.run_sync(engine, app, root, links="checklist")
+    run_id, state = await kit.run_sync(engine, app, root, links="checklist")
     assert state is RunState.COMPLETED
+    section = (await engine.report(run_id))["sections"]["issue_sync"]      # the run report says the same
+    assert section["actions"]["created"] == 8 and section["links"] == {"linked": 0, "checklist": 7, "pending": 0,
+                                                                       "failed": 0}
     found = by_marker(await kit.all_issues(app))
     epic = found["epic:auth"][0]
     tasks = sorted(v[0]["number"] for sid, v in found.items() if sid.startswith("task:"))
@@ -197,7 +200,6 @@ async def test_an_issue_found_by_its_marker_is_brought_up_to_date_with_its_file(
     await kit.sim_json(app, "POST", "/_sim/issue_faults", json={"every": 1, "limit": 1, "mode": "502"})
     tree = load_tree(root)
     first = next(iter(tree.nodes))
-    await ensure_tables(engine.store)
     lost = await kit.sim_json(app, "POST", "/repos/acme/plans/issues",
                               json={"title": "old title", "body": f"old\n\n<!-- batchdeck:id={first} -->"})
     assert lost == {"message": "Server Error"}          # created, but the answer was a 502
@@ -226,7 +228,7 @@ async def test_stopping_during_a_write_pause_takes_effect_at_once_and_leaves_the
     tree = load_tree(root)
     spec = {"repo": "acme/plans", "root": str(root), "links": "sub-issues", "api_url": "http://sim",
             "nodes": [n.to_dict() for n in tree.nodes.values()]}
-    run_id = await engine.create_run(KIND, spec)
+    run_id = await engine.create_run(KIND.name, spec)
     client = GitHubClient("http://sim", "t", time_scale=1.0, transport=httpx.ASGITransport(app))
     try:
         handle = await engine.start(run_id, github=client)
@@ -243,3 +245,72 @@ async def test_stopping_during_a_write_pause_takes_effect_at_once_and_leaves_the
     assert state is RunState.PAUSED
     counts = await engine.store.counts(run_id)
     assert counts.pending > 0 and counts.in_flight == 0           # nothing lost, resumable
+
+
+async def test_a_configured_cap_below_githubs_keeps_a_stricter_server_from_refusing(tmp_path, kit):
+    # the same server as above (6 creates a minute where GitHub documents 80), but the team set
+    # issue_sync.pacing.creates_per_minute to 5 in its config: no create is ever refused
+    from engine.api import Engine
+
+    scale = 0.01
+    app = kit.make_app(scale, content_create_per_minute=6, secondary_penalty_s=10, secondary_retry_after="always")
+    root = write_sample_tree(tmp_path / "t", epics=1, tasks=6)
+    config = kit.sync_config(issue_sync={"pacing": {"creates_per_minute": 5}})
+    async with await Engine.open(tmp_path / "capped.db", config) as engine:
+        run_id, state = await kit.run_sync(engine, app, root, scale=scale)
+        assert state is RunState.COMPLETED
+        progress = await engine.store.fetchone("SELECT data FROM issue_sync_progress WHERE run_id=?", (run_id,))
+    stats = await kit.sim_json(app, "GET", "/_sim/stats")
+    assert stats["limit_responses"]["secondary"] == 0 and stats["violations"] == 0
+    found = by_marker(await kit.all_issues(app))
+    assert set(found) == set(load_tree(root).nodes) and all(len(v) == 1 for v in found.values())
+    assert json.loads(progress[0])["budget_per_minute"] == 5       # what the view and the progress line show
+
+
+class RefuseOneCreate(httpx.AsyncBaseTransport):
+    """The simulator, except that GitHub refuses to create one item's issue (422, a hostile message)."""
+
+    def __init__(self, app, sid: str) -> None:
+        self.inner, self.marker = httpx.ASGITransport(app), f"batchdeck:id={sid} "
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/issues") and \
+                self.marker in request.content.decode():
+            return httpx.Response(422, json={"message": "Validation Failed \x1b[31mred", "errors": []})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_refused_create_is_a_failed_item_its_dependents_wait_and_the_sync_says_so(
+        engine, kit, tmp_path, capsys):
+    from argparse import Namespace
+
+    from engine.github import GitHubClient
+    from engine.jobs.issue_sync.kind import KIND
+    from engine.jobs.issue_sync.queries import item_rows
+    from engine.kinds import ResultsRequest
+
+    app = kit.make_app()
+    root = write_sample_tree(tmp_path / "t", epics=1, tasks=4)
+    (root / "epics/auth/003.md").write_text("---\nname: three\ndepends_on: [2]\n---\nafter two\n")
+    tree = load_tree(root)
+    spec = {"repo": "acme/plans", "root": str(root), "links": "sub-issues", "api_url": "http://sim",
+            "nodes": [n.to_dict() for n in tree.nodes.values()]}
+    run_id = await engine.create_run(KIND.name, spec)
+    client = GitHubClient("http://sim", "t", config=engine.config, time_scale=kit.SCALE,
+                          transport=RefuseOneCreate(app, "task:auth/002"))
+    try:
+        await (await engine.start(run_id, github=client)).wait()
+    finally:
+        await client.aclose()
+    rows = {r["sid"]: r for r in await item_rows(engine.store, run_id)}
+    assert rows["task:auth/002"]["state"] == "failed" and "Validation Failed" in rows["task:auth/002"]["error"]
+    assert rows["task:auth/002"]["link"] == "pending" and rows["task:auth/001"]["link"] == "linked"
+    assert rows["task:auth/003"]["state"] == "waiting"              # its body needs #<002>: not sent
+    assert {r["state"] for sid, r in rows.items() if sid not in ("task:auth/002", "task:auth/003")} == {"created"}
+
+    code = await KIND.results(ResultsRequest(engine=engine, run_id=run_id, args=Namespace()))
+    err = capsys.readouterr().err
+    assert code == 1                                              # failed items remain: never "in step"
+    assert "4 created" in err and "1 failed" in err and "in step with" not in err
+    assert "failed: epics/auth/002.md: " in err and "Validation Failed ␛[31mred" in err and "\x1b" not in err
+    assert "1 item(s) wait on a failed one" in err

@@ -1,11 +1,11 @@
 """``batchdeck sync DIR --repo O/R``: the command, its dry run, write-back, export and pull.
 
-Kept in the kind's package (registered by one call from ``console/cli.py``):
-the command drives its run headless itself — the console view of a sync
-comes with the job-kind contract. While the run goes, one line every few
-seconds on stderr says how many writes are left, the write budget and the
-expected finish at the current pace (the job's :attr:`IssueSyncJob.progress`,
-also stored per run in ``issue_sync_progress``).
+Registered through the job-kind contract (:class:`~engine.kinds.CliContext`):
+the run is driven by the CLI's one drive loop (signals, headless progress or
+the console), with the GitHub client built by the kind's service factory. While
+a headless run goes, one line every few seconds on stderr says how many writes
+are left, the write budget and the expected finish at the current pace (what
+the job stores per run in ``issue_sync_progress``; the console view shows the same).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
-import signal
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,32 +25,37 @@ from typing import Any
 
 from engine.errors import InputError
 from engine.jobs.issue_sync.job import SyncState, load_known, wanted_items
-from engine.jobs.issue_sync.kind import KIND, ensure_tables
+from engine.jobs.issue_sync.options import LINK_MODES, SyncOptions, sync_options
 from engine.jobs.issue_sync.pacing import Budget, finish_in
-from engine.jobs.issue_sync.tree import Node, Tree, load_tree
+from engine.jobs.issue_sync.queries import progress
+from engine.jobs.issue_sync.tree import Tree, load_tree
+from engine.kinds import CliContext, Connection
 from engine.safetext import visible
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+NAME = "issue-sync"
+EXIT_OK = 0
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 PROGRESS_EVERY_S = 5.0
 
 
-def add_parser(subparsers: Any, common: Any) -> None:
-    p = subparsers.add_parser("sync", parents=[common], help="push a planning tree (PRDs, epics, tasks) into "
-                                                             "GitHub Issues, exactly once")
+def register(cli: CliContext) -> None:
+    p = cli.subparsers.add_parser("sync", parents=[cli.common], help="push a planning tree (PRDs, epics, tasks) "
+                                                                     "into GitHub Issues, exactly once")
     p.add_argument("dir", help="planning tree: prds/*.md, epics/<epic>/epic.md, epics/<epic>/<n>.md "
                                "(or under .claude/)")
     p.add_argument("--repo", required=True, help="owner/name of the repository to sync into")
     p.add_argument("--dry-run", action="store_true", help="say what would be created, updated, linked and left "
                                                           "alone, and how long it takes; send nothing")
-    p.add_argument("--links", choices=["sub-issues", "checklist"], default="sub-issues",
-                   help="sub-issues (default) or '- [ ] #n' checklists in the parent body")
-    p.add_argument("--write-back", action="store_true", help="write each issue's URL into its file's "
-                                                             "frontmatter (github:); with --pull, the status")
+    p.add_argument("--links", choices=LINK_MODES, default=None,
+                   help="sub-issues or '- [ ] #n' checklists in the parent body "
+                        "(default: issue_sync.links of the config, else sub-issues)")
+    p.add_argument("--write-back", action="store_true", default=None,
+                   help="write each issue's URL into its file's frontmatter (github:); with --pull, the status "
+                        "(default: issue_sync.write_back of the config)")
     p.add_argument("--pull", action="store_true", help="read issue state back (closed → status: done)")
     p.add_argument("--export-sync-map", metavar="FILE", help="write the sync map as JSON")
-    p.add_argument("--token", help="GitHub token (default: GITHUB_TOKEN, GH_TOKEN or `gh auth token`)")
-    p.set_defaults(func=cmd_sync)
+    cli.add_connection_flags(p)
+    p.set_defaults(func=functools.partial(cmd_sync, cli=cli))
 
 
 def _check_repo(repo: str) -> str:
@@ -58,23 +64,16 @@ def _check_repo(repo: str) -> str:
     return repo
 
 
-def make_client(engine: Any, api_url: str, token: str | None, *, transport: Any = None) -> Any:
+def make_client(config: Any, connection: Connection) -> Any:
+    """A GitHub client outside a run (``--pull``): the connection's URL and token, else the config's URL."""
     from engine.github import GitHubClient
 
-    return GitHubClient(api_url, token, config=engine.config, transport=transport)
-
-
-async def resume_services(run: Any, args: argparse.Namespace, engine: Any) -> dict[str, Any]:
-    from engine.github.auth import resolve_token
-
-    api_url = getattr(args, "api_url", None) or run.spec.get("api_url") or engine.config.github.api_url
-    return {"github": make_client(engine, api_url, resolve_token(getattr(args, "token", None)))}
+    return GitHubClient(connection.api_url or config.github.api_url, connection.token, config=config)
 
 
 # ---------------------------------------------------------------------------------- planning view
 async def classify(store: Any, tree: Tree, repo: str, links: str) -> tuple[SyncState, dict[str, list[str]]]:
     """What a sync would do now: created / updated / unchanged / linked, by stable id."""
-    await ensure_tables(store)
     st = SyncState(repo=repo, links_mode=links, nodes=tree.nodes)
     await load_known(store, st)
     wanted = wanted_items(st)
@@ -104,8 +103,8 @@ def _dry_run_text(tree: Tree, plan: dict[str, list[str]], budget: Budget, meta: 
             lines.append(f"  would {label} {len(plan[what])}: {sample}{more}")
     if meta:
         lines.append(f"  would create missing labels/milestones among: {', '.join(tree.labels + tree.milestones)}")
-    lines.append(f"  {creates} content-creating requests, {patches} other mutations; at GitHub's limits "
-                 f"({budget.per_minute:g}/min, {budget.per_hour}/h, one mutation a second) about "
+    lines.append(f"  {creates} content-creating requests, {patches} other mutations; at "
+                 f"{budget.per_minute:g}/min, {budget.per_hour}/h, one mutation a second, about "
                  f"{_duration(seconds)}")
     return "\n".join(lines)
 
@@ -137,6 +136,7 @@ def _set_frontmatter(path: Path, key: str, value: str) -> None:
         text = "---" + "\n".join(lines) + sep + rest
     tmp = path.with_suffix(path.suffix + ".batchdeck-tmp")
     tmp.write_text(text, encoding="utf-8")
+    shutil.copymode(path, tmp)          # the user's file keeps its mode
     os.replace(tmp, path)
 
 
@@ -188,123 +188,78 @@ async def pull(store: Any, gh: Any, tree: Tree, repo: str, write: bool) -> list[
     return changes
 
 
-async def results_markdown(store: Any, run_id: int) -> str:
-    await ensure_tables(store)
-    rows = await store.fetchall("SELECT action, count(*) FROM issue_sync_results WHERE run_id=? GROUP BY action",
-                                (run_id,))
-    counts = dict(rows)
-    links = await store.fetchone("SELECT data FROM issue_sync_progress WHERE run_id=?", (run_id,))
-    lines = ["## issue-sync", "", "| action | issues |", "|---|---|"]
-    lines += [f"| {a} | {counts.get(a, 0)} |" for a in ("created", "updated", "unchanged", "reconciled")]
-    if links:
-        p = json.loads(links[0])
-        lines += ["", f"writes left: {p['creates_left']} creates, {p['patches_left']} updates; "
-                      f"budget {p['budget_per_minute']}/min, {p['budget_per_hour']}/h"]
-    return "\n".join(lines) + "\n"
-
-
 # ---------------------------------------------------------------------------------- the command
-async def cmd_sync(args: argparse.Namespace) -> int:
-    from engine.api import Engine
-    from engine.config import load_config
-    from engine.github.auth import resolve_token
-    from engine.store import default_db_path
+def _with_labels(tree: Tree, options: SyncOptions) -> None:
+    """``issue_sync.add_labels``: on every issue, after the file's own labels."""
+    for node in tree.nodes.values():
+        node.labels = list(dict.fromkeys([*node.labels, *options.add_labels]))
 
+
+async def cmd_sync(args: argparse.Namespace, cli: CliContext) -> int:
     repo = _check_repo(args.repo)
     tree = load_tree(args.dir)                   # every input error is raised here, before anything is sent
     for note in tree.notes:
         print(f"note: {visible(note)}", file=sys.stderr)
-    overrides: dict[str, Any] = {}
-    if getattr(args, "api_url", None):
-        overrides["github"] = {"api_url": args.api_url}
-    config = load_config(getattr(args, "config", None), overrides=overrides)
-    db = Path(args.db) if getattr(args, "db", None) else default_db_path()
-    async with await Engine.open(db, config) as engine:
-        st, plan = await classify(engine.store, tree, repo, args.links)
+    config = cli.config(args)
+    options = sync_options(config)
+    _with_labels(tree, options)
+    links = args.links or options.links
+    write = options.write_back if args.write_back is None else args.write_back
+    connection = cli.connection(args)
+    async with cli.open_engine(args, config) as engine:
+        st, plan = await classify(engine.store, tree, repo, links)
         if args.dry_run:
-            print(_dry_run_text(tree, plan, Budget(), not st.meta_done))
+            budget = Budget(per_minute=options.creates_per_minute, per_hour=options.creates_per_hour)
+            print(_dry_run_text(tree, plan, budget, not st.meta_done))
             return EXIT_OK
-        token = resolve_token(getattr(args, "token", None))
         if args.pull:
-            client = make_client(engine, config.github.api_url, token)
-            try:
-                changes = await pull(engine.store, client, tree, repo, args.write_back)
-            finally:
-                await client.aclose()
-            for line in changes:
-                print(visible(line))
-            print(f"{len(changes)} file(s) {'updated' if args.write_back else 'would change (add --write-back)'}",
-                  file=sys.stderr)
-            return EXIT_OK
-        spec = {"repo": repo, "root": str(Path(args.dir).resolve()), "links": args.links,
-                "api_url": config.github.api_url, "nodes": [n.to_dict() for n in tree.nodes.values()]}
-        run_id = await engine.create_run(KIND, spec, config)
+            return await _pull(engine, config, connection, tree, repo, write)
+        spec = {"repo": repo, "root": str(Path(args.dir).resolve()), "links": links,
+                "api_url": connection.api_url or config.github.api_url,
+                "nodes": [n.to_dict() for n in tree.nodes.values()]}
+        run_id = await engine.create_run(NAME, spec, config)
         print(f"run {run_id} created: issue-sync of {len(tree.nodes)} items into {repo}", file=sys.stderr)
-        client = make_client(engine, config.github.api_url, token)
+        printer = asyncio.create_task(_print_pace(engine.store, run_id)) if _headless(args) else None
         try:
-            code = await drive_sync(engine, run_id, client)
+            # the drive loop prints what the kind's results hook says (results.py) and exits by it
+            code = await cli.drive(engine, run_id, args, connection)
         finally:
-            await client.aclose()
-        await _after(engine.store, run_id, tree, repo, args)
+            if printer is not None:
+                printer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await printer
+        if write:
+            print(f"{await write_back(engine.store, tree, repo)} file(s) got their github: URL", file=sys.stderr)
+        if args.export_sync_map:
+            n = await export_sync_map(engine.store, repo, args.export_sync_map)
+            print(f"sync map ({n} items) written to {visible(args.export_sync_map)}", file=sys.stderr)
         return code
 
 
-async def drive_sync(engine: Any, run_id: int, client: Any) -> int:
-    """Run the sync here, headless, with a pace line; SIGINT/SIGTERM leave it resumable."""
-    from engine.models import RunState
-
-    handle = await engine.start(run_id, github=client)
-    loop = asyncio.get_running_loop()
-
-    def on_signal(name: str) -> None:
-        asyncio.ensure_future(handle.runner.stop(f"stopped by {name}; resume to continue"))
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal, sig.name)
-    printer = asyncio.create_task(_print_pace(handle))
+async def _pull(engine: Any, config: Any, connection: Connection, tree: Tree, repo: str, write: bool) -> int:
+    client = make_client(config, connection)
     try:
-        state = await handle.task
+        changes = await pull(engine.store, client, tree, repo, write)
     finally:
-        printer.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
-    counts = await engine.store.counts(run_id)
-    run = await engine.store.require_run(run_id)
-    print(f"run {run_id}: {state.value}" + (f" — {visible(run.message)}" if run.message else "")
-          + f" ({counts.done} done, {counts.failed} failed, {counts.pending} pending of {counts.total})",
-          file=sys.stderr)
-    if state is RunState.PAUSED:
-        return EXIT_INTERRUPTED
-    if state is RunState.FAILED and counts.failed == 0:
-        raise InputError(run.message or f"run {run_id} failed")
-    return EXIT_FAILED if counts.failed or state is not RunState.COMPLETED else EXIT_OK
+        await client.aclose()
+    for line in changes:
+        print(visible(line))
+    print(f"{len(changes)} file(s) {'updated' if write else 'would change (add --write-back)'}", file=sys.stderr)
+    return EXIT_OK
 
 
-async def _print_pace(handle: Any) -> None:
+def _headless(args: argparse.Namespace) -> bool:
+    """The drive loop shows the console on a terminal (whose view shows the pace), else progress lines."""
+    return bool(getattr(args, "headless", False)) or not sys.stdout.isatty()
+
+
+async def _print_pace(store: Any, run_id: int) -> None:
     while True:
         await asyncio.sleep(PROGRESS_EVERY_S)
-        p = getattr(handle.runner.processor, "progress", None) or {}
+        p = await progress(store, run_id)
         if p:
             at = time.strftime("%H:%M:%S", time.localtime(p["finish_at"]))
             print(f"sync: {p['creates_left']} creates and {p['patches_left']} updates left ({p['phase']}); "
                   f"budget {p['budget_per_minute']:g}/min ({p['used_last_minute']} used), "
                   f"{p['budget_per_hour']}/h ({p['used_last_hour']} used); finish ≈ {at} "
                   f"(in {_duration(p['finish_in_s'])})", file=sys.stderr)
-
-
-async def _after(store: Any, run_id: int, tree: Tree, repo: str, args: argparse.Namespace) -> None:
-    rows = await store.fetchall("SELECT action, count(*) FROM issue_sync_results WHERE run_id=? GROUP BY action",
-                                (run_id,))
-    counts = dict(rows)
-    print("sync: " + ", ".join(f"{counts.get(a, 0)} {a}" for a in ("created", "updated", "unchanged",
-                                                                   "reconciled")), file=sys.stderr)
-    if args.write_back:
-        print(f"{await write_back(store, tree, repo)} file(s) got their github: URL", file=sys.stderr)
-    if args.export_sync_map:
-        n = await export_sync_map(store, repo, args.export_sync_map)
-        print(f"sync map ({n} items) written to {args.export_sync_map}", file=sys.stderr)
-
-
-__all__ = ["Node", "add_parser", "cmd_sync", "resume_services"]

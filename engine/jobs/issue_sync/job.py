@@ -39,8 +39,16 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from engine.errors import ClientError, InputError, RateLimitError
-from engine.jobs.issue_sync.kind import ensure_tables
+from engine.jobs.issue_sync.options import SyncOptions, sync_options
 from engine.jobs.issue_sync.pacing import Budget, finish_in
+from engine.jobs.issue_sync.schema import (
+    FORGET_INTENT_SQL,
+    INTENT_SQL,
+    LINK_SQL,
+    MAP_SQL,
+    PROGRESS_SQL,
+    RESULT_SQL,
+)
 from engine.jobs.issue_sync.tree import Node
 from engine.models import Item, PlannedItem
 
@@ -48,15 +56,9 @@ MARKER = "<!-- batchdeck:id={} -->"
 MARKER_RE = re.compile(r"<!-- batchdeck:id=(\S+) -->")
 META = "meta:labels"
 PRIORITY = {"meta": 0, "prd": 1, "epic": 2, "part": 3, "task": 4, "link": 5, "checklist": 6}
-RECENT_SCAN = 300          # newest issues read when search does not (yet) find a marker
 PROGRESS_EVERY_S = 0.5    # the pace estimate is refreshed at most this often
 LABEL_COLORS = {"prd": "5319e7", "epic": "3e4b9e", "task": "c5def5"}
 
-MAP_SQL = ("INSERT OR REPLACE INTO issue_sync_map (repo, sid, number, issue_id, content_hash, url, path, updated_at) "
-           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-RESULT_SQL = "INSERT OR REPLACE INTO issue_sync_results (run_id, sid, action, number) VALUES (?, ?, ?, ?)"
-LINK_SQL = "INSERT OR REPLACE INTO issue_sync_links (repo, child, parent, mode) VALUES (?, ?, ?, ?)"
-PROGRESS_SQL = "INSERT OR REPLACE INTO issue_sync_progress (run_id, at, data) VALUES (?, ?, ?)"
 
 
 def marker_of(body: str | None) -> str | None:
@@ -134,6 +136,7 @@ class IssueSyncJob:
         self._loading = asyncio.Lock()
         self.progress: dict[str, Any] = {}
         self._progress_at = 0.0
+        self._options: SyncOptions | None = None
 
     # ------------------------------------------------------------------ state
     async def _load(self, ctx: Any, *, planning: bool = False) -> SyncState:
@@ -141,7 +144,9 @@ class IssueSyncJob:
             if self._state is not None:
                 return self._state
             spec = ctx.spec
-            await ensure_tables(ctx.store)
+            self._options = options = sync_options(ctx.config)
+            if options.paced_below_github and hasattr(ctx.github, "limit_content_creation"):
+                ctx.github.limit_content_creation(options.creates_per_minute, options.creates_per_hour)
             nodes = {d["sid"]: Node.from_dict(d) for d in spec["nodes"]}
             st = SyncState(repo=spec["repo"], links_mode=spec.get("links", "sub-issues"), nodes=nodes)
             await load_known(ctx.store, st)
@@ -334,14 +339,12 @@ class IssueSyncJob:
                 await self._close_if_done(ctx, st, node, found)
                 self._record(ctx, st, node, found, "reconciled")
                 return {"action": "reconciled", "number": found["number"]}
-        await ctx.store.write(
-            "INSERT OR REPLACE INTO issue_sync_intents (repo, sid, run_id, sent_at) VALUES (?, ?, ?, ?)",
-            (st.repo, node.sid, ctx.run_id, time.time()))
+        await ctx.store.write(INTENT_SQL, (st.repo, node.sid, ctx.run_id, time.time()))
         try:
             data = await gh.create_issue(owner, name, **self._fields(st, node))
         except (ClientError, RateLimitError):
             # refused before it acted (a 4xx, a rate limit): nothing to look for on the retry
-            await ctx.store.write("DELETE FROM issue_sync_intents WHERE repo=? AND sid=?", (st.repo, node.sid))
+            await ctx.store.write(FORGET_INTENT_SQL, (st.repo, node.sid))
             raise
         self._sent(st)
         ctx.count("issues_created")
@@ -360,7 +363,7 @@ class IssueSyncJob:
         st.known[node.sid] = known
         ctx.write(MAP_SQL, [(st.repo, node.sid, known.number, known.issue_id, known.content_hash, known.url,
                              node.path, time.time())])
-        ctx.write("DELETE FROM issue_sync_intents WHERE repo=? AND sid=?", [(st.repo, node.sid)])
+        ctx.write(FORGET_INTENT_SQL, [(st.repo, node.sid)])
         ctx.write(RESULT_SQL, [(ctx.run_id, node.sid, action, known.number)])
 
     async def _find(self, ctx: Any, st: SyncState, sid: str, since: float) -> dict | None:
@@ -377,7 +380,7 @@ class IssueSyncJob:
                 if marker_of(issue.get("body")) == sid:
                     hits.append(issue)
                 seen += 1
-                if seen >= RECENT_SCAN:
+                if seen >= self._recent_scan:
                     break
         if not hits:
             return None
@@ -428,6 +431,11 @@ class IssueSyncJob:
         return {"action": "checklist", "parent": number, "children": len(kids)}
 
     # ------------------------------------------------------------------ pace and progress
+    @property
+    def _recent_scan(self) -> int:
+        """Newest issues read when search does not (yet) find a marker."""
+        return self._options.recent_issues if self._options is not None else 300
+
     def _sent(self, st: SyncState, *, create: bool = True) -> None:
         now = time.time()
         if create:
@@ -437,18 +445,35 @@ class IssueSyncJob:
             st.patches_left = max(0, st.patches_left - 1)
 
     def budget(self, ctx: Any) -> Budget:
+        """The pace now: the write lane's (adaptive) budget, under our own cap if one is set."""
         gh = ctx.github
-        per_minute = None
+        per_minute = float(Budget.per_minute)
         for lane in gh.lanes() if gh is not None and hasattr(gh, "lanes") else []:
             if lane.name == "write" and lane.content_budget_per_min is not None:
                 per_minute = lane.content_budget_per_min
+        per_hour = Budget.per_hour
+        if self._options is not None:
+            per_minute = min(per_minute, self._options.creates_per_minute)
+            per_hour = min(per_hour, self._options.creates_per_hour)
         scale = float(getattr(gh, "time_scale", 1.0) or 1.0)
-        return Budget(per_minute=per_minute or Budget.per_minute, time_scale=scale)
+        return Budget(per_minute=per_minute, per_hour=per_hour, time_scale=scale)
+
+    @staticmethod
+    def _phase(st: SyncState) -> str:
+        """labels → issues (until every issue says what its file says) → links → done."""
+        if not st.meta_done:
+            return "labels"
+        if any(st.known.get(sid) is None or st.known[sid].content_hash != node.content_hash()
+               for sid, node in st.nodes.items()):
+            return "issues"
+        return "links" if st.creates_left + st.patches_left else "done"
 
     def _report_progress(self, ctx: Any, st: SyncState) -> None:
         now = time.time()
-        if self.progress and now - self._progress_at < PROGRESS_EVERY_S and st.creates_left + st.patches_left:
-            return
+        phase = self._phase(st)
+        if (self.progress and now - self._progress_at < PROGRESS_EVERY_S and st.creates_left + st.patches_left
+                and phase == self.progress.get("phase")):
+            return          # a new phase is reported at once: the console shows it as it starts
         self._progress_at = now
         budget = self.budget(ctx)
         while st.sent and st.sent[0] <= now - budget.hour_s:
@@ -460,8 +485,7 @@ class IssueSyncJob:
             "budget_per_minute": round(budget.per_minute, 1), "budget_per_hour": budget.per_hour,
             "used_last_minute": in_minute, "used_last_hour": len(st.sent),
             "finish_in_s": round(eta, 3), "finish_at": now + eta,
-            "phase": "links" if not any(k.startswith(("issue:", "meta:")) and v
-                                        for k, v in st.needs.items()) and st.creates_left else "issues",
+            "phase": phase,
         }
         ctx.write(PROGRESS_SQL, [(ctx.run_id, now, json.dumps(self.progress))])
 

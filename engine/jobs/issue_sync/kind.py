@@ -1,72 +1,46 @@
-"""issue-sync, declared in one place: its name, its tables, its CLI, its report section.
+"""issue-sync, declared in one place for the job-kind contract: everything the engine, the CLI
+and the console learn about this kind, they learn from :data:`KIND`.
 
-The job-kind contract (architecture §7) is not built yet; until it is, this
-module is what the contract will read. Everything issue-sync owns in SQLite is
-created here by its own code (``engine/store.py`` has an older, unused
-``sync_map`` table: left alone, not used).
+* processor — :class:`~engine.jobs.issue_sync.job.IssueSyncJob` (item by item, on the write lane);
+* config — the ``issue_sync:`` section (:mod:`engine.jobs.issue_sync.options`);
+* migrations — its tables (:mod:`engine.jobs.issue_sync.schema`);
+* services — the run's GitHub client, from the caller's connection;
+* cli — ``batchdeck sync`` (:mod:`engine.jobs.issue_sync.cli`);
+* results — what ``sync``/``resume``/``replay`` print, and their exit code;
+* report — its section of the run report;
+* queries — the items of a run with their state, the counts and the pace (the console view's data).
 
-Tables (all keyed by repository, so one database can sync several repos):
-
-* ``issue_sync_map`` — stable id → issue number, issue id, content hash, URL:
-  the sync map. One row per item, written in the same commit as the item's
-  result, so a crash loses neither or both.
-* ``issue_sync_intents`` — a create about to be sent, committed *before* the
-  POST. A row without a map row is an issue that may exist: it is looked up
-  by its hidden marker before anything is created again.
-* ``issue_sync_links`` — a child linked under a parent (sub-issue or checklist).
-* ``issue_sync_results`` — per run: what happened to each item (created,
-  updated, unchanged, reconciled) and its number: the results view.
-* ``issue_sync_progress`` — per run: pace, write budget and expected finish.
+The console view is ``console/views/issue_sync.py``, registered separately so that
+loading this kind never imports Textual.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from engine.github.service import github_services
+from engine.jobs.issue_sync.cli import NAME, register
+from engine.jobs.issue_sync.job import IssueSyncJob
+from engine.jobs.issue_sync.options import CONFIG
+from engine.jobs.issue_sync.queries import QUERIES
+from engine.jobs.issue_sync.results import print_results, report_sections
+from engine.jobs.issue_sync.schema import MIGRATIONS
+from engine.kinds import JobKind, ServiceRequest, Services
 
-KIND = "issue-sync"
 
-TABLES = (
-    "CREATE TABLE IF NOT EXISTS issue_sync_map (repo TEXT NOT NULL, sid TEXT NOT NULL, number INTEGER NOT NULL, "
-    "issue_id INTEGER NOT NULL, content_hash TEXT NOT NULL, url TEXT, path TEXT, updated_at REAL NOT NULL, "
-    "PRIMARY KEY (repo, sid)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS issue_sync_intents (repo TEXT NOT NULL, sid TEXT NOT NULL, run_id INTEGER, "
-    "sent_at REAL NOT NULL, PRIMARY KEY (repo, sid)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS issue_sync_links (repo TEXT NOT NULL, child TEXT NOT NULL, parent TEXT NOT NULL, "
-    "mode TEXT NOT NULL, PRIMARY KEY (repo, child)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS issue_sync_results (run_id INTEGER NOT NULL, sid TEXT NOT NULL, "
-    "action TEXT NOT NULL, number INTEGER, PRIMARY KEY (run_id, sid)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS issue_sync_progress (run_id INTEGER PRIMARY KEY, at REAL NOT NULL, "
-    "data TEXT NOT NULL)",
+async def github_client(request: ServiceRequest) -> Services:
+    """The run's GitHub client (engine/github/service.py: the connection's URL and token, else the run's
+    spec and the config's; a GitHub App). No ETag cache: what a sync reads must be what GitHub holds now."""
+    return await github_services(request, cache=False)
+
+
+KIND = JobKind(
+    name=NAME,
+    description="push a planning tree (PRDs, epics, tasks) into GitHub Issues, exactly once, within the write limits",
+    processor=IssueSyncJob,
+    config=CONFIG,
+    migrations=MIGRATIONS,
+    services=github_client,
+    cli=register,
+    results=print_results,
+    report=report_sections,
+    queries=QUERIES,
 )
-
-
-async def ensure_tables(store: Any) -> None:
-    """Create the kind's tables (idempotent; DDL, so outside the run's writer batches)."""
-    for statement in TABLES:
-        await store.write(statement)
-
-
-def add_cli(subparsers: Any, common: Any, services: dict[str, Any]) -> None:
-    """``batchdeck sync``; and how ``resume``/``replay`` rebuild the run's GitHub client."""
-    from engine.jobs.issue_sync.cli import add_parser, resume_services
-
-    add_parser(subparsers, common)
-    services[KIND] = resume_services
-
-
-async def report_section(store: Any, run_id: int) -> str:
-    """The Markdown section this kind adds to a run's report."""
-    from engine.jobs.issue_sync.cli import results_markdown
-
-    return await results_markdown(store, run_id)
-
-
-def _processor() -> Any:   # lazily: job.py imports this module
-    from engine.jobs.issue_sync.job import IssueSyncJob
-    return IssueSyncJob()
-
-
-from engine.github.service import github_services  # noqa: E402  (the contract; helper D replaces this)
-from engine.kinds import JobKind  # noqa: E402
-
-KIND = JobKind(name=KIND, processor=_processor, services=github_services)
