@@ -109,7 +109,6 @@ class BatchdeckApp(App[int]):
         self.theme = theme if theme in self.theme_cycle else themes[-1].name
         self.set_keymap(self.keymap)
 
-        self.source: RunSource | None = None
         self.snapshot: RunSnapshot | None = None
         self.main: MainScreen | None = None
         self._initial = (source, run_id, owns_source)
@@ -123,6 +122,11 @@ class BatchdeckApp(App[int]):
     @property
     def readonly(self) -> bool:
         return self.readonly_flag or bool(getattr(self.source, "readonly", False))
+
+    @property
+    def source(self) -> RunSource | None:
+        """The run being watched (the session keeps it; commands through it are audited)."""
+        return self.session.source
 
     @property
     def watched_run_id(self) -> int | None:
@@ -179,14 +183,11 @@ class BatchdeckApp(App[int]):
     def set_source(self, source: RunSource, *, owned: bool = False) -> None:
         """Watch ``source``; the commands sent through it are recorded in the audit log (origin console)."""
         source = unaudited(source)
-        old = self.source
-        if old is not None and unaudited(old) is not source:
-            self.run_task(self.session.close_source(old), name="close the previous run source")
-        self.source = self.session.audited(source)
+        previous = self.session.watch(source, owned=owned)
+        if previous is not None:
+            self.run_task(self.session.close_source(previous), name="close the previous run source")
         self.snapshot = None
         self.pending_concurrency = None
-        if owned:
-            self.session.own(source)
         if self.main is not None:
             self.main.reset_run(source.run_id)
             self.main.query_one("#keys").refresh()     # read-only may come with the source

@@ -91,6 +91,7 @@ class ConsoleSession:
         self.store = store if store is not None else getattr(engine, "store", None)
         self.readonly = readonly
         self.kinds = kinds
+        self.source: RunSource | None = None       # the run being watched, audited
         self.owned: dict[int, RunSource] = {}
         self.owned_states: dict[int, RunState] = {}
         self.handles: list[Any] = []
@@ -118,6 +119,18 @@ class ConsoleSession:
         """``source`` with its commands recorded in the audit log (origin console)."""
         source = unaudited(source)
         return AuditedSource(source, self.store, Origin.CONSOLE) if self.store is not None else source
+
+    def watch(self, source: RunSource, *, owned: bool = False) -> RunSource | None:
+        """Watch ``source`` (``owned``: this console drives its run). Returns the source
+        watched before when it is to be closed (:meth:`close_source`), else None."""
+        source = unaudited(source)
+        previous = self.source
+        self.source = self.audited(source)
+        if owned:
+            self.own(source)
+        if previous is None or unaudited(previous) is source:
+            return None
+        return previous
 
     def own(self, source: RunSource) -> None:
         self.owned[unaudited(source).run_id] = unaudited(source)

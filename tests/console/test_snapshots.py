@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import pytest
 from console_fakes import fixed_app, settle
+from textual.widgets import Input
 
 THEMES = ("dark", "light", "high-contrast")
 SIZES = {"120x40": (120, 40), "80x24": (80, 24)}
 
 
 def ready(*keys: str):
-    """run_before: wait for the history workers, then press keys (settling after each)."""
+    """run_before: wait for the history workers, then press keys (settling after each).
+
+    Text boxes stop blinking first: a blinking cursor is drawn or not depending on
+    when the screenshot is taken (the filter snapshot failed about one run in eight)."""
     async def run(pilot) -> None:
         await settle(pilot)
+        for box in pilot.app.screen.query(Input):
+            box.cursor_blink = False
         for key in keys:
             await pilot.press(key)
             await settle(pilot)
