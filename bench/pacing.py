@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -59,6 +60,7 @@ LATENCY_MS = 20
 CONCURRENCY = 20
 BUFFER = 0.8
 APP_ID = 4242
+SIMULATORS: dict[str, Simulator] = {}    # by URL: the running simulators, to read their CPU time
 
 
 class Simulator:
@@ -73,9 +75,17 @@ class Simulator:
     def __enter__(self) -> str:
         self.proc = subprocess.Popen([sys.executable, "-m", "engine.sim.server", "--config", str(self.path)],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        return self.proc.stdout.readline().strip()
+        self.url = self.proc.stdout.readline().strip()
+        SIMULATORS[self.url] = self
+        return self.url
+
+    def cpu_s(self) -> float:
+        """CPU seconds the simulator's process has used so far (user + system)."""
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return times.user + times.system
 
     def __exit__(self, *exc: object) -> None:
+        SIMULATORS.pop(self.url, None)
         self.proc.terminate()
         self.proc.wait()
 
@@ -98,9 +108,13 @@ async def scan(db: Path, urls: dict[str, str], pacing: str, app_key: str | None 
                 clients[org].use_auth(InstallationAuth(APP_ID, app_key, org=org))
             client = OwnerRouter(clients) if len(clients) > 1 else clients[next(iter(urls))]
         run_id = await engine.create_run("ioc-scan", spec)
-        started = time.perf_counter()
+        sims = [SIMULATORS[url] for url in urls.values() if url in SIMULATORS]
+        sim_cpu = sum(sim.cpu_s() for sim in sims)
+        started, engine_cpu = time.perf_counter(), time.process_time()
         state = await (await engine.start(run_id, github=client)).wait()
         wall = time.perf_counter() - started
+        engine_cpu = time.process_time() - engine_cpu
+        sim_cpu = sum(sim.cpu_s() for sim in sims) - sim_cpu
         await client.aclose()
         assert state is RunState.COMPLETED, state
         found = {(m.repo, m.file_path, m.package_name, m.version, m.kind, m.line_number)
@@ -123,7 +137,8 @@ async def scan(db: Path, urls: dict[str, str], pacing: str, app_key: str | None 
             truth |= {(t["repo"], t["path"], t["package"], t["version"], t["kind"], t["line"])
                       for t in (await side.get("/_sim/truth")).json()["findings"]}
     graphql = stats["graphql_queries"]
-    return {"wall_s": round(wall, 2), "requests": stats["requests_total"], "graphql_queries": graphql,
+    return {"wall_s": round(wall, 2), "engine_cpu_s": round(engine_cpu, 2), "sim_cpu_s": round(sim_cpu, 2),
+            "requests": stats["requests_total"], "graphql_queries": graphql,
             "rest_requests": stats["requests_total"] - graphql, "points_used": stats["points_used"],
             "violations": stats["violations"], "secondary": stats["limit_responses"]["secondary"],
             "primary_refusals": stats["limit_responses"]["primary"],
