@@ -196,7 +196,7 @@ def limit_bounds_s(result: dict, time_scale: float, core_limit: int = 5000,
     """
     minute = 60 * time_scale
     rest_points = result["rest_requests"]                 # GETs: 1 point each
-    graphql_points = 5 * result["graphql_queries"]        # the simulator charges a POST 5
+    graphql_points = result["graphql_queries"]            # a query: 1 point (a mutation would be 5)
     floor = result["requests"] * LATENCY_MS / 1000 / CONCURRENCY
     for used, limit in ((result["points_used"].get("core", 0), core_limit),
                         (result["points_used"].get("graphql", 0), graphql_limit)):
