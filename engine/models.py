@@ -133,6 +133,7 @@ class RateLimitGauge:
     reset_at: float          # epoch seconds
     pace_per_s: float | None  # the request rate the client currently allows
     buffer: float            # rate_limit_buffer: the share of the bucket the run may spend
+    window_s: float | None = None   # how long a window lasts (scaled when the simulator scales time)
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from engine import outlook
 from engine.models import RunSnapshot, RunState
 from engine.safetext import visible
 
@@ -88,7 +89,7 @@ def _line(snap: RunSnapshot) -> str:
         f"run {snap.run.id} {visible(snap.run.kind)} {snap.run.state.value}: {total_text(snap)}",
         f"[{phases}]" if phases else "",
         f"({c.failed} failed, {snap.retries} retries) {snap.items_per_s:,.1f} items/s",
-        eta_text(snap)) if part)
+        eta_text(snap), outlook.outlook_text(snap)) if part)
 
 
 async def follow(source: Any, task: asyncio.Future, *, console: Console | None = None, interval: float = 0.25) -> None:
@@ -116,6 +117,7 @@ async def follow(source: Any, task: asyncio.Future, *, console: Console | None =
             description = f"run {snap.run.id} {visible(snap.run.kind)}" + (f" · {phases}" if phases else "")
             if not total_known(snap):
                 description += " · still discovering"
+            description += f" · {budget}" if (budget := outlook.outlook_text(snap)) else ""
             progress.update(
                 # no total while it still grows: the bar pulses instead of claiming a share
                 bar, description=description, total=(c.total or None) if total_known(snap) else None,

@@ -17,6 +17,7 @@ from textual.widgets import Static
 
 from console.panes import fmt
 from engine.models import RunSnapshot, RunState
+from engine.outlook import outlook_text
 from engine.progress import eta_text, phases_text, total_known, total_text
 from engine.safetext import visible
 
@@ -97,6 +98,7 @@ class RunHeader(Static):
             parts.append(fmt.rate(snapshot.items_per_s))
             if total_known(snapshot) or run.state is RunState.PAUSED:   # else the total says "still discovering"
                 parts.append(eta_text(snapshot))
+            parts += [(budget, "$warning")] if (budget := outlook_text(snapshot)) else []
         phases = phases_text(snapshot)
         if phases:
             parts.append((phases, "$foreground-muted"))

@@ -331,7 +331,7 @@ class GitHubClient:
         bucket = self._limiter.bucket(resource)
         points = self._points.get("graphql" if resource == "graphql" else "rest")
         rate = points.capacity / points.window if points is not None else 100.0 / max(self.time_scale, 1e-9)
-        window_s = (60.0 if resource in ("search", "code_search") else 3600.0) * self.time_scale
+        window_s = self._limiter.window_s(resource)
         now = self._clock()
         if bucket.limit is None and not bucket.untracked:
             budget = max(1, math.floor(self.rate_limit_buffer * ASSUMED_LIMIT))

@@ -457,5 +457,12 @@ class RateLimiter:
         bucket = self._buckets.get(resource)
         return bucket.reset_at if bucket is not None and bucket.reset_at else None
 
+    def window_s(self, resource: str) -> float:
+        """How long a window of ``resource`` lasts (GitHub: a minute for search, else an hour)."""
+        return (60.0 if resource in ("search", "code_search") else 3600.0) * self.time_scale
+
     def gauges(self) -> list[RateLimitGauge]:
-        return [self._buckets[name].gauge() for name in sorted(self._buckets) if self._buckets[name].limit]
+        gauges = [self._buckets[name].gauge() for name in sorted(self._buckets) if self._buckets[name].limit]
+        for gauge in gauges:
+            gauge.window_s = self.window_s(gauge.resource)
+        return gauges

@@ -43,7 +43,7 @@ JWT_DOCS = "https://docs.github.com/apps/creating-github-apps/authenticating-wit
 MAX_JWT_LIFETIME_S = 600          # GitHub: exp no more than 10 minutes after iat
 CLOCK_LEEWAY_S = 60
 TOKEN_LIFETIME_S = 3600
-APP_KEYS = ("id", "slug", "public_key_pem", "installation_id", "users", "enterprise_cloud")
+APP_KEYS = ("id", "slug", "public_key_pem", "installation_id", "users", "enterprise_cloud", "limit")
 
 
 @dataclass
@@ -56,6 +56,7 @@ class SimAppConfig:
     installation_id: int = 42             # the installation on the simulator's org
     users: int = 0                        # users of the org (raise the installation limit past 20)
     enterprise_cloud: bool = False        # GitHub Enterprise Cloud: 15,000 an hour
+    limit: int | None = None              # an hourly limit of the benches' choosing (None: GitHub's formula)
 
 
 def app_config_from_dict(data: Any, source: str) -> SimAppConfig:
@@ -65,7 +66,7 @@ def app_config_from_dict(data: Any, source: str) -> SimAppConfig:
         if key not in APP_KEYS:
             raise InputError(f"{source}: unknown key 'app.{key}' (known: {', '.join(APP_KEYS)})")
     cfg = SimAppConfig()
-    for key in ("id", "installation_id", "users"):
+    for key in ("id", "installation_id", "users", "limit"):
         if key in data:
             value = data[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "users" else 1):
@@ -147,6 +148,8 @@ class SimApps:
 
     @property
     def limit(self) -> int:
+        if self.config.limit is not None:
+            return self.config.limit
         return installation_limit(self.repos, self.config.users, self.config.enterprise_cloud)
 
     # -- tokens in the request pipeline -----------------------------------------------

@@ -83,6 +83,7 @@ class SimRepo:
     _dirs: dict[str, _Dir] | None = field(default=None, init=False, repr=False, compare=False)
     _dir_by_sha: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
     _root_entries: list[dict] | None = field(default=None, init=False, repr=False, compare=False)
+    _size_kb: int | None = field(default=None, init=False, repr=False, compare=False)
 
     # -- files -------------------------------------------------------------
     def add(self, path: str, content: bytes) -> SimFile:
@@ -90,6 +91,7 @@ class SimRepo:
         f = SimFile(path, content)
         self.files[path] = f
         self._dirs = self._dir_by_sha = self._root_entries = None
+        self._size_kb = None
         return f
 
     def file(self, path: str) -> SimFile | None:
@@ -97,8 +99,10 @@ class SimRepo:
 
     @property
     def size_kb(self) -> int:
-        """Repository size as the REST API reports it (KiB)."""
-        return (sum(f.size for f in self.files.values()) + 1023) // 1024
+        """Repository size as the REST API reports it (KiB); summed once (every listing shows it)."""
+        if self._size_kb is None:
+            self._size_kb = (sum(f.size for f in self.files.values()) + 1023) // 1024
+        return self._size_kb
 
     # -- trees -------------------------------------------------------------
     def _trees(self) -> dict[str, _Dir]:

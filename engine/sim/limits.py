@@ -201,7 +201,9 @@ class RateLimiter:
         if st.in_flight > cfg.secondary_max_concurrent:
             return self._trip(st, "concurrency", now)
         points_window = st.graphql_points if resource == "graphql" else st.rest_points
-        points = 1 if method in SAFE_METHODS else 5
+        # GitHub's secondary points: a REST GET 1, a REST write 5; a GraphQL query 1 (it is a
+        # POST, but only mutations cost 5, and this schema has none)
+        points = 1 if method in SAFE_METHODS or resource == "graphql" else 5
         if not points_window.fits(now, points):
             return self._trip(st, "points", now)
         if creates_content:

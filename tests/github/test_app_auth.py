@@ -18,7 +18,7 @@ from engine.errors import InputError
 from engine.github import GitHubClient
 from engine.github.app_auth import InstallationAuth, app_jwt, credentials_from_args, load_private_key
 from engine.sim.app import create_app
-from engine.sim.apps import generate_key_pair, installation_limit
+from engine.sim.apps import app_config_from_dict, generate_key_pair, installation_limit
 from engine.sim.config import SimConfig
 from tests.github.conftest import loop_epoch, run_in_virtual_time
 from tests.loopback import loopback_simulator
@@ -49,6 +49,25 @@ def test_installation_rate_limits_follow_githubs_rule():
     assert installation_limit(repos=60, users=30, enterprise_cloud=False) == 7_500
     assert installation_limit(repos=400, users=100, enterprise_cloud=False) == 12_500    # the cap
     assert installation_limit(repos=10, users=0, enterprise_cloud=True) == 15_000
+
+
+def test_a_simulated_installation_limit_can_be_set_for_benches(keys):
+    """``app.limit`` replaces GitHub's formula (a bench needs an installation its scan outgrows)."""
+    private, public = keys
+
+    async def main() -> None:
+        config = SimConfig(repos=60, seed=4, time_scale=SCALE, app={"id": 77, "public_key_pem": public,
+                                                                    "installation_id": 9001, "limit": 300})
+        app = create_app(config, clock=loop_epoch)
+        auth = InstallationAuth(77, private, org="acme", clock=loop_epoch)
+        async with GitHubClient(BASE, transport=httpx.ASGITransport(app), time_scale=SCALE, clock=loop_epoch,
+                                auth=auth) as client:
+            await client.list_org_repos("acme")
+            assert {g.limit for g in client.rate_limits() if g.resource == "core"} == {300}
+
+    run_in_virtual_time(main)
+    with pytest.raises(InputError, match="app.limit"):
+        app_config_from_dict({"limit": 0}, "sim.yaml")
 
 
 def test_an_app_token_is_refreshed_across_expiry_in_a_long_run(keys):

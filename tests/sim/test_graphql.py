@@ -168,3 +168,20 @@ async def test_blob_text_truncation_and_oversized_responses(make_client, kit):
         assert r.status_code == 502
         assert r.json()["errors"][0]["message"].startswith("Something went wrong while executing your query")
         assert r.headers["x-ratelimit-used"] == "1"     # GitHub charges queries that time out
+
+
+async def test_a_repeated_query_text_answers_from_its_own_variables(make_client, kit):
+    """Batching clients resend one query text with new variables (the simulator keeps the
+    parsed text): each answer must still follow its variables, and an invalid text must
+    fail every time, not only the first."""
+    org = SimOrg(login="acme", id=1, repos=[kit.make_repo("acme", 10 + i, f"svc{i}", {"a.txt": f"svc{i}\n".encode()})
+                                           for i in range(3)])
+    query = "query($n: String!) { repository(owner: \"acme\", name: $n) { object(expression: \"HEAD:a.txt\") " \
+            "{ ... on Blob { text } } } }"
+    async with make_client(org=org) as c:
+        for i in (0, 2, 1):
+            r = await gql(c, query, {"n": f"svc{i}"})
+            assert r.json()["data"]["repository"]["object"]["text"] == f"svc{i}\n"
+        for _ in range(2):
+            r = await gql(c, "query { repository(owner: \"acme\", name: \"svc0\") { nope } }")
+            assert "data" not in r.json() and "nope" in r.json()["errors"][0]["message"]

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 from engine.sim import app as app_module
 from engine.sim.config import SimConfig
+from engine.sim.limits import RateLimiter, identity_for
 
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-used", "x-ratelimit-reset",
                 "x-ratelimit-resource")
@@ -253,3 +254,14 @@ async def test_time_scale_shortens_windows_and_sends_decimal_resets(make_client,
         tripped = await c.get("/rate_limit")       # 4th point within the scaled minute
         assert tripped.status_code in (403, 429)
         assert float(tripped.headers["retry-after"]) == 0.06
+
+
+def test_a_graphql_query_costs_one_secondary_point_like_a_rest_get():
+    """GitHub: a GraphQL query without mutations is 1 point of the 2,000 a minute, a REST write 5."""
+    config = SimConfig(secondary_graphql_points_per_minute=3, secondary_points_per_minute=10)
+    limiter = RateLimiter(config)
+    who = identity_for("t", "127.0.0.1")
+    assert [limiter.admit(who, "POST", "graphql", 0.0) for _ in range(3)] == [None] * 3
+    assert limiter.admit(who, "POST", "graphql", 0.0).reason == "points"
+    assert limiter.admit(who, "POST", "core", 100.0) is None and limiter.admit(who, "POST", "core", 100.0) is None
+    assert limiter.admit(who, "POST", "core", 100.0).reason == "points"          # 5 + 5 of 10

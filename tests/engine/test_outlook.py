@@ -1,0 +1,90 @@
+"""The budget outlook (windows needed, next reset, ETA with the waits) in the headless progress line
+and the console's status line, for a scan larger than its rate-limit budget."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import UTC, datetime
+
+import httpx
+
+from console.panes.header import RunHeader
+from engine.api import Engine
+from engine.config import load_config
+from engine.github import GitHubClient
+from engine.jobs.ioc_scan.scan import DEFAULT_IOCS, ScanTargets, build_spec
+from engine.models import Counts, RateLimitGauge, RunInfo, RunSnapshot, RunState
+from engine.outlook import outlook_text
+from engine.progress import _line
+from engine.sim import SimConfig, create_app
+
+
+async def test_a_scan_larger_than_the_budget_shows_the_windows_and_the_next_reset(tmp_path):
+    """12 repositories need more core requests than 0.8 × 12 = 9. The client's sleep holds the run
+    at its wait for the reset (a gate, on a clock that moves only when the test says), the test
+    reads the progress line there, then lets the reset come and the scan finish."""
+    now = [time.time()]
+    app = create_app(SimConfig(repos=12, seed=11, time_scale=0.01, core_limit=12), clock=lambda: now[0])
+    waiting, gate = asyncio.Event(), asyncio.Event()
+    config = load_config(None, env={}, overrides={"time_scale": 0.01, "max_concurrent_requests": 5,
+                                                  "rate_limit_buffer": 0.8})
+    async with await Engine.open(tmp_path / "scan.db", config) as engine:
+        async def sleep(seconds: float) -> None:
+            core = client._limiter.bucket("core")
+            if core.known and core.pending == 0 and core.estimated_used() >= core.budget:   # the budget is spent
+                if not waiting.is_set():
+                    waiting.set()
+                    await gate.wait()
+                now[0] = max(now[0], core.reset_at + 1.0)      # ...and the reset has come
+            await asyncio.sleep(0)
+
+        client = GitHubClient("http://sim", "sim-token", config=config, transport=httpx.ASGITransport(app),
+                              clock=lambda: now[0], sleep=sleep)
+        spec = build_spec(ScanTargets(orgs=["acme"]), [DEFAULT_IOCS], api_url="http://sim",
+                          include_archived=True, include_forks=True)
+        handle = await engine.start(await engine.create_run("ioc-scan", spec), github=client)
+        async with asyncio.timeout(60):         # a safety net only: every wait below is for an event
+            await waiting.wait()
+            snap = await handle.source.snapshot()
+            while snap.counts.finished == 0:    # items answered before the budget ran out settle first
+                await asyncio.sleep(0)
+                snap = await handle.source.snapshot()
+        reset = datetime.fromtimestamp(client._limiter.bucket("core").reset_at, UTC).strftime("%H:%M:%S UTC")
+        # the total still grows (repositories not listed yet), so the count of windows is rough
+        shown = re.compile(rf"core: ~(\d+) windows, next reset {reset} \(in \d+s\)")
+        line = _line(snap)
+        assert (found := shown.search(line)) and int(found[1]) >= 2, line
+        header = RunHeader.content(snap, mode="live", readonly=False).plain
+        assert (found := shown.search(header)) and int(found[1]) >= 2, header
+        gate.set()
+        assert await handle.wait() is RunState.COMPLETED
+        await client.aclose()
+        assert outlook_text(await handle.source.snapshot()) == ""     # a finished run has no outlook
+    stats = (await httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://sim").get(
+        "/_sim/stats")).json()
+    assert stats["violations"] == 0 and stats["limit_responses"]["primary"] == 0
+
+
+def snapshot(*, finished: int, left: int, requests: int, used: int, items_per_s: float = 10.0) -> RunSnapshot:
+    now = 1_700_000_000.0
+    run = RunInfo(id=1, kind="ioc-scan", state=RunState.RUNNING, created_at=now, spec={})
+    return RunSnapshot(run=run, counts=Counts(total=finished + left, pending=left, done=finished),
+                       items_per_s=items_per_s, api_requests=requests, taken_at=now,
+                       rate_limits=[RateLimitGauge("core", 5000, 5000 - used, used, now + 600, None, 0.8, 3600.0)])
+
+
+def test_the_eta_counts_the_waits_for_resets():
+    """3,000 requests sent for 1,000 items at 30 a second, 2,000 items left: 6,000 more requests.
+    1,000 of this window's 4,000 go in 33 s, then 9m27s waiting for the reset at 10 min; 4,000 in
+    the next window (2m13s), then 57m47s waiting for its reset; the last 1,000 in 33 s."""
+    text = outlook_text(snapshot(finished=1000, left=2000, requests=3000, used=3000))
+    assert text.startswith("core: 3 windows, next reset ")
+    assert text.endswith("(in 10m00s), ETA 1h10m with 1h07m waiting"), text
+
+
+def test_a_run_inside_its_budget_adds_nothing_to_the_progress_line():
+    """100 more requests with 3,900 of the budget left: nothing to say. With 50 left: a second window."""
+    assert outlook_text(snapshot(finished=100, left=100, requests=100, used=100)) == ""
+    assert outlook_text(snapshot(finished=100, left=100, requests=100, used=3950)).startswith("core: 2 windows, ")
