@@ -60,10 +60,6 @@ class ControlCommand(_Documented):
     CONCURRENCY = "concurrency", "ARG concurrent requests, clamped to 1..max_concurrent_requests"
     STRATEGY = "strategy", "ARG is the batch sizing strategy to switch to"
 
-    @property
-    def takes_arg(self) -> bool:
-        return self in (ControlCommand.CONCURRENCY, ControlCommand.STRATEGY)
-
 
 def parse_command(command: ControlCommand | str) -> ControlCommand:
     """A control command from its text (the CLI, the control table); unknown: an InputError line."""

@@ -109,7 +109,7 @@ class Recorder:
         self._attempts.append(row)
         self._bump(1)
 
-    def add(self, sql: str, rows: list[Sequence[Any]]) -> None:
+    def add(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Any other statement, kept in order: a job kind's rows (``ctx.write``), caches, and
         the run's own statements below."""
         if self._ops and self._ops[-1][0] == sql:

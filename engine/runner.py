@@ -24,14 +24,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from engine.breaker import BreakerRegistry
 from engine.config import AppConfig
 from engine.errors import BatchProcessingError, InputError
 from engine.events import ControlCommand, EngineEvent, EventKind, EventLog
-from engine.github import GitHubClient, OwnerRouter
-from engine.httpcache import SqliteHttpCache
 from engine.kinds import Connection, ServiceRequest
 from engine.metrics import build_report, report_markdown
 from engine.models import Counts, Item, RunInfo, RunSnapshot, RunState
@@ -63,10 +61,28 @@ def _short(exc: BaseException) -> str:
     return text.splitlines()[0][:500]
 
 
-def _sqlite_cache(client: object) -> SqliteHttpCache | None:
-    """The client's HTTP cache when it lives in this database (it then writes through the run's recorder)."""
-    cache = client.cache if isinstance(client, GitHubClient | OwnerRouter) else None
-    return cache if isinstance(cache, SqliteHttpCache) else None
+@runtime_checkable
+class RecordedCache(Protocol):
+    """An HTTP cache kept in the run's database (:class:`engine.httpcache.SqliteHttpCache`): while
+    the run runs, it writes through the run's one recorder."""
+
+    def attach(self, recorder: Recorder) -> None: ...
+
+    def detach(self) -> None: ...
+
+
+@runtime_checkable
+class CachingClient(Protocol):
+    """A client with an HTTP cache (GitHubClient, OwnerRouter). Protocols rather than the classes:
+    importing engine.github (httpx, cryptography) would cost every run that has no client."""
+
+    @property
+    def cache(self) -> object: ...
+
+
+def _sqlite_cache(client: object) -> RecordedCache | None:
+    cache = client.cache if isinstance(client, CachingClient) else None
+    return cache if isinstance(cache, RecordedCache) else None
 
 
 class Runner:

@@ -52,7 +52,7 @@ class LiveRunSource:
 
     def drain_events(self, limit: int = 200) -> list[EngineEvent]:
         events = self.runner.events
-        out = []
+        out: list[EngineEvent] = []
         while events and len(out) < limit:
             out.append(events.popleft())
         return out

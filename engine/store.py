@@ -235,6 +235,8 @@ _RUN_COLUMNS = (
     "owner_pid, heartbeat_at"
 )
 
+_new_tuple = tuple.__new__
+
 #: a run whose heartbeat is older than this (seconds) has lost its process
 HEARTBEAT_STALE_S = 6.0
 
@@ -645,7 +647,8 @@ class Store:
                    "(priority, seq) > (?, ?) ORDER BY priority, seq LIMIT ?")   # a row value: an index range
             params = (run_id, prio, seq, limit)
         async with db.execute(sql, params) as cur:
-            return [PendingItem._make(row) for row in await cur.fetchall()]
+            # tuple.__new__: a third of what PendingItem._make costs, for every item a run feeds
+            return [_new_tuple(PendingItem, row) for row in await cur.fetchall()]
 
     async def batch_items(self, run_id: int, batch_id: int, after_id: int = 0, limit: int = 200) -> list[dict]:
         rows = await self.fetchall(
