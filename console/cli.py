@@ -18,7 +18,6 @@ import io
 import json
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 from engine.config import AppConfig, BatchStrategy, load_config
 from engine.errors import InputError
 from engine.events import ControlCommand
+from engine.kinds import Connection
 from engine.models import RunState
 from engine.safetext import safe_text, visible
 
@@ -59,7 +59,7 @@ def _config(args: argparse.Namespace, **overrides: Any) -> AppConfig:
     if getattr(args, "theme", None):
         flags.setdefault("console", {})["theme"] = args.theme
     config = load_config(args.config, overrides=flags)
-    from console.ioc_scan_cli import split_api_url
+    from engine.github.service import split_api_url
 
     clean_url, secret = split_api_url(config.github.api_url)
     if secret is not None:
@@ -84,7 +84,7 @@ def _token(args: argparse.Namespace) -> str | None:
 
 # Commands about runs already in a database: a --db (or BATCHDECK_DB) in a missing directory is a
 # typo, not a place to create one (the default location is created: a new user's `runs` lists nothing)
-EXISTING_DB_COMMANDS = frozenset({"runs", "show", "report", "findings", "pause", "resume", "cancel", "replay"})
+EXISTING_DB_COMMANDS = frozenset({"runs", "show", "report", "pause", "resume", "cancel", "replay"})
 
 
 def _db(args: argparse.Namespace) -> Path:
@@ -93,14 +93,41 @@ def _db(args: argparse.Namespace) -> Path:
     return Path(args.db) if args.db else default_db_path()
 
 
-async def _engine(args: argparse.Namespace, config: AppConfig | None = None):
+async def _engine(args: argparse.Namespace, config: AppConfig | None = None, *, existing: bool = False):
     from engine.api import Engine
 
     db = _db(args)
     chosen = getattr(args, "db", None) or os.environ.get("BATCHDECK_DB")
-    if chosen and getattr(args, "cmd", None) in EXISTING_DB_COMMANDS and not db.parent.is_dir():
+    existing = existing or getattr(args, "cmd", None) in EXISTING_DB_COMMANDS
+    if chosen and existing and not db.parent.is_dir():
         raise InputError(f"{db}: no such directory (`{args.cmd}` works on an existing database; check --db)")
     return await Engine.open(db, config or _config(args))
+
+
+@contextlib.asynccontextmanager
+async def open_engine(args: argparse.Namespace, config: AppConfig | None = None, *, existing: bool = False):
+    """The Engine on ``--db`` (``existing``: a command about stored runs, a missing directory is a typo)."""
+    async with await _engine(args, config, existing=existing) as engine:
+        yield engine
+
+
+def add_connection_flags(p: argparse.ArgumentParser) -> None:
+    """How a command that talks to GitHub reaches it (the global --api-url too)."""
+    from engine.github.app_auth import add_app_arguments
+
+    p.add_argument("--token", help="GitHub token (default: GITHUB_TOKEN, GH_TOKEN or `gh auth token`)")
+    p.add_argument("--yes", action="store_true",
+                   help="scan without a token without asking (60 requests an hour)")
+    add_app_arguments(p)
+
+
+def connection_of(args: argparse.Namespace) -> Connection:
+    """The connection flags as a :class:`Connection` (the token resolved: --token, the userinfo of
+    --api-url, GITHUB_TOKEN, GH_TOKEN, `gh auth token`)."""
+    return Connection(token=_token(args), api_url=getattr(args, "api_url", None) or None,
+                      app_id=getattr(args, "app_id", None), private_key_file=getattr(args, "private_key", None),
+                      installation_id=getattr(args, "installation_id", None),
+                      assume_yes=bool(getattr(args, "yes", False)), interactive=sys.stdin.isatty())
 
 
 def _exit_for(state: RunState, failed: int) -> int:
@@ -111,12 +138,31 @@ def _exit_for(state: RunState, failed: int) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-async def drive(engine: Any, run_id: int, args: argparse.Namespace, *, github: Any = None,
+async def _start(engine: Any, run_id: int, connection: Connection | None, services: dict | None) -> Any:
+    """``engine.start``; a run that would go unauthenticated asks first in a terminal."""
+    from engine.github.service import UNAUTHENTICATED_QUESTION, Unauthenticated
+
+    try:
+        return await engine.start(run_id, connection=connection, services=services)
+    except Unauthenticated as exc:
+        print(f"batchdeck: warning: {exc.warning}", file=sys.stderr)
+        if connection is None or not connection.interactive:
+            raise
+        if (await asyncio.to_thread(input, UNAUTHENTICATED_QUESTION)).strip().lower() not in ("y", "yes"):
+            raise InputError("not started: give a token (--token or GITHUB_TOKEN)") from None
+        return await engine.start(run_id, connection=dataclasses.replace(connection, assume_yes=True),
+                                  services=services)
+
+
+async def drive(engine: Any, run_id: int, args: argparse.Namespace, connection: Connection | None = None, *,
                 services: dict | None = None, after: Callable[[], Any] | None = None) -> int:
-    """Run ``run_id`` here: headless with a progress bar, or in the console."""
+    """Run ``run_id`` here: headless with a progress bar, or in the console.
+
+    ``connection`` reaches GitHub for the kind's services; ``services`` are the caller's own
+    instead (ast-index's worker pool). ``after`` runs once the run has stopped."""
     from engine.audit import Action, Origin, record
 
-    handle = await engine.start(run_id, github=github, services=services)
+    handle = await _start(engine, run_id, connection, services)
     loop = asyncio.get_running_loop()
     stop_reason: list[str] = []
     on_stop: list[asyncio.Future] = []
@@ -322,7 +368,7 @@ async def cmd_control(args: argparse.Namespace) -> int:
             run.state is RunState.PAUSED and not run.owner_pid)
         if command is ControlCommand.RESUME and ownerless:       # no process runs it: resume it here
             await record(engine.store, run.id, Action.RESUME, "in this process", origin=Origin.CLI)
-            return await _drive_kind(engine, run, run.id, args)
+            return await drive_kind(engine, run.id, args)
         await engine.request(run.id, command, arg)
         await record(engine.store, run.id, Action(command.value), arg, origin=Origin.CLI)
         what = f"{command.value}{' ' + arg if arg else ''}"
@@ -331,34 +377,26 @@ async def cmd_control(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
-async def _drive_kind(engine: Any, run: Any, run_id: int, args: argparse.Namespace) -> int:
-    """Drive ``run_id`` (``run`` itself, or a replay of it) with what its kind needs wired in,
-    then print its results and exit as the command that created it would."""
-    services = await _services_for(run, args, engine)
-    try:
-        if run.kind == "ioc-scan":
-            return await _drive_scan(engine, run_id, args, services)
-        return await drive(engine, run_id, args, **services)
-    finally:
-        client = services.get("github")
-        if client is not None:
-            await client.aclose()
+async def drive_kind(engine: Any, run_id: int, args: argparse.Namespace, connection: Connection | None = None) -> int:
+    """Drive ``run_id`` (new, resumed or a replay) with its kind's services, then print what its
+    kind says about it (``JobKind.results``) and exit as that says; without a results hook, the
+    generic summary and exit code."""
+    from engine.kinds import ResultsRequest, load_kind
 
+    kind = load_kind((await engine.store.require_run(run_id)).kind)
+    if connection is None and kind.services is not None:
+        connection = connection_of(args)
+    if kind.results is None:
+        return await drive(engine, run_id, args, connection)
+    verdict: list[int] = []
 
-async def _services_for(run: Any, args: argparse.Namespace, engine: Any) -> dict[str, Any]:
-    """What a resumed or replayed run of this kind needs wired in (a GitHub client...)."""
-    hook = _KIND_SERVICES.get(run.kind)
-    return await hook(run, args, engine) if hook else {}
+    async def results() -> None:
+        verdict.append(await kind.results(ResultsRequest(engine, run_id, args)))
 
-
-async def _ioc_scan_services(run: Any, args: argparse.Namespace, engine: Any) -> dict[str, Any]:
-    from console.ioc_scan_cli import scan_services
-
-    return await scan_services(run, args, engine, _token(args))
-
-
-_KIND_SERVICES: dict[str, Callable[..., Any]] = {"ioc-scan": _ioc_scan_services}
-
+    code = await drive(engine, run_id, args, connection, after=results)
+    if code in (EXIT_INTERRUPTED, EXIT_INPUT) or not verdict:
+        return code
+    return verdict[0]
 
 
 async def cmd_replay(args: argparse.Namespace) -> int:
@@ -393,8 +431,7 @@ async def cmd_replay(args: argparse.Namespace) -> int:
         if args.create_only:
             print(child)
             return EXIT_OK
-        run = await engine.store.require_run(child)
-        return await _drive_kind(engine, run, child, args)
+        return await drive_kind(engine, child, args)
 
 
 async def cmd_audit(args: argparse.Namespace) -> int:
@@ -426,104 +463,6 @@ async def cmd_console(args: argparse.Namespace) -> int:
                                  keymap=cfg.keymap, refresh_hz=cfg.refresh_hz)
 
 
-async def cmd_scan(args: argparse.Namespace, *, announce: bool = True) -> int:
-    from console.ioc_scan_cli import check_outputs, confirm_unauthenticated
-    from engine.github.app_auth import credentials_from_args
-    from engine.jobs.ioc_scan.scan import ScanTargets, build_spec, make_client, read_repos_file
-
-    repos = list(args.repo) + (read_repos_file(args.repos_file) if args.repos_file else [])
-    config = _config(args)
-    check_outputs(args)
-    app = credentials_from_args(args)            # GitHub App installations instead of a token
-    token = None if app is not None else _token(args)
-    if token is None and app is None:
-        confirm_unauthenticated(args, None if args.org or args.user else len(set(repos)))
-    spec = build_spec(ScanTargets(orgs=args.org, users=args.user, repos=repos), args.iocs,
-                      include_archived=args.include_archived, include_forks=args.include_forks, match=args.match,
-                      api_url=config.github.api_url)
-    # a resume without credentials must not run anonymously
-    spec["authenticated"] = token is not None or app is not None
-    if app is not None:
-        await app.prepare(config.github.api_url)  # a wrong key or installation: one line, exit 2
-    async with await _engine(args, config) as engine:
-        run_id = await engine.create_run("ioc-scan", spec, config)
-        if announce:
-            print(f"run {run_id} created: ioc-scan of {config.github.api_url}", file=sys.stderr)
-        client = make_client(engine, config.github.api_url, token)
-        if app is not None:   # one client per org's installation, behind a router when several
-            client = app.attach(client, lambda: make_client(engine, config.github.api_url, None))
-        try:
-            code = await _drive_scan(engine, run_id, args, {"github": client})
-        finally:
-            await client.aclose()
-        if getattr(args, "show_report", False):
-            print(engine.report_markdown(await engine.report(run_id)))
-        return code
-
-
-async def _drive_scan(engine: Any, run_id: int, args: argparse.Namespace, services: dict[str, Any]) -> int:
-    """Drive an ioc-scan run (new, resumed or a replay); print its family's results; the exit code.
-
-    0 only for a clean verdict (nothing found, everything in scope scanned); 1 for findings or
-    anything not scanned; 130 interrupted; 2 when the run failed on bad input (token, org...).
-    """
-    from console.ioc_scan_cli import emit_scan_results
-
-    emitted: list[Any] = []
-
-    async def emit() -> None:
-        emitted.append(await emit_scan_results(engine, run_id, args))
-
-    code = await drive(engine, run_id, args, after=emit, **services)
-    if code in (EXIT_INTERRUPTED, EXIT_INPUT):
-        return code
-    return EXIT_OK if emitted and emitted[0].clean else EXIT_FAILED
-
-
-async def cmd_findings(args: argparse.Namespace) -> int:
-    """The findings of a stored run merged with its replays; exits like the scan would."""
-    async with await _engine(args) as engine:
-        await engine.store.detect_interrupted()
-        run = await engine.store.require_run(args.run)
-        if run.kind != "ioc-scan":
-            raise InputError(f"run {run.id} is a {run.kind} run; findings come from ioc-scan runs")
-        from console.ioc_scan_cli import check_outputs, emit_scan_results
-
-        check_outputs(args)
-        res = await emit_scan_results(engine, run.id, args)
-        return EXIT_OK if res.clean else EXIT_FAILED
-
-
-async def cmd_demo(args: argparse.Namespace) -> int:
-    """Start the simulator in a child process (a real HTTP server on loopback), scan its org."""
-    from engine.jobs.ioc_scan.scan import DEFAULT_IOCS
-
-    sim = subprocess.Popen(  # noqa: ASYNC220 - started once, before the scan
-        [sys.executable, "-m", "engine.sim.server", "--repos", str(args.repos), "--seed", str(args.seed),
-         "--latency-ms", str(args.latency_ms), "--org", "acme"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    try:
-        url = (sim.stdout.readline() if sim.stdout else "").strip()
-        if not url.startswith("http"):
-            raise InputError("the simulator did not start (run `batchdeck sim` to see why)")
-        print(f"simulator: {url} (org acme, {args.repos} repositories, {args.latency_ms:g} ms latency)",
-              file=sys.stderr)
-        args.api_url = url
-        args.org, args.user, args.repo, args.repos_file = ["acme"], [], [], None
-        args.iocs = [str(DEFAULT_IOCS)]
-        args.include_archived = args.include_forks = True
-        args.match, args.format, args.output, args.token = "*", "table", None, "demo-token"
-        args.show_report = True
-        code = await cmd_scan(args)
-        # findings are the point of the demo: exit 1 ("something matched") is success here
-        return EXIT_OK if code == EXIT_FAILED else code
-    finally:
-        sim.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            sim.wait(timeout=5)
-
-
 def cmd_sim(argv: list[str]) -> int:
     from engine.sim.server import main as sim_main
 
@@ -531,25 +470,6 @@ def cmd_sim(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------------- parser
-def _add_output_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=["table", "json", "sarif", "csv"], default="table",
-                   help="findings format (default: table)")
-    p.add_argument("-o", "--output", help="write the findings here (mode 0600) instead of stdout")
-    p.add_argument("--sarif-dir", dest="sarif_dir",
-                   help="also write one SARIF file per repository here (DIR/owner/name.sarif), for code scanning")
-
-
-def _add_scan_output_flags(p: argparse.ArgumentParser) -> None:
-    """What scan, resume and replay share: output and connection (the global --api-url too)."""
-    from engine.github.app_auth import add_app_arguments
-
-    _add_output_flags(p)
-    p.add_argument("--token", help="GitHub token (default: GITHUB_TOKEN, GH_TOKEN or `gh auth token`)")
-    p.add_argument("--yes", action="store_true",
-                   help="scan without a token without asking (60 requests an hour)")
-    add_app_arguments(p)
-
-
 def build_parser() -> argparse.ArgumentParser:
     def options(suppress: bool) -> argparse.ArgumentParser:
         # Sub-commands re-declare the global options with SUPPRESS defaults so that
@@ -600,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("run", type=int, help=run_help)
         p.set_defaults(func=cmd_control, command=command)
         if command is ControlCommand.RESUME:
-            _add_scan_output_flags(p)
+            add_connection_flags(p)
 
     p = sub.add_parser("concurrency", parents=[common], help="change how many requests a running run makes at once")
     p.add_argument("run", type=int, help=run_help)
@@ -624,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay-config", dest="replay_config",
                    help="configuration for the child run (the global --config does the same)")
     p.add_argument("--create-only", action="store_true", help="create the child run, do not run it")
-    _add_scan_output_flags(p)
+    add_connection_flags(p)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("audit", parents=[common],
@@ -634,11 +554,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=500, help="at most this many entries, the newest (default: 500)")
     p.set_defaults(func=cmd_audit)
 
-    p = sub.add_parser("findings", parents=[common], help="findings of a stored scan run and its replays")
-    p.add_argument("run", type=int, help=run_help)
-    _add_output_flags(p)
-    p.set_defaults(func=cmd_findings)
-
     p = sub.add_parser("console", parents=[common], help="browse runs and attach to a running one")
     p.add_argument("--run", type=int, help="open this run")
     p.add_argument("--readonly", action="store_true", help="disable every action that changes a run")
@@ -646,29 +561,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("sim", help="the GitHub API simulator (see batchdeck sim --help)", add_help=False)
 
-    p = sub.add_parser("scan", parents=[common], help="scan repositories for compromised package versions")
-    p.add_argument("--org", action="append", default=[], help="every repository of an organisation (repeatable)")
-    p.add_argument("--user", action="append", default=[], help="every repository of a user (repeatable)")
-    p.add_argument("--repo", action="append", default=[], help="one repository owner/name (repeatable)")
-    p.add_argument("--repos-file", help="a file of owner/name lines")
-    p.add_argument("--iocs", action="append", default=[], help="IOC list: CSV, JSON, YAML or text (repeatable)")
-    p.add_argument("--include-archived", action="store_true", help="scan archived repositories too")
-    p.add_argument("--include-forks", action="store_true", help="scan forked repositories too")
-    p.add_argument("--match", default="*", help="only repositories whose name matches this glob")
-    _add_scan_output_flags(p)
-    p.set_defaults(func=cmd_scan)
-
-    from engine.jobs.issue_sync.kind import add_cli as add_issue_sync_cli  # job kinds own their commands
-    add_issue_sync_cli(sub, common, _KIND_SERVICES)
-
-    p = sub.add_parser("demo", parents=[common], help="simulator + IOC scan of a generated org")
-    p.add_argument("--repos", type=int, default=300, help="repositories in the generated org (default: 300)")
-    p.add_argument("--seed", type=int, default=7, help="seed of the generated org (default: 7)")
-    p.add_argument("--latency-ms", type=float, default=30.0, help="simulated API latency")
-    p.set_defaults(func=cmd_demo)
+    from engine.jobs.issue_sync.cli import add_parser as add_sync_parser  # resumes with its JobKind
+    add_sync_parser(sub, common)
 
     from engine.jobs.ast_index.cli import add_cli as add_index_cli
     add_index_cli(sub, parents=[common], drive=drive, config=_config)
+
+    from engine.kinds import CliContext, load_kinds
+
+    context = CliContext(subparsers=sub, common=common, add_connection_flags=add_connection_flags,
+                         connection=connection_of, config=_config, open_engine=open_engine, drive=drive_kind)
+    for kind in load_kinds():      # each installed kind adds its own commands, in name order
+        if kind.cli is not None:
+            kind.cli(context)
     return parser
 
 

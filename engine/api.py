@@ -11,6 +11,7 @@ this process through :meth:`Engine.start` (a :class:`RunHandle` wraps the
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,22 +19,13 @@ from typing import Any
 from engine.config import AppConfig
 from engine.errors import InputError
 from engine.events import ControlCommand, parse_command
+from engine.kinds import Connection, JobKind, Services, load_kind
 from engine.metrics import build_report, report_markdown
 from engine.models import RunInfo, RunState
-from engine.processor import load_processor
 from engine.replay import create_replay
 from engine.runner import Runner
 from engine.source import DbRunSource, LiveRunSource
 from engine.store import Store
-
-
-def _bind(client: Any, runner: Runner) -> None:
-    """A client the caller built before the run existed feeds the run's breakers and counters
-    (until the kinds' service factories build it bound: issue 11, helper A's Engine.start)."""
-    from engine.github import GitHubClient, OwnerRouter
-
-    if isinstance(client, GitHubClient | OwnerRouter):
-        client.bind(breakers=runner.breakers, on_count=runner.ctx.count)
 
 
 @dataclass
@@ -72,6 +64,23 @@ def _with_overrides(config: AppConfig, overrides: dict[str, Any] | None) -> AppC
     return load_config(None, env={}, overrides={**config.to_dict(), **overrides})
 
 
+async def _run_then_close(runner: Runner, services: Services | None) -> RunState:
+    try:
+        return await runner.run()
+    finally:
+        if services is not None:
+            await services.aclose()
+
+
+def _bind(client: Any, runner: Runner) -> None:
+    """A client the caller built before the run existed feeds the run's breakers and counters.
+    (The kinds' own factories build it bound: engine/github/service.py.)"""
+    from engine.github import GitHubClient, OwnerRouter
+
+    if isinstance(client, GitHubClient | OwnerRouter):
+        client.bind(breakers=runner.breakers, on_count=runner.ctx.count)
+
+
 class Engine:
     def __init__(self, store: Store, config: AppConfig) -> None:
         self.store = store
@@ -95,14 +104,21 @@ class Engine:
         await self.close()
 
     # -- runs -----------------------------------------------------------------------------------
-    async def create_run(self, kind: str, spec: dict[str, Any], config: AppConfig | None = None,
+    async def create_run(self, kind: str | JobKind, spec: dict[str, Any], config: AppConfig | None = None,
                          *, parent_id: int | None = None) -> int:
-        load_processor(kind)   # an unknown kind fails now, before anything is stored
+        name = kind.name if isinstance(kind, JobKind) else kind
+        load_kind(name)   # an unknown kind fails now, before anything is stored
         cfg = config or self.config
-        return await self.store.create_run(kind, spec, cfg.to_dict(), parent_id=parent_id)
+        return await self.store.create_run(name, spec, cfg.to_dict(), parent_id=parent_id)
 
-    async def start(self, run_id: int, *, github: Any = None, services: dict[str, Any] | None = None,
-                    config: AppConfig | None = None) -> RunHandle:
+    async def start(self, run_id: int, *, connection: Connection | None = None, config: AppConfig | None = None,
+                    services: Mapping[str, Any] | None = None, github: Any = None) -> RunHandle:
+        """Run ``run_id`` in this process (new, paused, interrupted or failed).
+
+        The kind's ``services`` factory builds what the run needs (its GitHub client...) from
+        ``connection`` (how to reach the outside world; never stored); they are closed when the
+        run's task ends. ``services`` (and ``github``, short for ``services={"github": ...}``)
+        are the caller's own instead: used as given, bound to the run, and left open."""
         if self.store.readonly:
             raise InputError(f"{self.store.path}: the database is read-only; run {run_id} cannot be run from it")
         await self.store.detect_interrupted()
@@ -114,15 +130,19 @@ class Engine:
         if run.state is RunState.CANCELLED:
             raise InputError(f"run {run_id} was cancelled; replay it to run its items again")
         cfg = config or AppConfig.from_dict(run.config, source=f"run {run_id} config")
-        processor = load_processor(run.kind)
-        runner = Runner(self.store, run, processor, cfg)
+        kind = load_kind(run.kind)
+        runner = Runner(self.store, run, kind.processor(), cfg)
+        owned: Services | None = None
         given = dict(services or {})
         if github is not None:
             given["github"] = github
         if given:
             _bind(given.get("github"), runner)
             runner.use_services(given)
-        task = asyncio.create_task(runner.run(), name=f"batchdeck-run-{run_id}")
+        elif kind.services is not None:
+            owned = await kind.services(runner.service_request(connection or Connection()))
+            runner.use_services(owned)
+        task = asyncio.create_task(_run_then_close(runner, owned), name=f"batchdeck-run-{run_id}")
         handle = RunHandle(runner, task, LiveRunSource(runner))
         self.handles[run_id] = handle
         task.add_done_callback(lambda _t: self.handles.pop(run_id, None))

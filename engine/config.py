@@ -13,6 +13,11 @@ Why it is built this way:
   flags), and every value is checked as its layer is read, so an error can name
   the file or variable it came from, the key path, the value and what is
   allowed, on one line (the CLI prints it and exits 2).
+* A job kind brings its own section (``ioc_scan:``, ``issue_sync:``...) as a
+  :class:`~engine.kinds.ConfigSection` of Settings: the installed kinds' sections
+  join the same table at load time, with the same layering, checks and errors;
+  their variables are ``BATCHDECK_<SECTION>_<NAME>``; ``AppConfig.kind(name)``
+  reads a section back. A section no installed kind declares is an unknown key.
 * Tokens are never configuration: they come from the environment or a keyring
   at the point of use, so a config dict stored with a run can never leak one.
 """
@@ -55,7 +60,7 @@ class BatchStrategy(StrEnum):
 class Setting:
     """One configurable value: where it lives and what it may be."""
 
-    section: str                 # batch | github | console
+    section: str                 # batch | github | console, or a job kind's section name
     path: tuple[str, ...]        # key path inside the section, in the file layout
     attr: str                    # attribute of the section's dataclass
     kind: str                    # int | float | bool | str | url | choice | keymap
@@ -182,7 +187,7 @@ def _coerce(s: Setting, value: Any, source: str, *, parse_text: bool = False) ->
     elif s.kind == "choice":
         if text is None or text.lower() not in s.choices:
             raise _bad(source, s, raw, "not a known choice")
-        value = BatchStrategy(text.lower()) if s.attr == "default_strategy" else text.lower()
+        value = BatchStrategy(text.lower()) if s.key == "batch.strategy.default" else text.lower()
     elif s.kind in ("str", "url"):
         if not text:
             raise _bad(source, s, raw, "not a non-empty string")
@@ -198,6 +203,60 @@ def _coerce(s: Setting, value: Any, source: str, *, parse_text: bool = False) ->
     if s.lo is not None and not (s.lo <= value <= s.hi):
         raise _bad(source, s, raw, "out of range")
     return value
+
+
+# -- job kinds' sections --------------------------------------------------------
+
+@dataclass(frozen=True)
+class _KindSections:
+    """The config sections of the installed job kinds, merged into the core layout."""
+
+    sections: dict[str, Any]                      # section name -> ConfigSection
+    by_kind: dict[str, str]                       # kind name -> its section name
+    tree: dict[str, Any]                          # the whole file layout, core and kinds
+    settings: tuple[Setting, ...]                 # the kinds' settings
+
+
+_kind_cache: dict[tuple, _KindSections] = {}
+
+
+def _kind_sections() -> _KindSections:
+    """The installed kinds' sections (loaded through their entry points; cached per installed set)."""
+    from engine.kinds import installed_kinds, load_kind
+
+    eps = installed_kinds()
+    key = tuple(sorted((name, ep.value) for name, ep in eps.items()))
+    cached = _kind_cache.get(key)
+    if cached is not None:
+        return cached
+    sections: dict[str, Any] = {}
+    by_kind: dict[str, str] = {}
+    for name in sorted(eps):
+        section = load_kind(name).config
+        if section is None:
+            continue
+        if section.name in SECTIONS or section.name in sections:
+            raise ConfigError(f"job kind {name!r}: its config section {section.name!r} is taken")
+        for setting in section.settings:
+            if setting.section != section.name:
+                raise ConfigError(f"job kind {name!r}: setting {setting.key} is not in its section {section.name!r}")
+        sections[section.name] = section
+        by_kind[name] = section.name
+    tree = dict(_TREE)
+    settings = tuple(s for section in sections.values() for s in section.settings)
+    for s in settings:
+        node = tree.setdefault(s.section, {})
+        for part in s.path[:-1]:
+            node = node.setdefault(part, {})
+        node[s.path[-1]] = s
+    found = _KindSections(sections, by_kind, tree, settings)
+    _kind_cache[key] = found
+    return found
+
+
+def _slot(s: Setting) -> str:
+    """Where a value is kept while loading: core settings by attribute, a kind's by section.attr."""
+    return s.attr if s.section in SECTIONS else f"{s.section}.{s.attr}"
 
 
 def _validate_section(obj: Any, section: str, source: str) -> None:
@@ -265,12 +324,30 @@ class AppConfig:
     batch: BatchConfig = field(default_factory=BatchConfig)
     github: GitHubConfig = field(default_factory=GitHubConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    #: the installed job kinds' sections: section name -> attribute -> value (defaults filled in)
+    kinds: dict[str, dict[str, Any]] = field(default_factory=lambda: _default_kinds())
+
+    def kind(self, name: str) -> Mapping[str, Any]:
+        """A job kind's settings, by kind name (``ioc-scan``) or section name (``ioc_scan``)."""
+        found = _kind_sections()
+        section = found.by_kind.get(name, name)
+        if section not in found.sections:
+            raise KeyError(f"no installed job kind has a config section {name!r}")
+        values = dict(_kind_defaults(found.sections[section]))
+        values.update(self.kinds.get(section, {}))
+        return values
 
     def to_dict(self) -> dict[str, Any]:
         """The nested file layout (loadable again by ``from_dict`` or as a file)."""
         out: dict[str, Any] = {}
-        for s in SETTINGS:
-            value = getattr(getattr(self, s.section), s.attr)
+        kinds = _kind_sections()
+        for s in (*SETTINGS, *kinds.settings):
+            if s.section in SECTIONS:
+                value = getattr(getattr(self, s.section), s.attr)
+            else:
+                value = self.kind(s.section).get(s.attr)
+                if value is None:
+                    continue
             node = out.setdefault(s.section, {})
             for part in s.path[:-1]:
                 node = node.setdefault(part, {})
@@ -282,7 +359,7 @@ class AppConfig:
     def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> AppConfig:
         """Build from the nested layout (missing keys take their defaults)."""
         values: dict[str, _Val] = {}
-        _walk(data, _TREE, "", source, values)
+        _walk(data, _kind_sections().tree, "", source, values)
         return _build(values)
 
 
@@ -334,7 +411,7 @@ def _walk(data: Any, tree: Mapping[str, Any], prefix: str, source: str, out: dic
         if node is None:
             raise _unknown(source, path, key, list(tree))
         if isinstance(node, Setting):
-            out[node.attr] = _Val(_coerce(node, value, source), source)
+            out[_slot(node)] = _Val(_coerce(node, value, source), source)
         else:
             _walk(value, node, path, source, out)
 
@@ -342,11 +419,25 @@ def _walk(data: Any, tree: Mapping[str, Any], prefix: str, source: str, out: dic
 def _build(values: Mapping[str, _Val]) -> AppConfig:
     defaults = {a: _Val(getattr(BatchConfig, a), "default") for a in _SIZE_ATTRS}
     _check_batch_sizes({**defaults, **{a: v for a, v in values.items() if a in _SIZE_ATTRS}})
+    core = {a: v for a, v in values.items() if a in SETTINGS_BY_ATTR}
     sections = {
-        name: cls(**{a: v.value for a, v in values.items() if SETTINGS_BY_ATTR[a].section == name})
+        name: cls(**{a: v.value for a, v in core.items() if SETTINGS_BY_ATTR[a].section == name})
         for name, cls in _SECTION_CLASSES.items()
     }
-    return AppConfig(**sections)
+    kinds = _default_kinds()
+    for slot, v in values.items():
+        if slot not in core:
+            section, _, attr = slot.partition(".")
+            kinds.setdefault(section, {})[attr] = v.value
+    return AppConfig(**sections, kinds=kinds)
+
+
+def _default_kinds() -> dict[str, dict[str, Any]]:
+    return {name: _kind_defaults(section) for name, section in _kind_sections().sections.items()}
+
+
+def _kind_defaults(section: Any) -> dict[str, Any]:
+    return {s.attr: section.defaults.get(s.attr) for s in section.settings}
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -377,32 +468,41 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data if data is not None else {}
 
 
+def env_name(s: Setting) -> str | None:
+    """The variable that sets ``s``: ``BATCHDECK_<ENV>``, for a kind ``BATCHDECK_<SECTION>_<ENV>``."""
+    if s.env is None:
+        return None
+    return ENV_PREFIX + (s.env if s.section in SECTIONS else f"{s.section.upper()}_{s.env}")
+
+
 def _env_layer(env: Mapping[str, str]) -> dict[str, _Val]:
     out: dict[str, _Val] = {}
-    for s in SETTINGS:
-        if s.env is None:
+    for s in (*SETTINGS, *_kind_sections().settings):
+        primary = env_name(s)
+        if primary is None:
             continue
-        names = [ENV_PREFIX + s.env] + ([ENV_ALIAS_PREFIX + s.env] if s.section == "batch" else [])
+        names = [primary] + ([ENV_ALIAS_PREFIX + s.env] if s.section == "batch" and s.env else [])
         for name in names:   # BATCHDECK_* first: it wins over the seed's alias
             raw = env.get(name)
             if raw is not None and raw.strip():   # an empty variable counts as unset
-                out[s.attr] = _Val(_coerce(s, raw, name, parse_text=True), name)
+                out[_slot(s)] = _Val(_coerce(s, raw, name, parse_text=True), name)
                 break
     return out
 
 
 def _override_layer(overrides: Mapping[str, Any], source: str) -> dict[str, _Val]:
     out: dict[str, _Val] = {}
+    tree = _kind_sections().tree
     for key, value in overrides.items():
         if value is None:         # a CLI flag that was not given
             continue
-        if key in SECTIONS:
-            _walk(value, _TREE[key], key, source, out)
+        if key in tree:
+            _walk(value, tree[key], key, source, out)
         elif key in SETTINGS_BY_ATTR:
             s = SETTINGS_BY_ATTR[key]
             out[key] = _Val(_coerce(s, value, source, parse_text=True), source)
         else:
-            raise _unknown(source, str(key), key, [*SECTIONS, *SETTINGS_BY_ATTR])
+            raise _unknown(source, str(key), key, [*tree, *SETTINGS_BY_ATTR])
     return out
 
 
@@ -422,7 +522,7 @@ def load_config(
     """
     values: dict[str, _Val] = {}
     if path is not None:
-        _walk(read_config_file(path), _TREE, "", str(path), values)
+        _walk(read_config_file(path), _kind_sections().tree, "", str(path), values)
     values.update(_env_layer(os.environ if env is None else env))
     values.update(_override_layer(overrides or {}, "command line"))
     return _build(values)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import ErrorClass
+from engine.errors import ErrorClass, InputError
 from engine.retry import DEFAULT_POLICIES
+from engine.safetext import visible
 from engine.sizing import stored_concurrency_ceiling
 
 if TYPE_CHECKING:
@@ -141,7 +142,24 @@ async def build_report(store: Store, run_id: int) -> dict[str, Any]:
         "counters": counters,
     }
     report["recommendations"] = recommendations(report)
+    await _kind_sections(store, run_id, run.kind, report)
     return report
+
+
+async def _kind_sections(store: Store, run_id: int, kind_name: str, report: dict[str, Any]) -> None:
+    """The run's kind's own sections (``JobKind.report``): data under ``sections[key]``, their Markdown
+    (titles and text) under ``section_markdown``. A kind no longer installed adds none."""
+    from engine.kinds import load_kind
+
+    try:
+        kind = load_kind(kind_name)
+    except InputError:
+        return
+    if kind.report is None:
+        return
+    sections = await kind.report(store, run_id)
+    report["sections"] = {s.key: dict(s.data) for s in sections}
+    report["section_markdown"] = [{"key": s.key, "title": s.title, "markdown": s.markdown} for s in sections]
 
 
 def recommendations(report: dict[str, Any]) -> list[str]:
@@ -222,4 +240,6 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines.append("")
     if report["recommendations"]:
         lines += ["## Recommendations", ""] + [f"- {r}" for r in report["recommendations"]] + [""]
+    for section in report.get("section_markdown", []):
+        lines += [f"## {visible(section['title'])}", "", section["markdown"], ""]
     return "\n".join(lines)

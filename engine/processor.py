@@ -1,7 +1,7 @@
 """The contract between the engine and a job kind.
 
-A job kind is a class registered under the ``batchdeck.jobs`` entry-point group
-(see pyproject). The engine loads it by name and knows nothing else about it:
+A job kind's processor (``JobKind.processor`` of :mod:`engine.kinds`, registered under the
+``batchdeck.kinds`` entry-point group) plans and processes its items:
 
 * ``plan(spec, ctx)`` yields :class:`~engine.models.PlannedItem` (sync or async
   iterable). Items are streamed into SQLite in chunks; planning runs once per
@@ -21,19 +21,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from engine.errors import InputError
 from engine.models import Item, PlannedItem
 
 if TYPE_CHECKING:
     from engine.breaker import BreakerRegistry
     from engine.config import AppConfig
     from engine.store import Store
-
-ENTRY_POINT_GROUP = "batchdeck.jobs"
-
 
 @dataclass
 class RunContext:
@@ -102,17 +97,3 @@ class SizesItsBatches(Protocol):
 
 
 Processor = ItemProcessor
-
-
-def available_kinds() -> dict[str, Any]:
-    """Job kinds installed under the entry-point group, by name (not loaded)."""
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def load_processor(kind: str, **options: Any) -> Processor:
-    """Instantiate the job kind registered as ``kind``."""
-    kinds = available_kinds()
-    if kind not in kinds:
-        raise InputError(f"unknown job kind {kind!r}; installed kinds: {', '.join(sorted(kinds)) or 'none'}")
-    cls = kinds[kind].load()
-    return cls(**options)

@@ -70,7 +70,9 @@ AUDIT_TABLE_SQL = (
 )
 AUDIT_INDEX_SQL = "CREATE INDEX IF NOT EXISTS audit_run ON audit (run_id, id)"
 
-#: forward migrations: schema version reached -> statements that reach it from the one before
+#: forward migrations: schema version reached -> statements that reach it from the one before.
+#: (Step 2 upgrades ioc-scan tables that were core tables then; a job kind's tables are now its
+#: own, created and upgraded from ``JobKind.migrations`` by :meth:`Store._migrate_kinds`.)
 MIGRATIONS: dict[int, list[str]] = {
     2: ["ALTER TABLE file_errors ADD COLUMN line INTEGER",
         "DELETE FROM blobs WHERE error IS NOT NULL"],     # errors are JSON {reason, line} from 2 on
@@ -191,43 +193,6 @@ CREATE TABLE IF NOT EXISTS http_cache (
     headers TEXT NOT NULL,
     stored_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS blobs (
-    sha TEXT NOT NULL,
-    parser TEXT NOT NULL,
-    result TEXT,
-    error TEXT,
-    stored_at REAL NOT NULL,
-    PRIMARY KEY (sha, parser)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS findings (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL,
-    repo TEXT NOT NULL,
-    file_path TEXT NOT NULL,
-    line_number INTEGER,
-    package_name TEXT NOT NULL,
-    version TEXT NOT NULL,
-    ecosystem TEXT NOT NULL,
-    ioc_source TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    UNIQUE (run_id, repo, file_path, package_name, version, ioc_source, kind)
-);
-CREATE TABLE IF NOT EXISTS file_errors (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL,
-    repo TEXT NOT NULL,
-    file_path TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    line INTEGER
-);
-CREATE TABLE IF NOT EXISTS sync_map (
-    repo TEXT NOT NULL,
-    source_key TEXT NOT NULL,
-    issue_number INTEGER NOT NULL,
-    content_hash TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (repo, source_key)
-) WITHOUT ROWID;
 """ + f"{AUDIT_TABLE_SQL};\n{AUDIT_INDEX_SQL};\n"
 
 _RUN_COLUMNS = (
@@ -410,6 +375,7 @@ class Store:
         if self.readonly:
             await self.db.execute("PRAGMA query_only=ON")
             self._check_version(await self._schema_version())
+            await self._migrate_kinds(check_only=True)
             return
         # a write on every open: a database we may not write is found here, not mid-run
         await self.db.execute("PRAGMA user_version=0")
@@ -430,25 +396,52 @@ class Store:
                 for statement in MIGRATIONS.get(step, []):
                     try:
                         await self.db.execute(statement)
-                    except sqlite3.OperationalError as exc:   # the schema script already added it
-                        if "duplicate column" not in str(exc):
+                    except sqlite3.OperationalError as exc:
+                        # the schema script already added it; or a kind's table its migrations make
+                        if "duplicate column" not in str(exc) and "no such table" not in str(exc):
                             raise
             await self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         await self.db.commit()
+        await self._migrate_kinds()
+
+    async def _migrate_kinds(self, *, check_only: bool = False) -> None:
+        """Create or upgrade each installed job kind's tables from its ``migrations``; its version
+        is kept in ``meta`` under ``kind.<name>.schema``. A database an existing kind's tables
+        predate (made before kinds had migrations) gets them with IF NOT EXISTS and its version."""
+        from engine.kinds import load_kinds
+
+        for kind in load_kinds():
+            if not kind.migrations:
+                continue
+            key = f"kind.{kind.name}.schema"
+            latest = max(m.version for m in kind.migrations)
+            current = await self._meta_version(key) or 0
+            if current > latest:
+                raise InputError(f"{self.path}: written by a newer batchdeck ({kind.name} schema {current} > {latest})")
+            if check_only or current == latest:
+                continue
+            for migration in sorted(kind.migrations, key=lambda m: m.version):
+                if migration.version > current:
+                    await self.db.executescript(migration.sql)
+            await self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(latest)))
+            await self.db.commit()
 
     async def _schema_version(self) -> int | None:
         """The version recorded in ``meta``, None for a new file; an InputError if garbled."""
+        return await self._meta_version("schema_version")
+
+    async def _meta_version(self, key: str) -> int | None:
         has_meta = await self.fetchone("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'")
         if not has_meta:
             return None
-        row = await self.fetchone("SELECT value FROM meta WHERE key='schema_version'")
+        row = await self.fetchone("SELECT value FROM meta WHERE key=?", (key,))
         if row is None:
             return None
         try:
             return int(row[0])
         except (TypeError, ValueError):
             shown = str(row[0])[:40].encode("unicode_escape").decode()
-            raise InputError(f"{self.path}: meta.schema_version is {shown!r}, not a number; "
+            raise InputError(f"{self.path}: meta.{key} is {shown!r}, not a number; "
                              "not a batchdeck database or damaged") from None
 
     def _check_version(self, version: int | None) -> None:
@@ -772,14 +765,3 @@ class Store:
     async def mark_unowned(self, run_id: int, state: RunState, message: str | None) -> None:
         """The owner lets the run go without its recorder (the database refused its last commit)."""
         await self.write(RUN_UNOWNED_SQL, (state.value, message, run_id))
-
-    # -- ioc-scan reads ------------------------------------------------------------------------
-    async def findings(self, run_id: int, after_id: int = 0, limit: int = 200) -> list[dict]:
-        rows = await self.fetchall(
-            "SELECT id, repo, file_path, line_number, package_name, version, ecosystem, ioc_source, kind "
-            "FROM findings WHERE run_id=? AND id > ? ORDER BY id LIMIT ?",
-            (run_id, after_id, limit),
-        )
-        keys = ("id", "repo", "file_path", "line_number", "package_name", "version", "ecosystem", "ioc_source",
-                "kind")
-        return [dict(zip(keys, r, strict=True)) for r in rows]

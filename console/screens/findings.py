@@ -23,6 +23,7 @@ from console import commands
 from console.panes.keybar import KeyBar
 from console.panes.messages import FindingsLoaded
 from console.panes.rowtable import Column, GroupLine, RowTable
+from engine.jobs.ioc_scan.queries import findings as finding_rows
 from engine.safetext import visible
 
 PAGE = 1000
@@ -110,7 +111,7 @@ class FindingsScreen(Screen[None]):
     async def _load(self, store) -> None:
         after_id, loaded = 0, 0
         while loaded < MAX_FINDINGS:
-            rows = await store.findings(self.run_id, after_id=after_id, limit=PAGE)
+            rows = await finding_rows(store, self.run_id, after_id=after_id, limit=PAGE)
             more = len(rows) >= PAGE
             loaded += len(rows)
             self.post_message(FindingsLoaded(self.run_id, rows, more=more and loaded < MAX_FINDINGS))

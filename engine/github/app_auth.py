@@ -246,16 +246,21 @@ def credentials_from_args(args: argparse.Namespace, orgs: list[str] | None = Non
 
     ``orgs`` stands in for ``--org`` when the command has none (``resume`` and ``replay`` take
     the orgs of the run they continue)."""
-    app_id = getattr(args, "app_id", None)
-    key_file = getattr(args, "private_key", None)
-    installation_id = getattr(args, "installation_id", None)
+    return app_credentials(getattr(args, "app_id", None), getattr(args, "private_key", None),
+                           getattr(args, "installation_id", None), getattr(args, "org", None) or orgs)
+
+
+def app_credentials(app_id: int | None, key_file: str | None, installation_id: int | None,
+                    orgs: list[str] | None) -> AppInstallations | None:
+    """The App installations of an App id, its private key file and an installation id or orgs
+    (None when no App id is given); errors are named by the flags that give them."""
     if app_id is None:
         if key_file or installation_id is not None:
             raise InputError("--private-key and --installation-id need --app-id")
         return None
     if not key_file:
         raise InputError("--app-id needs --private-key FILE (the App's PEM private key)")
-    orgs = list(dict.fromkeys(getattr(args, "org", None) or orgs or []))
+    orgs = list(dict.fromkeys(orgs or []))
     key = load_private_key(key_file)
     if installation_id is not None:
         if len(orgs) > 1:

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.errors import ClientError, NetworkError, RequestTimeoutError, ServerError
+from engine.github.service import github_services
+from engine.kinds import JobKind
 from engine.models import Item, PlannedItem
 
 ERRORS = {"server": ServerError, "network": NetworkError, "timeout": RequestTimeoutError, "client": ClientError}
@@ -97,3 +99,9 @@ class HttpGetJob:
     async def process(self, item: Item, ctx: Any) -> Any:
         response = await ctx.github.request("GET", ctx.spec["path"], conditional=False)
         return None if response.status == 200 else {"status": response.status}
+
+
+SYNTHETIC_KIND = JobKind(name="synthetic", processor=SyntheticJob,
+                         description="test and benchmark kind: waits, fails a given fraction")
+HTTP_GET_KIND = JobKind(name="http-get", processor=HttpGetJob, services=github_services,
+                        description="benchmark kind: one GET per item through the run's GitHub client")

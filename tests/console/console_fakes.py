@@ -222,6 +222,16 @@ class FixedStore:
                  "summary": "10,000 items", "data": {}}]
         return [r for r in rows if kind is None or r["kind"] == kind]
 
+    async def fetchall(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """ioc-scan's findings page (engine/jobs/ioc_scan/queries.py), answered from :meth:`findings`;
+        no other SQL has rows here (the history's failure sums: none)."""
+        if "FROM findings" not in sql:
+            return []
+        run_id, after_id, limit = params
+        keys = ("id", "repo", "file_path", "line_number", "package_name", "version", "ecosystem", "ioc_source",
+                "kind")
+        return [tuple(row[k] for k in keys) for row in await self.findings(run_id, after_id, limit)]
+
     async def findings(self, run_id: int, after_id: int = 0, limit: int = 200) -> list[dict]:
         rows = [{"id": i, "repo": f"acme/service-{i}", "file_path": "package-lock.json", "line_number": 100 + i,
                  "package_name": "@ctrl/tinycolor", "version": "4.1.1", "ecosystem": "npm",

@@ -13,6 +13,7 @@ from console.panes.rowtable import RowTable
 from console.screens.findings import FindingsScreen
 from engine.api import Engine
 from engine.config import load_config
+from engine.jobs.ioc_scan.queries import findings as finding_rows
 from engine.jobs.ioc_scan.scan import DEFAULT_IOCS, ScanTargets, build_spec, make_client
 from engine.models import RunState
 from engine.sim import FaultConfig, SimConfig, create_app
@@ -72,7 +73,7 @@ async def test_a_scan_fills_the_gauges_pauses_on_space_and_shows_its_findings(en
             await pilot.press("space")
             await until(pilot, lambda: app.snapshot.run.state is RunState.COMPLETED, "completed", bound=120)
 
-            findings = await engine.store.findings(run_id, limit=1000)
+            findings = await finding_rows(engine.store, run_id, limit=1000)
             assert findings
             await pilot.press("f")
             assert isinstance(app.screen, FindingsScreen)

@@ -27,6 +27,7 @@ import engine.api as engine_api
 from console.cli import build_parser, drive, main
 from engine.api import Engine
 from engine.audit import entries
+from engine.kinds import JobKind
 from engine.models import PlannedItem
 from engine.store import Store
 
@@ -251,7 +252,7 @@ class _GatedJob:
 
 def test_a_signal_is_in_the_audit_log(tmp_path, monkeypatch):
     job = _GatedJob()
-    monkeypatch.setattr(engine_api, "load_processor", lambda kind, **_: job)
+    monkeypatch.setattr(engine_api, "load_kind", lambda name: JobKind(name, processor=lambda: job))
 
     async def scenario() -> tuple[int, list]:
         async with await Engine.open(tmp_path / "sig.db") as engine:
@@ -273,7 +274,7 @@ def test_quitting_the_console_that_runs_a_run_is_in_the_audit_log(tmp_path, monk
     import console.app
 
     job = _GatedJob()
-    monkeypatch.setattr(engine_api, "load_processor", lambda kind, **_: job)
+    monkeypatch.setattr(engine_api, "load_kind", lambda name: JobKind(name, processor=lambda: job))
 
     class _Terminal(io.StringIO):
         def isatty(self) -> bool:

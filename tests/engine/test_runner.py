@@ -15,6 +15,7 @@ import pytest
 
 from engine.api import Engine
 from engine.errors import InputError
+from engine.kinds import JobKind
 from engine.models import RunState
 
 from .conftest import fast_config
@@ -231,8 +232,8 @@ class FailingPlan:
 async def test_a_run_whose_planning_failed_or_was_stopped_resumes_and_completes(engine, monkeypatch):
     import engine.api as api
 
-    jobs = iter([FailingPlan("ok"), FailingPlan("fail"), FailingPlan("wait"), FailingPlan("ok")])  # create, 3 starts
-    monkeypatch.setattr(api, "load_processor", lambda kind: next(jobs))
+    jobs = iter([FailingPlan("fail"), FailingPlan("wait"), FailingPlan("ok")])  # one for each of the 3 starts
+    monkeypatch.setattr(api, "load_kind", lambda name: JobKind(name, processor=lambda: next(jobs)))
     run_id = await engine.create_run("synthetic", {})
     failed = await engine.start(run_id)
     assert await asyncio.wait_for(failed.wait(), 60) is RunState.FAILED
@@ -402,7 +403,7 @@ class RespawningJob:
 async def test_spawning_a_key_the_run_already_has_counts_it_once_and_the_run_completes(engine, monkeypatch):
     import engine.api as api
 
-    monkeypatch.setattr(api, "load_processor", lambda kind: RespawningJob())
+    monkeypatch.setattr(api, "load_kind", lambda name: JobKind(name, processor=RespawningJob))
     run_id = await engine.create_run("synthetic", {})
     handle = await engine.start(run_id)
     assert await asyncio.wait_for(handle.wait(), 60) is RunState.COMPLETED

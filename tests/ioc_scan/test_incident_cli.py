@@ -8,6 +8,7 @@ only once the runner has taken the stop, so nothing here depends on timing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-import engine.jobs.ioc_scan.scan as scan_module
+import engine.github.service as service_module
 from console import cli
 from engine.errors import InputError
 from engine.jobs.ioc_scan.scan import DEFAULT_IOCS
@@ -51,12 +52,14 @@ class Gate:
 def serve(monkeypatch, config: SimConfig) -> Gate:
     """Make every GitHub client the CLI builds talk to this simulator, in process."""
     app = Gate(create_app(config))
-    real = scan_module.make_client
+    real = service_module.make_client
 
-    def make_client(engine, api_url, token, *, transport=None):
-        return real(engine, api_url, token, transport=httpx.ASGITransport(app))
+    def make_client(req, api_url, token, **kw):
+        connection = dataclasses.replace(req.connection,
+                                         extra={**req.connection.extra, "transport": httpx.ASGITransport(app)})
+        return real(dataclasses.replace(req, connection=connection), api_url, token, **kw)
 
-    monkeypatch.setattr(scan_module, "make_client", make_client)
+    monkeypatch.setattr(service_module, "make_client", make_client)
     return app
 
 

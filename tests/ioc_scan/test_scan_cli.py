@@ -146,7 +146,7 @@ def test_an_unauthenticated_org_scan_needs_yes_without_a_terminal(simulator, tmp
 
 def test_confirm_unauthenticated_asks_in_a_terminal(monkeypatch):
     from console import cli
-    from console.ioc_scan_cli import confirm_unauthenticated
+    from engine.jobs.ioc_scan.cli import confirm_unauthenticated
 
     args = cli.build_parser().parse_args(["scan", "--org", "acme"])
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)

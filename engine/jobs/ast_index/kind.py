@@ -253,3 +253,8 @@ class AstIndexJob:
         ctx.count("unchanged_content", len(touched))
         ctx.count("file_errors", errors)
         ctx.count("syntax_errors", syntax_errors)
+
+
+from engine.kinds import JobKind  # noqa: E402  (the contract; helper E replaces this)
+
+KIND = JobKind(name=KIND, processor=AstIndexJob)

@@ -152,7 +152,6 @@ class IocScanJob:
         self._inflight: dict[tuple[str, str], asyncio.Future] = {}
         self._batch_fetcher: BatchFetcher | None = None
         self._spawned_keys: set[str] = set()
-        self._tables_ready = False
 
     # -------------------------------------------------------------------- planning
     def index(self, spec: dict[str, Any]) -> IOCIndex:
@@ -232,7 +231,6 @@ class IocScanJob:
         """The head commit of each repository's default branch, 100 per GraphQL query: a
         repository whose head is the one of the last scan needs no tree request. Without
         an answer (GraphQL failing for good) the repositories are scanned from their trees."""
-        await self._ensure_tables(ctx)
         for start in range(0, len(repo_items), HEADS_PER_QUERY):
             chunk = repo_items[start:start + HEADS_PER_QUERY]
             try:
@@ -327,18 +325,10 @@ class IocScanJob:
 
     async def _known_files(self, ctx: Any, repo: str, head: str) -> list[dict[str, Any]] | None:
         """The scannable files of ``repo`` stored by an earlier scan at this head commit, or None."""
-        await self._ensure_tables(ctx)
         row = await ctx.store.fetchone("SELECT head, files FROM repo_heads WHERE repo=?", (repo,))
         if row is None or row[0] != head:
             return None
         return json.loads(row[1])
-
-    async def _ensure_tables(self, ctx: Any) -> None:
-        # The job's own table, created by the job. Executed without a commit of its own: it
-        # autocommits, or joins the recorder's open transaction (never splits it).
-        if not self._tables_ready:
-            await ctx.store.db.execute(REPO_HEADS_DDL)
-            self._tables_ready = True
 
     # -------------------------------------------------------------------- files
     async def _scan_file_rest(self, item: Item, ctx: Any) -> dict[str, int]:

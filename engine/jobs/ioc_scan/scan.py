@@ -15,6 +15,8 @@ from engine.jobs.ioc_scan.coverage import Coverage, coverage
 from engine.jobs.ioc_scan.data import SHAI_HULUD_2
 from engine.jobs.ioc_scan.job import ioc_spec
 from engine.jobs.ioc_scan.models import IOCMatch
+from engine.jobs.ioc_scan.queries import findings as finding_rows
+from engine.jobs.ioc_scan.queries import parse_failures
 
 DEFAULT_IOCS = SHAI_HULUD_2   # package data: found from a wheel install as from a checkout
 
@@ -76,19 +78,13 @@ async def findings(store: Any, run_id: int) -> list[IOCMatch]:
     out: list[IOCMatch] = []
     after = 0
     while True:
-        page = await store.findings(run_id, after_id=after, limit=1000)
+        page = await finding_rows(store, run_id, after_id=after, limit=1000)
         if not page:
             return out
         for row in page:
             out.append(IOCMatch(row["repo"], row["file_path"], row["line_number"], row["package_name"],
                                 row["version"], row["ecosystem"], row["ioc_source"], row["kind"]))
         after = page[-1]["id"]
-
-
-async def parse_failures(store: Any, run_id: int) -> list[dict[str, Any]]:
-    rows = await store.fetchall("SELECT repo, file_path, reason, line FROM file_errors WHERE run_id=? ORDER BY id",
-                                (run_id,))
-    return [{"repo": r[0], "file_path": r[1], "reason": r[2], "line": r[3]} for r in rows]
 
 
 @dataclass

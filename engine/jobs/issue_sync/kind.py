@@ -59,3 +59,14 @@ async def report_section(store: Any, run_id: int) -> str:
     from engine.jobs.issue_sync.cli import results_markdown
 
     return await results_markdown(store, run_id)
+
+
+def _processor() -> Any:   # lazily: job.py imports this module
+    from engine.jobs.issue_sync.job import IssueSyncJob
+    return IssueSyncJob()
+
+
+from engine.github.service import github_services  # noqa: E402  (the contract; helper D replaces this)
+from engine.kinds import JobKind  # noqa: E402
+
+KIND = JobKind(name=KIND, processor=_processor, services=github_services)
