@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.jobs.ioc_scan.coverage import coverage  # noqa: E402
-from engine.store import ITEM_INSERT_SQL, Store  # noqa: E402
+from engine.store import Store  # noqa: E402
+from engine.store_rows import ITEM_INSERT_SQL  # noqa: E402
 
 ITEMS = 100_000
 

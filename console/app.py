@@ -59,10 +59,12 @@ from console.session import ConsoleSession, ReplayRequest, unaudited, write_priv
 from console.themes import load_all
 from console.views import load_view
 from engine.errors import InputError
-from engine.models import RunSnapshot
+from engine.events import EventKind
+from engine.models import RunSnapshot, RunState
 from engine.safetext import visible
 from engine.source import RunSource
 
+_RUNS_CHANGED = frozenset({EventKind.RUN_STATE, EventKind.ARTIFACT, EventKind.CHECKPOINT})  # reload the run list
 EVENT_DRAIN = 200          # events taken per tick; the source drops the oldest beyond its bound
 CONCURRENCY_PENDING_S = 2.0
 RUNS_RELOAD_DEBOUNCE_S = 3.0   # at most one browser reload per this many seconds of events
@@ -234,7 +236,7 @@ class BatchdeckApp(App[int]):
             self.pending_concurrency = None
         self.main.apply(snapshot, events)
         state_changed = previous is not None and previous.run.state != snapshot.run.state
-        if state_changed or any(e.kind in ("run_state", "artifact", "checkpoint") for e in events):
+        if state_changed or any(e.kind in _RUNS_CHANGED for e in events):
             self._reload_runs_soon()
 
     def _screen_alive(self) -> bool:

@@ -23,8 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.config import AppConfig, load_config
+from engine.config import AppConfig, BatchStrategy, load_config
 from engine.errors import InputError
+from engine.events import ControlCommand
 from engine.kinds import Connection
 from engine.models import RunState
 from engine.safetext import safe_text, visible
@@ -352,22 +353,25 @@ async def cmd_report(args: argparse.Namespace) -> int:
 async def cmd_control(args: argparse.Namespace) -> int:
     from engine.audit import Action, Origin, record
 
+    command = ControlCommand(args.command)
     arg = None
-    if args.command == "concurrency":
+    if command is ControlCommand.CONCURRENCY:
         if args.n < 1:
             raise InputError(f"concurrency: {args.n} is not a number of concurrent requests (1 or more)")
         arg = str(args.n)
+    elif command is ControlCommand.STRATEGY:
+        arg = args.name
     async with await _engine(args) as engine:
         await engine.store.detect_interrupted()
         run = await engine.store.require_run(args.run)
         ownerless = run.state in (RunState.INTERRUPTED, RunState.FAILED, RunState.PENDING) or (
             run.state is RunState.PAUSED and not run.owner_pid)
-        if args.command == "resume" and ownerless:       # no process runs it: resume it here
+        if command is ControlCommand.RESUME and ownerless:       # no process runs it: resume it here
             await record(engine.store, run.id, Action.RESUME, "in this process", origin=Origin.CLI)
             return await drive_kind(engine, run.id, args)
-        await engine.request(run.id, args.command, arg)
-        await record(engine.store, run.id, args.command, arg, origin=Origin.CLI)
-        what = f"{args.command}{' ' + arg if arg else ''}"
+        await engine.request(run.id, command, arg)
+        await record(engine.store, run.id, Action(command.value), arg, origin=Origin.CLI)
+        what = f"{command.value}{' ' + arg if arg else ''}"
         print(f"{what} sent to run {run.id} (process {run.owner_pid})" if run.owner_pid else
               f"{what} queued for run {run.id}: no process runs it now; it applies when one does", file=sys.stderr)
         return EXIT_OK
@@ -509,19 +513,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the report to this file instead of stdout")
     p.set_defaults(func=cmd_report)
 
-    for name, text in (("pause", "pause a running run (in-flight items finish)"),
-                       ("resume", "resume a paused or interrupted run"),
-                       ("cancel", "cancel a run (pending items stay pending)")):
-        p = sub.add_parser(name, parents=[common], help=text)
+    for command, text in ((ControlCommand.PAUSE, "pause a running run (in-flight items finish)"),
+                          (ControlCommand.RESUME, "resume a paused or interrupted run"),
+                          (ControlCommand.CANCEL, "cancel a run (pending items stay pending)")):
+        p = sub.add_parser(command.value, parents=[common], help=text)
         p.add_argument("run", type=int, help=run_help)
-        p.set_defaults(func=cmd_control, command=name)
-        if name == "resume":
+        p.set_defaults(func=cmd_control, command=command)
+        if command is ControlCommand.RESUME:
             add_connection_flags(p)
 
     p = sub.add_parser("concurrency", parents=[common], help="change how many requests a running run makes at once")
     p.add_argument("run", type=int, help=run_help)
     p.add_argument("n", type=int, help="concurrent requests (within the configured ceiling)")
-    p.set_defaults(func=cmd_control, command="concurrency")
+    p.set_defaults(func=cmd_control, command=ControlCommand.CONCURRENCY)
+
+    p = sub.add_parser("strategy", parents=[common], help="switch a running run's batch sizing strategy")
+    p.add_argument("run", type=int, help=run_help)
+    p.add_argument("name", choices=[s.value for s in BatchStrategy], help="the strategy to switch to")
+    p.set_defaults(func=cmd_control, command=ControlCommand.STRATEGY)
 
     p = sub.add_parser("replay", parents=[common], help="a child run of the failed items of a run or batch")
     p.add_argument("run", type=int, help=run_help)

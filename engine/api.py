@@ -18,9 +18,11 @@ from typing import Any
 
 from engine.config import AppConfig
 from engine.errors import InputError
+from engine.events import ControlCommand, parse_command
 from engine.kinds import Connection, JobKind, Services, load_kind
 from engine.metrics import build_report, report_markdown
 from engine.models import RunInfo, RunState
+from engine.replay import create_replay
 from engine.runner import Runner
 from engine.source import DbRunSource, LiveRunSource
 from engine.store import Store
@@ -51,6 +53,15 @@ class RunHandle:
     async def stop(self, reason: str = "stopped") -> RunState:
         await self.runner.stop(reason)
         return await self.task
+
+
+def _with_overrides(config: AppConfig, overrides: dict[str, Any] | None) -> AppConfig:
+    """``config`` with the operator's replay settings (flat names: max_concurrent_requests...)."""
+    if not overrides:
+        return config
+    from engine.config import load_config
+
+    return load_config(None, env={}, overrides={**config.to_dict(), **overrides})
 
 
 async def _run_then_close(runner: Runner, services: Services | None) -> RunState:
@@ -143,15 +154,17 @@ class Engine:
     async def runs(self, limit: int = 50, before_id: int | None = None) -> list[RunInfo]:
         return await self.store.list_runs(limit, before_id)
 
-    async def request(self, run_id: int, command: str, arg: str | None = None) -> None:
-        """Ask the process running ``run_id`` (this one or another) to pause, resume, cancel..."""
+    async def request(self, run_id: int, command: ControlCommand | str, arg: str | None = None) -> None:
+        """Ask the process running ``run_id`` (this one or another) to pause, resume, cancel...
+        An unknown command is an InputError line."""
+        command = parse_command(command)
         handle = self.handles.get(run_id)
         if handle is not None:
             await handle.runner.apply_command(command, arg)
             return
         run = await self.store.require_run(run_id)
         if run.state.finished:
-            raise InputError(f"run {run_id} is {run.state.value}; nothing to {command}")
+            raise InputError(f"run {run_id} is {run.state.value}; nothing to {command.value}")
         await self.store.send_control(run_id, command, arg)
 
     def attach(self, run_id: int, *, readonly: bool = False) -> DbRunSource:
@@ -166,27 +179,14 @@ class Engine:
                      overrides: dict[str, Any] | None = None) -> int:
         """A child run holding copies of the failed items (of one batch or all)."""
         parent = await self.store.require_run(run_id)
-        items = await self.store.failed_items(run_id, batch_id)
+        items = await self.store.failed_rows(run_id, batch_id)
         if not items:
             where = f"batch {batch_id} of run {run_id}" if batch_id is not None else f"run {run_id}"
             raise InputError(f"{where} has no failed items to replay")
-        cfg = config or AppConfig.from_dict(parent.config, source=f"run {run_id} config")
-        if overrides:
-            merged = cfg.to_dict()
-            from engine.config import load_config
-
-            cfg = load_config(None, env={}, overrides={**merged, **overrides})
-        spec = {**parent.spec, "replay_of": {"run": run_id, "batch": batch_id}}
-        child = await self.store.create_run(parent.kind, spec, cfg.to_dict(), parent_id=run_id, planned=True)
-        rows = [(child, i + 1, it["key"], it["payload"], it["priority"], it["lane"]) for i, it in enumerate(items)]
-        from engine.store import ITEM_INSERT_SQL
-
-        await self.store.write_many([(ITEM_INSERT_SQL, rows)])
-        graph = {"kind": parent.kind, "replay_of": {"run": run_id, "batch": batch_id}, "planned": len(rows),
-                 "keys": [it["key"] for it in items[:1000]]}
-        await self.store.add_artifact(child, "task_graph", graph,
-                                      summary=f"replay of {len(rows)} failed items of run {run_id}")
-        return child
+        cfg = _with_overrides(config or AppConfig.from_dict(parent.config, source=f"run {run_id} config"),
+                              overrides)
+        return await create_replay(self.store, parent, items, {"run": run_id, "batch": batch_id}, cfg,
+                                   summary=f"replay of {len(items)} failed items of run {run_id}")
 
     async def replay_items(self, run_id: int, item_ids: list[int], *, overrides: dict[str, Any] | None = None,
                            note: str = "") -> int:
@@ -197,25 +197,13 @@ class Engine:
         """
         parent = await self.store.require_run(run_id)
         wanted = set(item_ids)
-        items = [it for it in await self.store.failed_items(run_id) if it["id"] in wanted]
+        items = [it for it in await self.store.failed_rows(run_id) if it.id in wanted]
         if not items:
             raise InputError(f"run {run_id}: none of the {len(wanted)} chosen items is a failed item to replay")
-        cfg = AppConfig.from_dict(parent.config, source=f"run {run_id} config")
-        if overrides:
-            from engine.config import load_config
-
-            cfg = load_config(None, env={}, overrides={**cfg.to_dict(), **overrides})
-        spec = {**parent.spec, "replay_of": {"run": run_id, "batch": None, "items": len(items), "chosen_by": note}}
-        child = await self.store.create_run(parent.kind, spec, cfg.to_dict(), parent_id=run_id, planned=True)
-        rows = [(child, i + 1, it["key"], it["payload"], it["priority"], it["lane"]) for i, it in enumerate(items)]
-        from engine.store import ITEM_INSERT_SQL
-
-        await self.store.write_many([(ITEM_INSERT_SQL, rows)])
-        await self.store.add_artifact(child, "task_graph",
-                                      {"kind": parent.kind, "replay_of": spec["replay_of"], "planned": len(rows),
-                                       "keys": [it["key"] for it in items[:1000]]},
-                                      summary=f"replay of {len(rows)} chosen failed items of run {run_id}")
-        return child
+        cfg = _with_overrides(AppConfig.from_dict(parent.config, source=f"run {run_id} config"), overrides)
+        replay_of = {"run": run_id, "batch": None, "items": len(items), "chosen_by": note}
+        return await create_replay(self.store, parent, items, replay_of, cfg,
+                                   summary=f"replay of {len(items)} chosen failed items of run {run_id}")
 
     async def report(self, run_id: int) -> dict[str, Any]:
         return await build_report(self.store, run_id)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import ErrorClass, InputError
 from engine.retry import DEFAULT_POLICIES
 from engine.safetext import visible
+from engine.sizing import stored_concurrency_ceiling
 
 if TYPE_CHECKING:
     from engine.store import Store
@@ -102,7 +103,7 @@ async def build_report(store: Store, run_id: int) -> dict[str, Any]:
     conc = await store.fetchall("SELECT sample FROM metrics WHERE run_id=?", (run_id,))
     concurrencies = [json.loads(r[0])["concurrency"] for r in conc]
     mean_conc = sum(concurrencies) / len(concurrencies) if concurrencies else float(
-        run.config.get("batch", {}).get("concurrency", {}).get("max_concurrent_requests", 1))
+        stored_concurrency_ceiling(run.config))
     checkpoints = await store.fetchone("SELECT count(*) FROM checkpoints WHERE run_id=?", (run_id,))
     replays = await store.fetchone("SELECT count(*) FROM artifacts WHERE run_id=? AND kind='replay'", (run_id,))
     finished = counts.done + counts.failed + counts.skipped

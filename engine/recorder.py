@@ -22,12 +22,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine.store import ATTEMPT_INSERT_SQL, BATCH_UPSERT_SQL, ITEM_INSERT_SQL, ITEM_UPDATE_SQL, Store
+from engine.store import Store
+from engine.store_rows import (
+    ARTIFACT_INSERT_SQL,
+    ATTEMPT_INSERT_SQL,
+    BATCH_UPSERT_SQL,
+    CHECKPOINT_INSERT_SQL,
+    CONTROL_CONSUMED_SQL,
+    ITEM_INSERT_SQL,
+    ITEM_UPDATE_SQL,
+    METRIC_INSERT_SQL,
+    RUN_ENDED_SQL,
+    RUN_LIVE_SQL,
+    RUN_PLANNED_SQL,
+    RUN_STATE_SQL,
+    ArtifactRow,
+    AttemptRow,
+    BatchRow,
+    CheckpointRow,
+    ItemUpdate,
+    MetricRow,
+    NewItem,
+    RunEnded,
+    RunLive,
+)
 
 log = logging.getLogger("batchdeck.recorder")
 
@@ -45,11 +67,11 @@ class Recorder:
         self.flush_interval = flush_interval
         self.flush_rows = flush_rows
         self.on_commit = on_commit
-        self._inserts: list[tuple] = []
-        self._spawns: list[tuple] = []
-        self._item_updates: dict[int, tuple] = {}
-        self._batches: dict[tuple[int, int], tuple] = {}
-        self._attempts: list[tuple] = []
+        self._inserts: list[NewItem] = []
+        self._spawns: list[NewItem] = []
+        self._item_updates: dict[int, ItemUpdate] = {}
+        self._batches: dict[tuple[int, int], BatchRow] = {}
+        self._attempts: list[AttemptRow] = []
         self._ops: list[tuple[str, list[Sequence[Any]]]] = []
         self._released: list[int] = []
         self._pending_rows = 0
@@ -61,42 +83,65 @@ class Recorder:
         self.error: BaseException | None = None
 
     # -- producers (synchronous: never block a worker) ---------------------------------------
-    def insert_items(self, rows: list[tuple]) -> None:
-        """Rows ``(run_id, seq, key, payload_json, priority, lane)``."""
+    def insert_items(self, rows: list[NewItem]) -> None:
+        """Planned items."""
         self._inserts.extend(rows)
         self._bump(len(rows))
 
-    def spawn_items(self, rows: list[tuple]) -> None:
-        """Items added while the run runs (same rows as :meth:`insert_items`); how many of
-        them already existed is reported to ``on_commit``."""
+    def spawn_items(self, rows: list[NewItem]) -> None:
+        """Items added while the run runs; how many of them already existed is reported to
+        ``on_commit``."""
         self._spawns.extend(rows)
         self._bump(len(rows))
 
-    def update_item(self, row: tuple, *, release: bool) -> None:
-        """Row in ITEM_UPDATE_SQL order (id last); ``release`` once the state is final or requeued."""
-        self._item_updates[row[-1]] = row
+    def update_item(self, row: ItemUpdate, *, release: bool) -> None:
+        """``release`` once the state is final or requeued (the feeder may read the item again)."""
+        self._item_updates[row.id] = row
         if release:
-            self._released.append(row[-1])
+            self._released.append(row.id)
         self._bump(1)
 
-    def upsert_batch(self, row: tuple) -> None:
-        self._batches[(row[0], row[1])] = row
+    def upsert_batch(self, row: BatchRow) -> None:
+        self._batches[(row.run_id, row.id)] = row
         self._bump(1)
 
-    def add_attempt(self, row: tuple) -> None:
+    def add_attempt(self, row: AttemptRow) -> None:
         self._attempts.append(row)
         self._bump(1)
 
-    def add(self, sql: str, rows: list[Sequence[Any]]) -> None:
-        """Any other statement, kept in order (findings, caches, checkpoints...)."""
+    def add(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Any other statement, kept in order: a job kind's rows (``ctx.write``), caches, and
+        the run's own statements below."""
         if self._ops and self._ops[-1][0] == sql:
             self._ops[-1][1].extend(rows)
         else:
             self._ops.append((sql, list(rows)))
         self._bump(len(rows))
 
-    def add_json(self, sql: str, *params: Any) -> None:
-        self.add(sql, [tuple(json.dumps(p) if isinstance(p, dict | list) else p for p in params)])
+    # the run's own rows, in order with the rest
+    def add_checkpoint(self, row: CheckpointRow) -> None:
+        self.add(CHECKPOINT_INSERT_SQL, [row])
+
+    def add_artifact(self, row: ArtifactRow) -> None:
+        self.add(ARTIFACT_INSERT_SQL, [row])
+
+    def add_metric(self, row: MetricRow) -> None:
+        self.add(METRIC_INSERT_SQL, [row])
+
+    def set_run_state(self, run_id: int, state: str, message: str | None) -> None:
+        self.add(RUN_STATE_SQL, [(state, message, run_id)])
+
+    def mark_planned(self, run_id: int) -> None:
+        self.add(RUN_PLANNED_SQL, [(run_id,)])
+
+    def write_live(self, row: RunLive) -> None:
+        self.add(RUN_LIVE_SQL, [row])
+
+    def end_run(self, row: RunEnded) -> None:
+        self.add(RUN_ENDED_SQL, [row])
+
+    def consume_control(self, control_id: int, at: float) -> None:
+        self.add(CONTROL_CONSUMED_SQL, [(at, control_id)])
 
     def _bump(self, n: int) -> None:
         self._pending_rows += n

@@ -28,7 +28,7 @@ strategy is chosen; batch size keeps adapting. Every value stays inside
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -109,6 +109,22 @@ class SizingDecision:
     reason: str
 
 
+def concurrency_ceiling(config: AppConfig | BatchConfig) -> int:
+    """The most requests a run may have in flight: the size of its worker pool and the top of
+    the range the operator (or a strategy) may set (``batch.concurrency.max_concurrent_requests``)."""
+    batch = config.batch if isinstance(config, AppConfig) else config
+    return batch.max_concurrent_requests
+
+
+def stored_concurrency_ceiling(config: Mapping[str, object]) -> int:
+    """:func:`concurrency_ceiling` of a run's stored config (``RunInfo.config``); one the
+    config machinery no longer accepts gives the defaults' ceiling."""
+    try:
+        return concurrency_ceiling(AppConfig.from_dict(config))
+    except InputError:
+        return concurrency_ceiling(AppConfig())
+
+
 class BatchSizer:
     """The batch size and concurrency the runner should use next.
 
@@ -139,7 +155,7 @@ class BatchSizer:
         return max(self.config.min_batch_size, min(self.config.max_batch_size, n))
 
     def _clamp_conc(self, n: int) -> int:
-        return max(1, min(self.config.max_concurrent_requests, n))
+        return max(1, min(concurrency_ceiling(self.config), n))
 
     def _note(self, reason: str) -> None:
         self.history.append(SizingDecision(self.batch_size, self.concurrency, reason))

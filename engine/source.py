@@ -9,25 +9,10 @@ for a run that another process executes, and sends its commands through the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from engine.events import ControlCommand, EngineEvent, EventKind
 from engine.models import Counts, RunSnapshot
-
-
-@dataclass(slots=True)
-class EngineEvent:
-    """A discrete thing that happened (a batch ended, a breaker opened...).
-
-    ``kind`` is one of: run_state, batch_started, batch_ended, breaker,
-    lane_paused, checkpoint, artifact, error, log.
-    """
-
-    at: float
-    kind: str
-    run_id: int
-    message: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -50,6 +35,9 @@ class RunSource(Protocol):
     async def set_strategy(self, name: str) -> None: ...
 
 
+__all__ = ["DbRunSource", "EngineEvent", "LiveRunSource", "RunSource"]   # EngineEvent: engine/events.py
+
+
 class LiveRunSource:
     """A run executing in this process: the snapshot comes from memory."""
 
@@ -64,7 +52,7 @@ class LiveRunSource:
 
     def drain_events(self, limit: int = 200) -> list[EngineEvent]:
         events = self.runner.events
-        out = []
+        out: list[EngineEvent] = []
         while events and len(out) < limit:
             out.append(events.popleft())
         return out
@@ -133,13 +121,13 @@ class DbRunSource:
         now = time.time()
         if self._last_state != run.state.value:
             if self._last_state is not None:
-                self._events.append(EngineEvent(now, "run_state", self.run_id, run.state.value))
+                self._events.append(EngineEvent(now, EventKind.RUN_STATE, self.run_id, run.state.value))
             self._last_state = run.state.value
         if batches and batches[0].id > self._last_batch:
             if self._last_batch:
                 for b in reversed(batches):
                     if b.id > self._last_batch and b.ended_at:
-                        self._events.append(EngineEvent(now, "batch_ended", self.run_id,
+                        self._events.append(EngineEvent(now, EventKind.BATCH_ENDED, self.run_id,
                                                         f"batch {b.id} {b.state.value}", {"batch": b.id}))
             self._last_batch = batches[0].id
         running = run.state.value in ("running", "paused")
@@ -169,7 +157,7 @@ class DbRunSource:
         out, self._events = self._events[-limit:], []
         return out
 
-    async def _send(self, command: str, arg: str | None = None) -> None:
+    async def _send(self, command: ControlCommand, arg: str | None = None) -> None:
         if self.readonly:
             from engine.errors import InputError
 
@@ -180,16 +168,16 @@ class DbRunSource:
             await self.store.send_control(self.run_id, command, arg)
 
     async def pause(self) -> None:
-        await self._send("pause")
+        await self._send(ControlCommand.PAUSE)
 
     async def resume(self) -> None:
-        await self._send("resume")
+        await self._send(ControlCommand.RESUME)
 
     async def cancel(self) -> None:
-        await self._send("cancel")
+        await self._send(ControlCommand.CANCEL)
 
     async def set_concurrency(self, n: int) -> None:
-        await self._send("concurrency", str(n))
+        await self._send(ControlCommand.CONCURRENCY, str(n))
 
     async def set_strategy(self, name: str) -> None:
-        await self._send("strategy", name)
+        await self._send(ControlCommand.STRATEGY, name)

@@ -42,7 +42,24 @@ from typing import Any
 import aiosqlite
 
 from engine.errors import InputError
+from engine.events import ControlCommand, parse_command
 from engine.models import BatchState, BatchView, Counts, MetricSample, RunInfo, RunState
+from engine.store_rows import (
+    ARTIFACT_INSERT_SQL,
+    CONTROL_CONSUMED_SQL,
+    CONTROL_INSERT_SQL,
+    CONTROL_PENDING_SQL,
+    FAILED_COLUMNS,
+    ITEM_INSERT_SQL,
+    LAST_STATUS_SQL,
+    PENDING_COLUMNS,
+    RUN_STARTED_SQL,
+    RUN_UNOWNED_SQL,
+    ControlRow,
+    FailedItem,
+    NewItem,
+    PendingItem,
+)
 
 SCHEMA_VERSION = 3
 
@@ -178,27 +195,12 @@ CREATE TABLE IF NOT EXISTS http_cache (
 );
 """ + f"{AUDIT_TABLE_SQL};\n{AUDIT_INDEX_SQL};\n"
 
-ITEM_UPDATE_SQL = (
-    "UPDATE items SET state=?, attempts=?, not_before=?, batch_id=?, error_class=?, "
-    "last_error=?, result=?, duration_ms=?, updated_at=? WHERE id=?"
-)
-ITEM_INSERT_SQL = (
-    "INSERT OR IGNORE INTO items (run_id, seq, key, payload, priority, lane, state) "
-    "VALUES (?, ?, ?, ?, ?, ?, 'pending')"
-)
-BATCH_UPSERT_SQL = (
-    "INSERT OR REPLACE INTO batches (run_id, id, size, lane, state, done, failed, retried, p95_ms, "
-    "started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-ATTEMPT_INSERT_SQL = (
-    "INSERT INTO attempts (run_id, item_id, batch_id, started_at, duration_ms, outcome, error_class, "
-    "http_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
 _RUN_COLUMNS = (
     "id, kind, state, created_at, started_at, finished_at, parent_id, spec, config, message, "
     "owner_pid, heartbeat_at"
 )
+
+_new_tuple = tuple.__new__
 
 #: a run whose heartbeat is older than this (seconds) has lost its process
 HEARTBEAT_STALE_S = 6.0
@@ -625,9 +627,9 @@ class Store:
 
     async def pending_page(
         self, run_id: int, after: tuple[int, int] | None, limit: int
-    ) -> list[tuple]:
+    ) -> list[PendingItem]:
         """Keyset page of pending items in (priority, seq) order."""
-        cols = "id, seq, key, payload, priority, lane, attempts, not_before"
+        cols = PENDING_COLUMNS
         db = await self.reader()
         if after is None:
             sql = f"SELECT {cols} FROM items WHERE run_id=? AND state='pending' ORDER BY priority, seq LIMIT ?"
@@ -638,7 +640,8 @@ class Store:
                    "(priority, seq) > (?, ?) ORDER BY priority, seq LIMIT ?")   # a row value: an index range
             params = (run_id, prio, seq, limit)
         async with db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+            # tuple.__new__: a third of what PendingItem._make costs, for every item a run feeds
+            return [_new_tuple(PendingItem, row) for row in await cur.fetchall()]
 
     async def batch_items(self, run_id: int, batch_id: int, after_id: int = 0, limit: int = 200) -> list[dict]:
         rows = await self.fetchall(
@@ -649,20 +652,43 @@ class Store:
         keys = ("id", "seq", "key", "state", "attempts", "error_class", "last_error", "duration_ms")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
-    async def failed_items(self, run_id: int, batch_id: int | None = None) -> list[dict]:
-        sql = (
-            "SELECT id, seq, key, payload, priority, lane, attempts, error_class, last_error FROM items "
-            "WHERE run_id=? AND state='failed'"
-        )
+    async def failed_rows(self, run_id: int, batch_id: int | None = None) -> list[FailedItem]:
+        """The failed items of a run (of one batch), in item order."""
+        sql = f"SELECT {FAILED_COLUMNS} FROM items WHERE run_id=? AND state='failed'"
         params: list[Any] = [run_id]
         if batch_id is not None:
             sql += " AND batch_id=?"
             params.append(batch_id)
-        rows = await self.fetchall(sql + " ORDER BY seq", params)
-        keys = ("id", "seq", "key", "payload", "priority", "lane", "attempts", "error_class", "last_error")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [FailedItem(*r) for r in await self.fetchall(sql + " ORDER BY seq", params)]
+
+    async def failed_items(self, run_id: int, batch_id: int | None = None) -> list[dict]:
+        """:meth:`failed_rows` as dicts (what filters and views read)."""
+        return [row.to_dict() for row in await self.failed_rows(run_id, batch_id)]
+
+    async def last_attempt_status(self, run_id: int) -> dict[int, int | None]:
+        """The HTTP status of each item's last attempt, by item id."""
+        return {row[0]: row[1] for row in await self.fetchall(LAST_STATUS_SQL, (run_id,))}
+
+    async def add_items(self, rows: Sequence[NewItem]) -> int:
+        """Insert pending items in one transaction, outside a running run (a replay's copies,
+        tools); a running run adds its items through its recorder. Returns how many were new."""
+        return (await self.write_many([(ITEM_INSERT_SQL, rows)]))[0]
+
+    async def add_replay_items(self, child_id: int, items: Sequence[FailedItem]) -> int:
+        """Copies of failed items (key, payload, priority, lane; fresh attempts) as the pending
+        items of run ``child_id``, in their order."""
+        return await self.add_items([NewItem(child_id, seq, it.key, it.payload, it.priority, it.lane)
+                                     for seq, it in enumerate(items, 1)])
 
     # -- batches ----------------------------------------------------------------------------
+    async def batch_range(self, run_id: int) -> tuple[int, int] | None:
+        """The first and last batch numbers of a run (None: it has no batches)."""
+        row = await self.fetchone("SELECT min(id), max(id) FROM batches WHERE run_id=?", (run_id,))
+        return (row[0], row[1]) if row and row[0] is not None else None
+
+    async def has_batch(self, run_id: int, batch_id: int) -> bool:
+        return await self.fetchone("SELECT 1 FROM batches WHERE run_id=? AND id=?", (run_id, batch_id)) is not None
+
     async def list_batches(self, run_id: int, limit: int = 50, before_id: int | None = None) -> list[BatchView]:
         cols = "run_id, id, size, state, done, failed, retried, p95_ms, started_at, ended_at"
         if before_id is None:
@@ -705,10 +731,7 @@ class Store:
 
     async def add_artifact(self, run_id: int, kind: str, data: dict, *, summary: str = "",
                            batch_id: int | None = None) -> int:
-        return await self.write(
-            "INSERT INTO artifacts (run_id, batch_id, kind, created_at, summary, data) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, batch_id, kind, time.time(), summary, json.dumps(data)),
-        )
+        return await self.write(ARTIFACT_INSERT_SQL, (run_id, batch_id, kind, time.time(), summary, json.dumps(data)))
 
     async def metric_series(self, run_id: int, limit: int = 300) -> list[MetricSample]:
         rows = await self.fetchall(
@@ -717,19 +740,28 @@ class Store:
         return [MetricSample(**json.loads(r[0])) for r in reversed(rows)]
 
     # -- control -----------------------------------------------------------------------------
-    async def send_control(self, run_id: int, command: str, arg: str | None = None) -> int:
-        return await self.write(
-            "INSERT INTO control (run_id, command, arg, created_at) VALUES (?, ?, ?, ?)",
-            (run_id, command, arg, time.time()),
-        )
+    async def send_control(self, run_id: int, command: ControlCommand | str, arg: str | None = None) -> int:
+        """Queue a command for the process running ``run_id`` (it polls twice a second).
+        An unknown command is an InputError line, before anything is stored."""
+        return await self.write(CONTROL_INSERT_SQL, (run_id, parse_command(command).value, arg, time.time()))
 
-    async def take_control(self, run_id: int) -> list[tuple[int, str, str | None]]:
-        rows = await self.fetchall(
-            "SELECT id, command, arg FROM control WHERE run_id=? AND consumed_at IS NULL ORDER BY id", (run_id,)
-        )
+    async def pending_control(self, run_id: int) -> list[ControlRow]:
+        """Commands not consumed yet, oldest first (the owner consumes them through its recorder)."""
+        return [ControlRow(*r) for r in await self.fetchall(CONTROL_PENDING_SQL, (run_id,))]
+
+    async def take_control(self, run_id: int) -> list[ControlRow]:
+        """Commands not consumed yet, marked consumed now (for a reader without a recorder)."""
+        rows = await self.pending_control(run_id)
         if rows:
-            await self.db.executemany(
-                "UPDATE control SET consumed_at=? WHERE id=?", [(time.time(), r[0]) for r in rows]
-            )
+            await self.db.executemany(CONTROL_CONSUMED_SQL, [(time.time(), r.id) for r in rows])
             await self.db.commit()
         return rows
+
+    # -- the run row, outside the recorder ---------------------------------------------------------
+    async def mark_started(self, run_id: int, now: float) -> None:
+        """This process owns the run from now (pid, host, heartbeat)."""
+        await self.write(RUN_STARTED_SQL, (now, now, os.getpid(), os.uname().nodename, run_id))
+
+    async def mark_unowned(self, run_id: int, state: RunState, message: str | None) -> None:
+        """The owner lets the run go without its recorder (the database refused its last commit)."""
+        await self.write(RUN_UNOWNED_SQL, (state.value, message, run_id))

@@ -50,6 +50,7 @@ from console.screens.help import HelpScreen
 from console.screens.replay import ReplayScreen
 from console.session import ReplayRequest
 from engine.models import RunSnapshot, RunState
+from engine.sizing import stored_concurrency_ceiling
 from engine.source import EngineEvent
 
 # Commands that steer the watched run: meaningless once it has finished (and pacing needs a process).
@@ -205,7 +206,7 @@ class MainScreen(Screen[None]):
             return
         current = self.app.pending_concurrency or self.app.snapshot.concurrency
         # The engine clamps to the run's max_concurrent_requests; say so rather than pretend.
-        ceiling = int(run_settings(self.app.snapshot.run.config).get("max_concurrent_requests", 50))
+        ceiling = stored_concurrency_ceiling(self.app.snapshot.run.config)
         target = max(1, min(ceiling, current + delta))
         if target == current:
             self.notify(f"concurrency is already {current} (allowed 1..{ceiling}: "
@@ -288,7 +289,7 @@ class MainScreen(Screen[None]):
             str(config.get("default_strategy", "conservative"))
         screen = ReplayScreen(
             run_id, batch_id, failed,
-            concurrency=max(1, int(config.get("max_concurrent_requests", 5)) // 2 or 1),
+            concurrency=max(1, stored_concurrency_ceiling(self._stored_config(run_id)) // 2),
             strategy="conservative" if strategy == "aggressive" else strategy,
             retry_attempts=int(config.get("retry_attempts", 3)), item_ids=item_ids, chosen_by=chosen_by,
         )
@@ -320,10 +321,14 @@ class MainScreen(Screen[None]):
 
     def _run_config(self, run_id: int) -> dict:
         """A run's replayable settings (whichever layout the store kept)."""
+        return run_settings(self._stored_config(run_id))
+
+    def _stored_config(self, run_id: int) -> dict:
+        """A run's config as stored (empty when the run is not known here)."""
         run = self.runs.runs.get(run_id)
         if run is None and self.app.snapshot is not None and self.app.snapshot.run.id == run_id:
             run = self.app.snapshot.run
-        return run_settings(run.config) if run else {}
+        return run.config if run else {}
 
     def action_export(self) -> None:
         self.post_message(ExportRequested(*self.export_rows()))

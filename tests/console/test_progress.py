@@ -21,7 +21,8 @@ from engine import progress
 from engine.api import Engine
 from engine.config import load_config
 from engine.models import Counts, PhaseView, PlannedItem, RunState
-from engine.runner import STALL_SAMPLES, Runner
+from engine.run.telemetry import STALL_SAMPLES
+from engine.runner import Runner
 
 
 def growing_snapshot(**kw):
@@ -134,13 +135,13 @@ async def test_throughput_that_drops_to_zero_gives_no_eta_instead_of_a_huge_one(
         task = asyncio.create_task(runner.run())
         while runner.counts.done < 10:
             await asyncio.sleep(0.01)
-        runner._last_tick = (now[0] - 1.0, 0)
-        runner._sample()                       # ten finished in the last second
+        runner.telemetry.last_tick = (now[0] - 1.0, 0)
+        runner.telemetry.sample()                       # ten finished in the last second
         assert runner.snapshot().eta_s is not None
         etas = []
         for _ in range(STALL_SAMPLES):         # then nothing finishes, second after second
             now[0] += 1.0
-            runner._sample()
+            runner.telemetry.sample()
             etas.append(runner.snapshot().eta_s)
         assert etas[-1] is None and all(e is None or e < 86_400 * 30 for e in etas)
         assert progress.eta_text(runner.snapshot()) == "ETA — (no throughput)"

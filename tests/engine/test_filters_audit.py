@@ -12,7 +12,8 @@ from engine.audit import AuditedSource, Origin, entries, record
 from engine.errors import InputError
 from engine.filters import parse_filter
 from engine.replay import replay_items, select_failed
-from engine.store import ATTEMPT_INSERT_SQL, SCHEMA_VERSION, Store
+from engine.store import SCHEMA_VERSION, Store
+from engine.store_rows import ATTEMPT_INSERT_SQL
 
 
 def item(**kw):

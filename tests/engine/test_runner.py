@@ -95,9 +95,9 @@ async def test_concurrency_change_applies_while_running(engine):
     # every item waits on the gate: workers above the limit finish theirs and park
     gate.set()
     gate.clear()
-    await until(lambda: handle.runner._busy <= 2 and handle.runner.counts.done > 0)
+    await until(lambda: handle.runner.workers.busy <= 2 and handle.runner.counts.done > 0)
     handle.runner.set_concurrency(20)
-    await until(lambda: handle.runner._busy == 20)     # all twenty workers hold a gated item
+    await until(lambda: handle.runner.workers.busy == 20)     # all twenty workers hold a gated item
     await handle.cancel()
     assert await handle.wait() is RunState.CANCELLED
     counts = await engine.store.counts(run_id)
@@ -374,8 +374,8 @@ async def test_memory_above_the_limit_shrinks_batches(engine):
         def memory_info(self):
             return type("mem", (), {"rss": 8 * 2**30})()
 
-    handle.runner._os_process = Huge()           # as if the process held 8 GB
-    await until(lambda: handle.runner._memory_pressure)    # seen by the ticker while the gate holds the run
+    handle.runner.telemetry.process = Huge()           # as if the process held 8 GB
+    await until(lambda: handle.runner.stats.memory_pressure)    # seen by the ticker while the gate holds the run
     gate.set()
     assert await handle.wait() is RunState.COMPLETED
     reasons = [d.reason for d in handle.runner.sizer.history]

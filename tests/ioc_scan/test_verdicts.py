@@ -9,7 +9,8 @@ import json
 from engine.jobs.ioc_scan.coverage import coverage
 from engine.jobs.ioc_scan.models import IOCMatch
 from engine.jobs.ioc_scan.output import CSV_COLUMNS, render, sarif_by_repo
-from engine.store import ITEM_INSERT_SQL, Store
+from engine.store import Store
+from engine.store_rows import ITEM_INSERT_SQL
 
 CLEAN = "No compromised packages found."
 MATCH = IOCMatch("acme/web", "package-lock.json", 7, "@ctrl/tinycolor", "4.1.1", "npm", "iocs.csv", "locked")
