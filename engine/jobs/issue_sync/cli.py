@@ -27,7 +27,7 @@ from engine.jobs.issue_sync.job import SyncState, load_known, wanted_items
 from engine.jobs.issue_sync.kind import KIND, ensure_tables
 from engine.jobs.issue_sync.pacing import Budget, finish_in
 from engine.jobs.issue_sync.tree import Node, Tree, load_tree
-from engine.safetext import visible
+from engine.safetext import scrub_url, split_url_credentials, visible
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
@@ -218,13 +218,24 @@ async def cmd_sync(args: argparse.Namespace) -> int:
     if getattr(args, "api_url", None):
         overrides["github"] = {"api_url": args.api_url}
     config = load_config(getattr(args, "config", None), overrides=overrides)
+    url_token = None
+    clean_url, secret = split_url_credentials(config.github.api_url)
+    if secret is not None:
+        # `--api-url https://user:TOKEN@host`: the userinfo is the token; the URL kept in the run's
+        # spec and config, and shown, carries none (the secrets sweep, tests/reliability, checks it)
+        from engine.github.auth import register_secret
+
+        register_secret(secret)
+        url_token = secret
+        config = load_config(getattr(args, "config", None),
+                             overrides={**overrides, "github": {"api_url": scrub_url(clean_url)}})
     db = Path(args.db) if getattr(args, "db", None) else default_db_path()
     async with await Engine.open(db, config) as engine:
         st, plan = await classify(engine.store, tree, repo, args.links)
         if args.dry_run:
             print(_dry_run_text(tree, plan, Budget(), not st.meta_done))
             return EXIT_OK
-        token = resolve_token(getattr(args, "token", None))
+        token = resolve_token(getattr(args, "token", None) or url_token)
         if args.pull:
             client = make_client(engine, config.github.api_url, token)
             try:
