@@ -128,7 +128,7 @@ def main() -> None:
 
 
 # ------------------------------------------------------------------------------ the fault soak
-ITEMS_PER_REPO = 17         # a generated repository: its repo item and its lockfiles/manifests (measured)
+ITEMS_PER_REPO = 6          # items per generated repository, about (its repo item, its lockfiles; measured)
 SOAK_SCALE = 0.01           # default --time-scale: a simulated hour lasts 36 s, a secondary penalty 0.6 s
 
 

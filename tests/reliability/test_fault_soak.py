@@ -24,7 +24,7 @@ def load_soak():
 
 
 async def test_a_short_fault_soak_completes_with_zero_violations():
-    result = await load_soak().fault_soak(items=60, sync_items=10, seed=7, scale=0.002)
+    result = await load_soak().fault_soak(items=30, sync_items=10, seed=7, scale=0.002)
     assert sum(result["faults_injected"].values()) > 0          # the faults were on
     assert result["scan_state"] == "completed" and result["scan_ok"], result
     assert result["findings_equal_truth"], result
