@@ -21,7 +21,7 @@ transport with GitHub's limits). Everything goes through the client's public
 from __future__ import annotations
 
 import asyncio
-import base64
+import binascii
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -111,9 +111,11 @@ async def read_blob(gh: Any, owner: str, repo: str, sha: str) -> bytes:
     response = await gh.request("GET", f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}/git/blobs/"
                                        f"{quote(sha, safe='')}", lane="read", conditional=False)
     data = response.data if isinstance(response.data, dict) else {}
-    content = data.get("content") or ""
+    del response        # its raw body: a large blob is held once as base64 text, then once decoded
+    content = data.pop("content", None) or ""
     if data.get("encoding") == "base64":
-        return base64.b64decode(content)
+        # binascii reads the ASCII str in place (base64.b64decode would copy it to bytes first)
+        return binascii.a2b_base64(content)
     return content.encode("utf-8")
 
 

@@ -59,7 +59,7 @@ from engine.jobs.ioc_scan.fetch import BatchFetcher, read_blob
 from engine.jobs.ioc_scan.iocs import IOCIndex, load_iocs
 from engine.jobs.ioc_scan.matching import match_dependencies
 from engine.jobs.ioc_scan.models import IOC, Dependency, IOCMatch, LockfileError
-from engine.jobs.ioc_scan.parsers import parser_for
+from engine.jobs.ioc_scan.parsers import BlobLimits, parser_for
 from engine.models import Item, PlannedItem
 from engine.retry import RetryPlanner
 
@@ -337,7 +337,7 @@ class IocScanJob:
 
         async def fetch() -> _Parsed:
             data = await read_blob(ctx.github, p["owner"], p["name"], p["sha"])
-            return self._parse(p["path"], data)
+            return self._parse(ctx, p["path"], data)
 
         parsed = await self._single_flight(ctx, key, fetch)
         return {"matches": self._record(ctx, parsed, p["full_name"], p["path"])}
@@ -388,7 +388,7 @@ class IocScanJob:
                         futures[key].set_exception(data)
                         futures[key].exception()      # retrieved: the items below carry it
                         continue
-                    parsed = self._parse(items[fetch[key][0]].payload["path"], data)
+                    parsed = self._parse(ctx, items[fetch[key][0]].payload["path"], data)
                     self._remember(ctx, key, parsed)
                     futures[key].set_result(parsed)
         except BaseException as exc:
@@ -437,11 +437,12 @@ class IocScanJob:
 
     # -------------------------------------------------------------------- parsing and caches
     @staticmethod
-    def _parse(path: str, data: str | bytes) -> _Parsed:
+    def _parse(ctx: Any, path: str, data: str | bytes) -> _Parsed:
         parser = parser_for(path)
         assert parser is not None
         try:
-            return _Parsed(list(parser.parse(path, data)), None)
+            # above batch.memory.stream_threshold_bytes: read an entry at a time, or refused
+            return _Parsed(list(parser.parse_blob(path, data, BlobLimits.from_config(ctx.config))), None)
         except LockfileError as exc:
             return _Parsed(None, exc.reason, exc.line)
 

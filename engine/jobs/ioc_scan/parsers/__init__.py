@@ -44,6 +44,12 @@ formats (yarn, requirements, go, Gemfile.lock) by one pass over
 a 20 MB package-lock.json parses in about 1.5 s (json.loads alone is 0.5 s),
 a 10 MB bun.lock or yarn.lock in under a second.
 
+Large files: ``Parser.parse_blob`` with :class:`BlobLimits` (from
+``batch.memory``) reads a blob above ``stream_threshold_bytes`` an entry at a
+time where the format allows (package-lock, yarn, pnpm, requirements, poetry,
+uv, Cargo; see ``streaming``) and refuses one it would have to parse whole
+beyond the ``max_usage_mb`` budget, with the same findings either way.
+
 ``kind``: lockfiles and ``requirements`` pins (``==``/``===``) and ``go.mod``
 give exact ``locked`` versions; ``package.json``, ``pyproject.toml`` and
 unpinned requirements give ``declared`` ranges. ``Parser.lockfile`` tells
@@ -58,6 +64,7 @@ from dataclasses import dataclass
 
 from ..models import Dependency, DependencyList, LockfileError
 from . import bun, cargo, composer, go, npm, package_json, pnpm, python, ruby, yarn
+from .streaming import BlobLimits, parse_large
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +92,15 @@ class Parser:
             # Input shaped in a way no branch above anticipated is still bad input, not a crash.
             raise LockfileError(path, f"cannot read as {self.name}: {type(exc).__name__}: {exc}") from exc
         return result if isinstance(result, DependencyList) else DependencyList(result)
+
+    def parse_blob(self, path: str, data: str | bytes, limits: BlobLimits | None = None) -> DependencyList:
+        """:meth:`parse`, but a blob above ``limits.stream_threshold`` is read an entry at a time
+        or refused when it cannot be and is too large to parse whole (see ``streaming``)."""
+        if limits is not None and len(data) > limits.stream_threshold:
+            streamed = parse_large(self, path, data, limits)
+            if streamed is not None:
+                return streamed
+        return self.parse(path, data)
 
 
 _BY_NAME: dict[str, Parser] = {
@@ -134,4 +150,4 @@ def parse(path: str, text: str | bytes) -> DependencyList:
     return parser.parse(path, text)
 
 
-__all__ = ["SUPPORTED_FILE_NAMES", "Parser", "parse", "parser_for"]
+__all__ = ["SUPPORTED_FILE_NAMES", "BlobLimits", "Parser", "parse", "parser_for"]

@@ -7,6 +7,8 @@ headers (see ``_tomllines``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..models import Dependency, LockfileError
 from . import _tomllines
 
@@ -19,12 +21,19 @@ def parse(path: str, text: str) -> list[Dependency]:
         raise LockfileError(path, "'package' is not an array of tables")
     out: list[Dependency] = []
     for package, line in zip(packages, _tomllines.package_lines(text, packages), strict=True):
-        if not isinstance(package, dict) or not isinstance(package.get("name"), str):
-            raise LockfileError(path, "[[package]] without a name", line=line)
-        version = package.get("version")
-        if not isinstance(version, str) or not version:
-            raise LockfileError(path, f"package {package['name']!r} has no version", line=line)
-        if not package.get("source"):
-            continue
-        out.append(Dependency(package["name"], version, line, "cargo", "locked"))
+        dependency = package_entry(path, package, line)
+        if dependency is not None:
+            out.append(dependency)
     return out
+
+
+def package_entry(path: str, package: Any, line: int) -> Dependency | None:
+    """What one ``[[package]]`` reports (None: a workspace crate or path dependency)."""
+    if not isinstance(package, dict) or not isinstance(package.get("name"), str):
+        raise LockfileError(path, "[[package]] without a name", line=line)
+    version = package.get("version")
+    if not isinstance(version, str) or not version:
+        raise LockfileError(path, f"package {package['name']!r} has no version", line=line)
+    if not package.get("source"):
+        return None
+    return Dependency(package["name"], version, line, "cargo", "locked")

@@ -52,22 +52,27 @@ def _line(lines, parent: dict, key: str) -> int:
 def _from_packages(path: str, packages: dict[str, Any], lines: dict[str, int]) -> list[Dependency]:
     out: list[Dependency] = []
     for install_path, entry in packages.items():
-        cut = install_path.rfind(_NODE_MODULES)
-        if cut < 0:
-            continue  # the root ("") or a workspace folder
-        if not isinstance(entry, dict):
-            raise LockfileError(
-                path, f"entry {install_path!r} is not an object", line=lines.get(install_path)
-            )
-        if entry.get("link"):
-            continue
-        version = entry.get("version")
-        if not isinstance(version, str) or not version:
-            continue
-        name = entry.get("name") or install_path[cut + len(_NODE_MODULES) :]
-        name, version = _unalias(name, version)
-        out.append(Dependency(name, version, lines.get(install_path, 1), "npm", "locked"))
+        dependency = package_entry(path, install_path, entry, lines.get(install_path, 1))
+        if dependency is not None:
+            out.append(dependency)
     return out
+
+
+def package_entry(path: str, install_path: str, entry: Any, line: int) -> Dependency | None:
+    """What one member of ``packages`` reports (None: the project's own code, or no version)."""
+    cut = install_path.rfind(_NODE_MODULES)
+    if cut < 0:
+        return None  # the root ("") or a workspace folder
+    if not isinstance(entry, dict):
+        raise LockfileError(path, f"entry {install_path!r} is not an object", line=line)
+    if entry.get("link"):
+        return None
+    version = entry.get("version")
+    if not isinstance(version, str) or not version:
+        return None
+    name = entry.get("name") or install_path[cut + len(_NODE_MODULES) :]
+    name, version = _unalias(name, version)
+    return Dependency(name, version, line, "npm", "locked")
 
 
 def _from_dependencies(path: str, dependencies: dict[str, Any], lines, out: list[Dependency]) -> None:

@@ -29,6 +29,7 @@ document by document.
 from __future__ import annotations
 
 import re
+from typing import IO
 
 import yaml
 
@@ -43,6 +44,8 @@ _VERSION_START = re.compile(r"^\d")
 
 
 _SECTIONS = ("packages", "snapshots")
+#: pnpm nests four levels; far deeper is an attack on whoever walks the tree
+MAX_DEPTH = 1000
 _FIELDS = ("name", "version")
 
 
@@ -66,12 +69,17 @@ class _Frame:
         self.key: str | None = None
 
 
-def _read(path: str, text: str) -> list[_Document]:
+def _read(path: str, source: str | IO[bytes]) -> list[_Document]:
     documents: list[_Document] = []
     document = _Document()
     stack: list[_Frame] = []
-    for event in yaml.parse(text, Loader=_Loader):
+    for event in yaml.parse(source, Loader=_Loader):
         kind = type(event)
+        if kind is yaml.AliasEvent or getattr(event, "anchor", None) is not None:
+            # pnpm writes no anchors or aliases; refusing them is what keeps an alias bomb
+            # ("billion laughs") from ever being expanded by anything that reads this file
+            raise LockfileError(path, "YAML anchors and aliases are not used by pnpm lockfiles "
+                                      "(refused, not expanded)", line=event.start_mark.line + 1)
         if kind is yaml.DocumentStartEvent:
             document, stack = _Document(), []
             documents.append(document)
@@ -85,7 +93,11 @@ def _read(path: str, text: str) -> list[_Document]:
             parent = stack[-1]
             if parent.kind == "map" and parent.expect_key:
                 raise LockfileError(path, "unexpected complex mapping key", line=line)
-            where = parent.path + (parent.key if parent.kind == "map" else None,)
+            if len(stack) >= MAX_DEPTH:
+                raise LockfileError(path, f"invalid YAML: nested more than {MAX_DEPTH} levels deep", line=line)
+            # only the first three levels matter (sections, their entries, their fields)
+            where = parent.path + (parent.key if parent.kind == "map" else None,) if len(parent.path) < 3 \
+                else parent.path
             if len(where) == 1 and where[0] in _SECTIONS and container != "map":
                 raise LockfileError(path, f"{where[0]!r} is not a mapping", line=line)
             stack.append(_Frame(container, where))
@@ -93,8 +105,8 @@ def _read(path: str, text: str) -> list[_Document]:
             stack.pop()
             if stack and stack[-1].kind == "map":
                 stack[-1].expect_key = True
-        elif kind is yaml.ScalarEvent or kind is yaml.AliasEvent:
-            value = event.value if kind is yaml.ScalarEvent else None
+        elif kind is yaml.ScalarEvent:
+            value = event.value
             if not stack:
                 if value:  # an empty document is a null scalar: nothing to read, not an error
                     document.top_kind, document.top_line = "scalar", event.start_mark.line + 1
@@ -125,9 +137,13 @@ def _read(path: str, text: str) -> list[_Document]:
 
 
 def parse(path: str, text: str) -> list[Dependency]:
-    text = text.lstrip("\ufeff")
+    return parse_source(path, text.lstrip("\ufeff"))
+
+
+def parse_source(path: str, source: str | IO[bytes]) -> list[Dependency]:
+    """The parse from text or from a binary stream (a large file: libyaml reads it in chunks)."""
     try:
-        documents = _read(path, text)
+        documents = _read(path, source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -29,6 +29,7 @@ matching only ever sees PEP 440 (alternatives joined by `` || ``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -47,8 +48,13 @@ _URL = re.compile(r"^[a-z][a-z0-9+.-]*://|^git\+|\.(whl|zip|tar\.gz|tar\.bz2|tgz
 
 
 def parse_requirements(path: str, text: str) -> DependencyList:
+    return parse_requirements_lines(path, text.lstrip("\ufeff").split("\n"))
+
+
+def parse_requirements_lines(path: str, lines: Iterable[str]) -> DependencyList:
+    """The parse over physical lines read one at a time (a large file streams through here)."""
     out = DependencyList()
-    for line_number, logical in _logical_lines(text.lstrip("\ufeff")):
+    for line_number, logical in _logical_lines(lines):
         line = _COMMENT.sub("", logical).strip()
         if not line:
             continue
@@ -72,11 +78,11 @@ def parse_requirements(path: str, text: str) -> DependencyList:
     return out
 
 
-def _logical_lines(text: str):
+def _logical_lines(lines: Iterable[str]):
     """(first physical line, joined text) as pip's ``join_lines`` builds them."""
     pending: list[str] = []
     first = 0
-    for number, raw in enumerate(text.split("\n"), 1):
+    for number, raw in enumerate(lines, 1):
         line = raw.rstrip("\r")
         if line.endswith("\\") and not _COMMENT.search(line):
             if not pending:
@@ -114,14 +120,16 @@ def _from_requirement(requirement: Requirement, line: int, *, pins_are_locked: b
 # ---------------------------------------------------------------- locks
 
 
+POETRY_SKIP = {"directory", "file"}
+UV_SKIP = {"editable", "virtual", "directory", "path"}
+
+
 def parse_poetry_lock(path: str, text: str) -> list[Dependency]:
-    return _toml_lock(path, text, skip_sources={"directory", "file"}, source_kind=_poetry_source)
+    return _toml_lock(path, text, skip_sources=POETRY_SKIP, source_kind=_poetry_source)
 
 
 def parse_uv_lock(path: str, text: str) -> list[Dependency]:
-    return _toml_lock(
-        path, text, skip_sources={"editable", "virtual", "directory", "path"}, source_kind=_uv_source
-    )
+    return _toml_lock(path, text, skip_sources=UV_SKIP, source_kind=_uv_source)
 
 
 def _poetry_source(package: dict[str, Any]) -> str | None:
@@ -145,13 +153,29 @@ def _toml_lock(path: str, text: str, *, skip_sources: set[str], source_kind) -> 
     lines = _tomllines.package_lines(text, packages)
     out: list[Dependency] = []
     for package, line in zip(packages, lines, strict=True):
-        if not isinstance(package, dict) or not isinstance(package.get("name"), str):
-            raise LockfileError(path, "[[package]] without a name", line=line)
-        version = package.get("version")
-        if not isinstance(version, str) or not version or source_kind(package) in skip_sources:
-            continue
-        out.append(Dependency(package["name"], version, line, "pypi", "locked"))
+        dependency = toml_lock_package(path, package, line, skip_sources=skip_sources, source_kind=source_kind)
+        if dependency is not None:
+            out.append(dependency)
     return out
+
+
+def toml_lock_package(path: str, package: Any, line: int, *, skip_sources: set[str],
+                      source_kind) -> Dependency | None:
+    """What one ``[[package]]`` of a poetry or uv lock reports (None: a local package or no version)."""
+    if not isinstance(package, dict) or not isinstance(package.get("name"), str):
+        raise LockfileError(path, "[[package]] without a name", line=line)
+    version = package.get("version")
+    if not isinstance(version, str) or not version or source_kind(package) in skip_sources:
+        return None
+    return Dependency(package["name"], version, line, "pypi", "locked")
+
+
+def poetry_package(path: str, package: Any, line: int) -> Dependency | None:
+    return toml_lock_package(path, package, line, skip_sources=POETRY_SKIP, source_kind=_poetry_source)
+
+
+def uv_package(path: str, package: Any, line: int) -> Dependency | None:
+    return toml_lock_package(path, package, line, skip_sources=UV_SKIP, source_kind=_uv_source)
 
 
 def parse_pipfile_lock(path: str, text: str) -> list[Dependency]:

@@ -21,12 +21,19 @@ Names:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..models import Dependency, LockfileError
 
 
 def parse(path: str, text: str) -> list[Dependency]:
-    text = text.lstrip("\ufeff")
-    entries = _entries(path, text)
+    return parse_lines(path, text.lstrip("\ufeff").split("\n"))
+
+
+def parse_lines(path: str, lines: Iterable[str]) -> list[Dependency]:
+    """The parse over physical lines (without their ``\\n``), read one at a time: a large
+    file streams through here without a second copy of its text (see ``streaming``)."""
+    entries = _entries(path, lines)
     berry = any(header == "__metadata" for header, _, _ in entries)
     out: list[Dependency] = []
     for header, line, fields in entries:
@@ -45,13 +52,13 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _entries(path: str, text: str) -> list[tuple[str, int, dict[str, str]]]:
+def _entries(path: str, lines: Iterable[str]) -> list[tuple[str, int, dict[str, str]]]:
     """(header without the colon, header line, first-level fields) for every entry."""
     entries: list[tuple[str, int, dict[str, str]]] = []
     fields: dict[str, str] | None = None
     field_indent: int | None = None
     awaiting_colon = False
-    for number, raw in enumerate(text.split("\n"), 1):
+    for number, raw in enumerate(lines, 1):
         line = raw.rstrip("\r")
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
