@@ -60,7 +60,7 @@ from console.themes import load_all
 from console.views import load_view
 from engine.errors import InputError
 from engine.events import EventKind
-from engine.models import RunSnapshot, RunState
+from engine.models import RunSnapshot
 from engine.safetext import visible
 from engine.source import RunSource
 

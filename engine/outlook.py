@@ -73,11 +73,10 @@ def outlook_text(snap: RunSnapshot) -> str:
     if outlook.resets == 0:
         return ""       # the rest fits in the budget: the run's own ETA says it all
     exact = progress.total_known(snap)
-    live = outlook.next_reset_at is not None
-    windows = outlook.resets + 1 if live else max(1, outlook.windows)
+    reset = outlook.next_reset_at
+    windows = outlook.resets + 1 if reset is not None else max(1, outlook.windows)
     bits = [f"{visible(gauge.resource)}: {'' if exact else '~'}{windows} window{'s' if windows != 1 else ''}"]
-    if live:
-        reset = outlook.next_reset_at
+    if reset is not None:
         bits.append(f"next reset {datetime.fromtimestamp(reset, UTC).strftime('%H:%M:%S')} UTC "
                     f"(in {progress.duration(reset - snap.taken_at)})")
     if exact and snap.run.state is RunState.RUNNING and snap.items_per_s > 0:
