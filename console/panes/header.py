@@ -98,7 +98,6 @@ class RunHeader(Static):
             parts.append(fmt.rate(snapshot.items_per_s))
             if total_known(snapshot) or run.state is RunState.PAUSED:   # else the total says "still discovering"
                 parts.append(eta_text(snapshot))
-            parts += [(budget, "$warning")] if (budget := outlook_text(snapshot)) else []
         phases = phases_text(snapshot)
         if phases:
             parts.append((phases, "$foreground-muted"))
@@ -108,4 +107,6 @@ class RunHeader(Static):
                 parts.append(visible(snapshot.strategy))
         if run.parent_id:
             parts.append(f"replay of #{run.parent_id}")
+        if run.state in (RunState.RUNNING, RunState.PAUSED) and (budget := outlook_text(snapshot)):
+            parts.append((budget, "$warning"))   # last: long, and the live settings must stay in view
         return _join(parts + flags)
