@@ -298,6 +298,37 @@ class Engine(_CoreEngine):
         run_id = await self.create_run("ioc-scan", spec, cfg)
         return await self._start_run(run_id, conn)
 
+    async def sync(self, directory: str | Path, *, repo: str, links: str | None = None,
+                   config: BatchConfig | AppConfig | None = None, token: str | None = None,
+                   api_url: str | None = None) -> Run:
+        """Push a planning tree (PRDs, epics, tasks in markdown) into GitHub Issues of ``repo``,
+        exactly once (``batchdeck sync DIR --repo O/R``). A bad tree is one InputError naming
+        the file and line, before anything is sent."""
+        from engine.jobs.issue_sync.cli import NAME, check_repo, sync_spec, with_labels
+        from engine.jobs.issue_sync.options import sync_options
+        from engine.jobs.issue_sync.tree import load_tree
+
+        check_repo(repo)
+        tree = load_tree(directory)
+        cfg = _app_config(config, self.config, api_url)
+        options = sync_options(cfg)
+        with_labels(tree, options)
+        conn = self.connection(token=token, api_url=cfg.github.api_url)
+        spec = sync_spec(tree, directory, repo, links or options.links, cfg.github.api_url)
+        run_id = await self.create_run(NAME, spec, cfg)
+        return await self._start_run(run_id, conn)
+
+    async def index(self, directory: str | Path, *, exclude: Iterable[str] = (), workers: int | None = None,
+                    config: AppConfig | None = None) -> Run:
+        """Index a codebase's source files on every core (``batchdeck index DIR``); read the
+        results with ``run.rows("files")`` / ``run.rows("symbol", name=...)``."""
+        from engine.jobs.ast_index.job import NAME, build_spec
+
+        spec = build_spec(str(directory), exclude=list(exclude))
+        run_id = await self.create_run(NAME, spec, config or self.config)
+        extra = {"workers": workers} if workers else {}
+        return await self._start_run(run_id, Connection(extra=extra))
+
     async def process_repositories_batch(self, repositories: Iterable[str], *,
                                          iocs: Iterable[str | Path] = (), **kw: Any) -> list[IOCMatch]:
         """Seed 000's ``BatchCoordinator.process_repositories_batch``: scan ``owner/name``

@@ -58,7 +58,7 @@ def register(cli: CliContext) -> None:
     p.set_defaults(func=functools.partial(cmd_sync, cli=cli))
 
 
-def _check_repo(repo: str) -> str:
+def check_repo(repo: str) -> str:
     if not _REPO.match(repo):
         raise InputError(f"--repo {visible(repo)!r}: expected owner/name")
     return repo
@@ -189,20 +189,26 @@ async def pull(store: Any, gh: Any, tree: Tree, repo: str, write: bool) -> list[
 
 
 # ---------------------------------------------------------------------------------- the command
-def _with_labels(tree: Tree, options: SyncOptions) -> None:
+def with_labels(tree: Tree, options: SyncOptions) -> None:
     """``issue_sync.add_labels``: on every issue, after the file's own labels."""
     for node in tree.nodes.values():
         node.labels = list(dict.fromkeys([*node.labels, *options.add_labels]))
 
 
+def sync_spec(tree: Tree, directory: str | Path, repo: str, links: str, api_url: str) -> dict[str, Any]:
+    """What a sync run holds: the whole tree as read now, so a resume sends what was planned."""
+    return {"repo": repo, "root": str(Path(directory).resolve()), "links": links, "api_url": api_url,
+            "nodes": [n.to_dict() for n in tree.nodes.values()]}
+
+
 async def cmd_sync(args: argparse.Namespace, cli: CliContext) -> int:
-    repo = _check_repo(args.repo)
+    repo = check_repo(args.repo)
     tree = load_tree(args.dir)                   # every input error is raised here, before anything is sent
     for note in tree.notes:
         print(f"note: {visible(note)}", file=sys.stderr)
     config = cli.config(args)
     options = sync_options(config)
-    _with_labels(tree, options)
+    with_labels(tree, options)
     links = args.links or options.links
     write = options.write_back if args.write_back is None else args.write_back
     connection = cli.connection(args)
@@ -214,9 +220,7 @@ async def cmd_sync(args: argparse.Namespace, cli: CliContext) -> int:
             return EXIT_OK
         if args.pull:
             return await _pull(engine, config, connection, tree, repo, write)
-        spec = {"repo": repo, "root": str(Path(args.dir).resolve()), "links": links,
-                "api_url": connection.api_url or config.github.api_url,
-                "nodes": [n.to_dict() for n in tree.nodes.values()]}
+        spec = sync_spec(tree, args.dir, repo, links, connection.api_url or config.github.api_url)
         run_id = await engine.create_run(NAME, spec, config)
         print(f"run {run_id} created: issue-sync of {len(tree.nodes)} items into {repo}", file=sys.stderr)
         printer = asyncio.create_task(_print_pace(engine.store, run_id)) if _headless(args) else None
