@@ -220,3 +220,8 @@ class RunSnapshot:
     total_final: bool = True
     planning: bool = False
     counters: dict[str, int] = field(default_factory=dict)   # the job's counters (findings, blobs_parsed...)
+
+    @property
+    def total_known(self) -> bool:
+        """Whether ``counts.total`` is final (planning over, nothing left that spawns items)."""
+        return self.total_final and not self.planning

@@ -21,10 +21,10 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from engine import progress  # a module, not names: engine.progress imports this one back
 from engine.github.ratelimit import BudgetOutlook, budget_outlook
 from engine.models import RateLimitGauge, RunSnapshot, RunState
 from engine.safetext import visible
+from engine.timefmt import duration
 
 DEFAULT_WINDOW_S = 3600.0
 
@@ -72,14 +72,14 @@ def outlook_text(snap: RunSnapshot) -> str:
     gauge, outlook = max(outlooks, key=lambda pair: (pair[1].resets, pair[1].wait_s, pair[1].eta_s))
     if outlook.resets == 0:
         return ""       # the rest fits in the budget: the run's own ETA says it all
-    exact = progress.total_known(snap)
+    exact = snap.total_known
     reset = outlook.next_reset_at
     windows = outlook.resets + 1 if reset is not None else max(1, outlook.windows)
     bits = [f"{visible(gauge.resource)}: {'' if exact else '~'}{windows} window{'s' if windows != 1 else ''}"]
     if reset is not None:
         bits.append(f"next reset {datetime.fromtimestamp(reset, UTC).strftime('%H:%M:%S')} UTC "
-                    f"(in {progress.duration(reset - snap.taken_at)})")
+                    f"(in {duration(reset - snap.taken_at)})")
     if exact and snap.run.state is RunState.RUNNING and snap.items_per_s > 0:
-        eta = f"ETA {progress.duration(outlook.eta_s)}"
-        bits.append(eta + (f" with {progress.duration(outlook.wait_s)} waiting" if outlook.resets else ""))
+        eta = f"ETA {duration(outlook.eta_s)}"
+        bits.append(eta + (f" with {duration(outlook.wait_s)} waiting" if outlook.resets else ""))
     return ", ".join(bits)

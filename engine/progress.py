@@ -26,24 +26,11 @@ from rich.text import Text
 from engine import outlook
 from engine.models import RunSnapshot, RunState
 from engine.safetext import visible
-
-DAY_S = 86_400
-
-
-def duration(seconds: float) -> str:
-    """9s, 4m05s, 2h07m, and at most ``> 1 day``."""
-    s = max(0, int(round(min(seconds, DAY_S + 1))))
-    if s > DAY_S:
-        return "> 1 day"
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+from engine.timefmt import duration
 
 
 def total_known(snap: RunSnapshot) -> bool:
-    return snap.total_final and not snap.planning
+    return snap.total_known
 
 
 def total_text(snap: RunSnapshot) -> str:

@@ -15,9 +15,8 @@ from engine.jobs.ioc_scan.cli import register, scan_results
 from engine.jobs.ioc_scan.job import REPO_HEADS_DDL, IocScanJob
 from engine.jobs.ioc_scan.queries import findings, parse_failures, pending_repos
 from engine.jobs.ioc_scan.report import report_sections
+from engine.jobs.ioc_scan.scan import NAME
 from engine.kinds import JobKind, Migration
-
-NAME = "ioc-scan"
 
 #: ioc-scan's tables. Version 1 is what the core schema held before kinds had their own
 #: (IF NOT EXISTS: a database made then keeps its rows and just records the version).
