@@ -66,7 +66,11 @@ def _processor() -> Any:   # lazily: job.py imports this module
     return IssueSyncJob()
 
 
-from engine.github.service import github_services  # noqa: E402  (the contract; helper D replaces this)
-from engine.kinds import JobKind  # noqa: E402
+async def _github(req: Any) -> Any:   # imported when a run starts: loading the kind stays cheap
+    from engine.github.service import github_services
+    return await github_services(req, cache=False)
 
-KIND = JobKind(name=KIND, processor=_processor, services=github_services)
+
+from engine.kinds import JobKind  # noqa: E402  (the contract; helper D replaces this)
+
+KIND = JobKind(name=KIND, processor=_processor, services=_github)
