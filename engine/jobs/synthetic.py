@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.errors import ClientError, NetworkError, RequestTimeoutError, ServerError
-from engine.github.service import github_services
-from engine.kinds import JobKind
+from engine.kinds import JobKind, ServiceRequest, Services
 from engine.models import Item, PlannedItem
 
 ERRORS = {"server": ServerError, "network": NetworkError, "timeout": RequestTimeoutError, "client": ClientError}
@@ -103,5 +102,11 @@ class HttpGetJob:
 
 SYNTHETIC_KIND = JobKind(name="synthetic", processor=SyntheticJob,
                          description="test and benchmark kind: waits, fails a given fraction")
-HTTP_GET_KIND = JobKind(name="http-get", processor=HttpGetJob, services=github_services,
+async def _github(req: ServiceRequest) -> Services:
+    from engine.github.service import github_services  # when a run starts: loading the kind stays cheap
+
+    return await github_services(req)
+
+
+HTTP_GET_KIND = JobKind(name="http-get", processor=HttpGetJob, services=_github,
                         description="benchmark kind: one GET per item through the run's GitHub client")

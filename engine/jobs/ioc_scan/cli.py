@@ -213,7 +213,7 @@ async def cmd_scan(args: argparse.Namespace, *, ctx: CliContext, announce: bool 
 
 async def cmd_findings(args: argparse.Namespace, *, ctx: CliContext) -> int:
     """The findings of a stored run merged with its replays; exits like the scan would."""
-    from engine.jobs.ioc_scan.scan import NAME
+    from engine.jobs.ioc_scan.kind import NAME
 
     async with ctx.open_engine(args, existing=True) as engine:
         await engine.store.detect_interrupted()

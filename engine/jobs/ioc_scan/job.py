@@ -70,12 +70,7 @@ FINDING_SQL = (
 FILE_ERROR_SQL = "INSERT INTO file_errors (run_id, repo, file_path, reason, line) VALUES (?, ?, ?, ?, ?)"
 BLOB_SQL = "INSERT OR REPLACE INTO blobs (sha, parser, result, error, stored_at) VALUES (?, ?, ?, ?, ?)"
 
-#: head commit of each repository's default branch at its last scan, and the scannable files of
-#: that commit: a re-scan skips the tree request of a repository whose head has not moved
-REPO_HEADS_DDL = (
-    "CREATE TABLE IF NOT EXISTS repo_heads (repo TEXT PRIMARY KEY, head TEXT NOT NULL, files TEXT NOT NULL, "
-    "stored_at REAL NOT NULL) WITHOUT ROWID"
-)
+#: the table is ioc-scan's own, made by its migration (engine/jobs/ioc_scan/kind.py)
 REPO_HEAD_SQL = "INSERT OR REPLACE INTO repo_heads (repo, head, files, stored_at) VALUES (?, ?, ?, ?)"
 
 REPO_PRIORITY = 100

@@ -21,8 +21,6 @@ from engine.jobs.ioc_scan.queries import parse_failures
 DEFAULT_IOCS = SHAI_HULUD_2   # package data: found from a wheel install as from a checkout
 
 
-NAME = "ioc-scan"     # the kind's name: runs, entry point, config
-
 @dataclass
 class ScanTargets:
     orgs: list[str] = field(default_factory=list)
