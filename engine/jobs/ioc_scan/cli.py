@@ -180,7 +180,8 @@ def register(ctx: CliContext) -> None:
 
 async def cmd_scan(args: argparse.Namespace, *, ctx: CliContext, announce: bool = True) -> int:
     from engine.github.app_auth import credentials_from_args
-    from engine.jobs.ioc_scan.scan import NAME, ScanTargets, build_spec, read_repos_file
+    from engine.jobs.ioc_scan.kind import NAME
+    from engine.jobs.ioc_scan.scan import ScanTargets, build_spec, read_repos_file
 
     repos = list(args.repo) + (read_repos_file(args.repos_file) if args.repos_file else [])
     config = ctx.config(args)
