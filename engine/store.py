@@ -639,9 +639,12 @@ class Store:
             sql = (f"SELECT {cols} FROM items WHERE run_id=? AND state='pending' AND "
                    "(priority, seq) > (?, ?) ORDER BY priority, seq LIMIT ?")   # a row value: an index range
             params = (run_id, prio, seq, limit)
-        async with db.execute(sql, params) as cur:
-            # tuple.__new__: a third of what PendingItem._make costs, for every item a run feeds
-            return [_new_tuple(PendingItem, row) for row in await cur.fetchall()]
+        # One call into the connection's thread that executes, fetches and resets the statement:
+        # a feeder cancelled mid-read (a pause) must not leave a cursor open, or the reader keeps
+        # its old WAL snapshot and the next page shows items done since as pending again.
+        rows = await db.execute_fetchall(sql, params)
+        # tuple.__new__: a third of what PendingItem._make costs, for every item a run feeds
+        return [_new_tuple(PendingItem, row) for row in rows]
 
     async def batch_items(self, run_id: int, batch_id: int, after_id: int = 0, limit: int = 200) -> list[dict]:
         rows = await self.fetchall(
