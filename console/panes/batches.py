@@ -150,7 +150,7 @@ class BatchTable(ScrollView, can_focus=True):
     def action_jump(self, where: int) -> None:
         self.cursor = 0 if where == 0 else len(self.rows) - 1
 
-    async def _on_click(self, event: Click) -> None:   # replaces Widget's (async) handler
+    async def _on_click(self, event: Click) -> None:   # overrides Widget._on_click: async, as that one is
         self.cursor = int(self.scroll_offset.y) + event.y
 
     # -- rendering ---------------------------------------------------------------

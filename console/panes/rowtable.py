@@ -187,7 +187,7 @@ class RowTable(ScrollView, can_focus=True):
     def action_jump(self, where: int) -> None:
         self.cursor = 0 if where == 0 else len(self.lines) - 1
 
-    async def _on_click(self, event: Click) -> None:   # replaces Widget's (async) handler
+    async def _on_click(self, event: Click) -> None:   # overrides Widget._on_click: async, as that one is
         if event.y >= 1:
             self.cursor = int(self.scroll_offset.y) + event.y - 1
 
