@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from console.commands import CommandsProvider, validate_keymap
@@ -117,7 +118,7 @@ class BatchdeckApp(App[int]):
         self._refreshing = False
         self._snapshot_error: str | None = None
         self._pending_concurrency: tuple[int, float] | None = None
-        self._runs_reload_timer = None
+        self._runs_reload_timer: Timer | None = None
         self._paused_on_quit = False
 
     # -- properties the screens read ------------------------------------------------
@@ -210,11 +211,12 @@ class BatchdeckApp(App[int]):
 
     async def refresh_snapshot(self) -> None:
         """One tick: read the snapshot, drain events, update the panes."""
-        if self._refreshing or not self._screen_alive():
+        main = self._live_main()
+        if self._refreshing or main is None:
             return
         source = self.source
         if source is None:
-            self.main.apply(None, [])
+            main.apply(None, [])
             return
         self._refreshing = True
         try:
@@ -225,7 +227,8 @@ class BatchdeckApp(App[int]):
             return
         finally:
             self._refreshing = False
-        if source is not self.source or not self._screen_alive():
+        main = self._live_main()
+        if source is not self.source or main is None:
             return
         self._snapshot_error = None
         previous = self.snapshot
@@ -234,31 +237,34 @@ class BatchdeckApp(App[int]):
         pending = self.pending_concurrency
         if pending is not None and snapshot.concurrency == pending:
             self.pending_concurrency = None
-        self.main.apply(snapshot, events)
+        main.apply(snapshot, events)
         state_changed = previous is not None and previous.run.state != snapshot.run.state
         if state_changed or any(e.kind in _RUNS_CHANGED for e in events):
             self._reload_runs_soon()
 
-    def _screen_alive(self) -> bool:
-        """False while the app shuts down (timers may still fire as widgets go)."""
+    def _live_main(self) -> MainScreen | None:
+        """The main screen; None while the app shuts down (timers may still fire as widgets go)."""
         main = self.main
-        return (main is not None and main.is_attached and not main._closing and not self._closing
-                and not self._exit)
+        alive = (main is not None and main.is_attached and not main._closing and not self._closing
+                 and not self._exit)
+        return main if alive else None
 
     def _snapshot_failed(self, exc: Exception) -> None:
         message = f"{type(exc).__name__}: {exc}"
         if message != self._snapshot_error:
             self._snapshot_error = message
             self.report_error("reading the run's snapshot", exc)
-        if self._screen_alive():
-            self.main.apply(self.snapshot, [], note="snapshot failed; retrying")
+        main = self._live_main()
+        if main is not None:
+            main.apply(self.snapshot, [], note="snapshot failed; retrying")
 
     def _reload_runs_soon(self) -> None:
         if self._runs_reload_timer is None and self.main is not None:
             def reload() -> None:
                 self._runs_reload_timer = None
-                if self._screen_alive():
-                    self.main.runs.load()
+                main = self._live_main()
+                if main is not None:
+                    main.runs.load()
             self._runs_reload_timer = self.set_timer(RUNS_RELOAD_DEBOUNCE_S, reload)
 
     # -- operations (each in a worker; failures land in report_error) ---------------------------

@@ -21,7 +21,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from engine.config import AppConfig, BatchStrategy, load_config
 from engine.errors import InputError
@@ -44,7 +44,7 @@ class UsageError(InputError):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse prints usage + exits 2; we want one line, same code
+    def error(self, message: str) -> NoReturn:  # argparse prints usage + exits 2; we want one line, same code
         # main() prefixes "batchdeck: error: "; name the subcommand, not the program again
         command = self.prog.removeprefix("batchdeck").strip()
         hint = f" (see `{self.prog} --help`)"
@@ -386,12 +386,13 @@ async def drive_kind(engine: Any, run_id: int, args: argparse.Namespace, connect
     kind = load_kind((await engine.store.require_run(run_id)).kind)
     if connection is None and kind.services is not None:
         connection = connection_of(args)
-    if kind.results is None:
+    results_of = kind.results
+    if results_of is None:
         return await drive(engine, run_id, args, connection)
     verdict: list[int] = []
 
     async def results() -> None:
-        verdict.append(await kind.results(ResultsRequest(engine, run_id, args)))
+        verdict.append(await results_of(ResultsRequest(engine, run_id, args)))
 
     code = await drive(engine, run_id, args, connection, after=results)
     if code in (EXIT_INTERRUPTED, EXIT_INPUT) or not verdict:
@@ -471,7 +472,7 @@ def cmd_sim(argv: list[str]) -> int:
 
 # ---------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    def options(suppress: bool) -> argparse.ArgumentParser:
+    def options(suppress: bool) -> _Parser:
         # Sub-commands re-declare the global options with SUPPRESS defaults so that
         # `batchdeck --db X runs` and `batchdeck runs --db X` both work.
         default = argparse.SUPPRESS if suppress else None

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from engine.errors import InputError
@@ -130,8 +130,11 @@ def in_scope(command: Command, scope: str) -> bool:
 GROUP_ORDER = ("Run", "View", "Console")
 
 
-def bindings(screen: str = "main") -> list[Binding]:
-    """The table as Textual bindings for one screen (ids are the command ids)."""
+def bindings(screen: str = "main") -> list[BindingType]:
+    """The table as Textual bindings for one screen (ids are the command ids).
+
+    Typed as what ``BINDINGS`` holds (a list is invariant), so ``BINDINGS = bindings(scope)``
+    type-checks in any screen."""
     return [
         Binding(c.keys, c.action, c.title, show=c.footer or screen != "main", key_display=c.key_display,
                 id=c.id, tooltip=c.help, group=c.footer_group)

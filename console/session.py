@@ -28,13 +28,16 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.audit import Action, AuditedSource, AuditEntry, Origin, entries, record
 from engine.errors import InputError
 from engine.kinds import JobKind, load_kind
 from engine.models import BatchView, Counts, MetricSample, RunInfo, RunState
 from engine.source import RunSource
+
+if TYPE_CHECKING:
+    from engine.store import Store
 
 RECORDS_SHOWN = 50        # checkpoints and artifacts of a run shown in its details
 
@@ -85,10 +88,10 @@ class ConsoleSession:
     engine's. ``kinds`` resolves a job kind by name (``engine.kinds.load_kind``; a test
     passes its own)."""
 
-    def __init__(self, engine: Any = None, *, store: Any = None, readonly: bool = False,
+    def __init__(self, engine: Any = None, *, store: Store | None = None, readonly: bool = False,
                  kinds: Callable[[str], JobKind] = load_kind) -> None:
         self.engine = engine
-        self.store = store if store is not None else getattr(engine, "store", None)
+        self.store: Store | None = store if store is not None else getattr(engine, "store", None)
         self.readonly = readonly
         self.kinds = kinds
         self.source: RunSource | None = None       # the run being watched, audited
@@ -106,9 +109,11 @@ class ConsoleSession:
     def has_engine(self) -> bool:
         return self.engine is not None
 
-    def require_database(self) -> None:
+    def require_database(self) -> Store:
+        """The store the queries read; an InputError when this console has none."""
         if self.store is None:
             raise InputError("no database: start the console with an engine")
+        return self.store
 
     def require_engine(self) -> None:
         if self.engine is None:
@@ -248,8 +253,8 @@ class ConsoleSession:
         return run
 
     async def runs_page(self, limit: int, before_id: int | None = None) -> RunsPage:
-        self.require_database()
-        runs = await self.store.list_runs(limit=limit, before_id=before_id)
+        store = self.require_database()
+        runs = await store.list_runs(limit=limit, before_id=before_id)
         for run in runs:
             self._kind_of[run.id] = run.kind
         failed = await self._failed_counts([r.id for r in runs if r.state is RunState.COMPLETED])
@@ -274,16 +279,17 @@ class ConsoleSession:
         run = await self.run(run_id)
         if run is None:
             return None
-        counts = await self.store.counts(run_id)
-        checkpoints = (await self.store.list_checkpoints(run_id))[-RECORDS_SHOWN:]
+        store = self.require_database()     # there is one: the run was read from it
+        counts = await store.counts(run_id)
+        checkpoints = (await store.list_checkpoints(run_id))[-RECORDS_SHOWN:]
         artifacts: list[dict[str, Any]] = []
         for kind in ("replay", "report"):
-            artifacts += (await self.store.list_artifacts(run_id, kind))[-RECORDS_SHOWN:]
+            artifacts += (await store.list_artifacts(run_id, kind))[-RECORDS_SHOWN:]
         return RunDetails(run, counts, checkpoints, artifacts)
 
     async def batches_page(self, run_id: int, limit: int, before_id: int | None = None) -> list[BatchView]:
-        self.require_database()
-        return await self.store.list_batches(run_id, limit=limit, before_id=before_id)
+        store = self.require_database()
+        return await store.list_batches(run_id, limit=limit, before_id=before_id)
 
     async def batch_history(self, run_id: int, *, page: int, max_rows: int) -> AsyncIterator[list[BatchView]]:
         """A run's batches, newest first, page by page (keyset), up to ``max_rows``."""
@@ -300,34 +306,34 @@ class ConsoleSession:
 
     async def batch_items(self, run_id: int, batch_id: int, after_id: int = 0,
                           limit: int = 200) -> list[dict[str, Any]]:
-        self.require_database()
-        return await self.store.batch_items(run_id, batch_id, after_id=after_id, limit=limit)
+        store = self.require_database()
+        return await store.batch_items(run_id, batch_id, after_id=after_id, limit=limit)
 
     async def failed_item_ids(self, run_id: int, batch_ids: list[int]) -> list[int]:
         """The ids of the failed items of these batches (what a filtered replay copies)."""
-        self.require_database()
+        store = self.require_database()
         ids: list[int] = []
         for batch_id in batch_ids:
-            ids += [it["id"] for it in await self.store.failed_items(run_id, batch_id)]
+            ids += [it["id"] for it in await store.failed_items(run_id, batch_id)]
         return ids
 
     async def audit_entries(self, run_id: int | None, limit: int) -> list[AuditEntry]:
-        self.require_database()
-        return await entries(self.store, run_id, limit=limit)
+        store = self.require_database()
+        return await entries(store, run_id, limit=limit)
 
     async def checkpoints(self, run_id: int) -> list[dict[str, Any]]:
-        self.require_database()
-        return await self.store.list_checkpoints(run_id)
+        store = self.require_database()
+        return await store.list_checkpoints(run_id)
 
     async def metrics_series(self, run_id: int, limit: int = 300) -> list[MetricSample]:
-        self.require_database()
-        return await self.store.metric_series(run_id, limit=limit)
+        store = self.require_database()
+        return await store.metric_series(run_id, limit=limit)
 
     async def kind_query(self, run_id: int, name: str, **kw: Any) -> Any:
         """The job kind's named query ``name`` over run ``run_id`` (``JobKind.queries``).
 
         An unknown run, or a kind without that query, is an :class:`InputError` (one line)."""
-        self.require_database()
+        store = self.require_database()
         kind_name = self._kind_of.get(run_id)
         if kind_name is None:
             run = await self.run(run_id)
@@ -338,7 +344,7 @@ class ConsoleSession:
         if name not in queries:
             raise InputError(f"job kind {kind_name!r} has no query {name!r} "
                              f"(it has: {', '.join(sorted(queries)) or 'none'})")
-        return await queries[name](self.store, run_id, **kw)
+        return await queries[name](store, run_id, **kw)
 
 def write_private(path: Path, text: str) -> None:
     """Reports and exports hold findings and error texts: created 0600, like everything batchdeck writes."""

@@ -113,8 +113,16 @@ def theme_from_file(path: str | Path, name: str | None = None) -> Theme:
             variables[f"chart-{key.replace('_', '-')}"] = _colour(path, f"chart.{key}", value)
         else:
             raise InputError(f"{path}: chart.{key}: unknown chart colour (allowed: {', '.join(CHART_KEYS)}, errors)")
-    kwargs = {key: _colour(path, f"colors.{key}", colors[key]) for key in colors}
-    return Theme(name=name or str(data.get("name") or path.stem), dark=dark, variables=variables, **kwargs)
+    colour = {key: _colour(path, f"colors.{key}", colors[key]) for key in colors}
+    # Each colour by name (not **colour): Theme also takes bools and floats, which a dict of
+    # strings must not be able to reach; a colour the file leaves out stays Theme's default (None).
+    return Theme(
+        name=name or str(data.get("name") or path.stem), dark=dark, variables=variables,
+        primary=colour["primary"], secondary=colour.get("secondary"), accent=colour.get("accent"),
+        background=colour.get("background"), surface=colour.get("surface"), panel=colour.get("panel"),
+        foreground=colour.get("foreground"), success=colour.get("success"), warning=colour.get("warning"),
+        error=colour.get("error"),
+    )
 
 
 def load_theme(name_or_path: str) -> Theme:

@@ -12,9 +12,11 @@ worker (keyset, newest first) when the run is attached.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.events import Click
 from textual.geometry import Size
@@ -76,7 +78,7 @@ class BatchTable(ScrollView, can_focus=True):
     BatchTable > .batch-table--failed { color: $error; }
     BatchTable > .batch-table--muted { color: $foreground-muted; }
     """
-    BINDINGS = LIST_BINDINGS
+    BINDINGS: ClassVar[list[BindingType]] = LIST_BINDINGS
 
     cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
 
@@ -148,7 +150,7 @@ class BatchTable(ScrollView, can_focus=True):
     def action_jump(self, where: int) -> None:
         self.cursor = 0 if where == 0 else len(self.rows) - 1
 
-    def _on_click(self, event: Click) -> None:
+    async def _on_click(self, event: Click) -> None:   # overrides Widget._on_click: async, as that one is
         self.cursor = int(self.scroll_offset.y) + event.y
 
     # -- rendering ---------------------------------------------------------------

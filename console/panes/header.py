@@ -68,13 +68,14 @@ class RunHeader(Static):
     _shown: Content | None = None
 
     def show(self, snapshot: RunSnapshot | None, *, mode: str, readonly: bool, note: str = "") -> None:
-        content = self.content(snapshot, mode=mode, readonly=readonly, note=note)
+        content = self.header_line(snapshot, mode=mode, readonly=readonly, note=note)
         if content != self._shown:          # one line, fixed height: never a layout pass
             self._shown = content
             self.update(content, layout=False)
 
     @staticmethod
-    def content(snapshot: RunSnapshot | None, *, mode: str, readonly: bool, note: str = "") -> Content:
+    def header_line(snapshot: RunSnapshot | None, *, mode: str, readonly: bool, note: str = "") -> Content:
+        """The header's one line (not named ``content``: that is Static's, what it shows now)."""
         flags: list[str | tuple[str, str] | Content] = []
         if readonly:
             flags.append(("READ-ONLY", "$warning b"))

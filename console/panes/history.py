@@ -13,19 +13,24 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.containers import Vertical
 from textual.content import Content
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import ColumnDoesNotExist, RowDoesNotExist
 
+from console.appref import batchdeck_app
 from console.panes import fmt
 from console.panes.header import state_content, state_label
 from console.panes.messages import RunDetailsLoaded, RunsLoaded
 from engine.models import Counts, RunInfo, RunSnapshot, RunState
 from engine.safetext import safe_text, visible
+
+if TYPE_CHECKING:
+    from console.session import ConsoleSession
 
 RUNS_PAGE = 50
 AGE_TICK_S = 1.0        # how often the relative times move on
@@ -127,11 +132,11 @@ class RunsPane(Vertical):
         self._detail_shown: Content | None = None
 
     def compose(self):
-        runs = DataTable(id="runs", cursor_type="row", zebra_stripes=False)
+        runs: DataTable[Any] = DataTable(id="runs", cursor_type="row", zebra_stripes=False)
         runs.add_columns("run", "kind", "state", "from", "created")
         yield runs
         yield Static("select a run", id="run-detail")
-        records = DataTable(id="records", cursor_type="row")
+        records: DataTable[Any] = DataTable(id="records", cursor_type="row")
         records.add_columns("what", "id", "when", "about")
         yield records
         yield Static("", id="record-detail")
@@ -156,8 +161,8 @@ class RunsPane(Vertical):
         self._show_record()
 
     @property
-    def session(self):
-        return self.app.session
+    def session(self) -> ConsoleSession:
+        return batchdeck_app(self).session
 
     # -- loading (workers; the session runs the queries) -----------------------------
     def load(self, select_id: int | None = None) -> None:
@@ -165,13 +170,13 @@ class RunsPane(Vertical):
         if not self.session.has_database:
             self.query_one("#run-detail", Static).update("no database: runs cannot be browsed")
             return
-        self.app.run_task(self._fetch_runs(None, False, select_id), name="list runs", group="runs",
-                          exclusive=True)
+        batchdeck_app(self).run_task(self._fetch_runs(None, False, select_id), name="list runs", group="runs",
+                                     exclusive=True)
 
     def load_more(self) -> None:
         if self.session.has_database and self.more and self.runs:
-            self.app.run_task(self._fetch_runs(min(self.runs), True, None), name="list more runs",
-                              group="runs", exclusive=True)
+            batchdeck_app(self).run_task(self._fetch_runs(min(self.runs), True, None), name="list more runs",
+                                         group="runs", exclusive=True)
 
     async def _fetch_runs(self, before_id: int | None, append: bool, select_id: int | None) -> None:
         page = await self.session.runs_page(RUNS_PAGE, before_id=before_id)
@@ -182,8 +187,8 @@ class RunsPane(Vertical):
         if not self.session.has_database:
             return
         self._details_for = run_id
-        self.app.run_task(self._fetch_details(run_id), name=f"load run #{run_id}", group="run-details",
-                          exclusive=True)
+        batchdeck_app(self).run_task(self._fetch_details(run_id), name=f"load run #{run_id}", group="run-details",
+                                     exclusive=True)
 
     async def _fetch_details(self, run_id: int) -> None:
         details = await self.session.run_details(run_id)
@@ -246,7 +251,7 @@ class RunsPane(Vertical):
 
     def _show_run(self, run: RunInfo, c: Counts | None) -> None:
         failed = c.failed if c is not None else None
-        first = [(f"#{run.id}", "b"), " ", visible(run.kind), " ", state_content(run.state, failed)]
+        first: list[str | tuple[str, str] | Content] = [(f"#{run.id}", "b"), " ", visible(run.kind), " ", state_content(run.state, failed)]
         if run.parent_id:
             first.append(f" · replay of #{run.parent_id}")
         first.append(f" · {config_summary(run.config)}")
@@ -303,7 +308,7 @@ class RunsPane(Vertical):
         table = self.query_one("#runs", DataTable)
         if not table.row_count:
             return None
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return self.runs.get(int(key)) if key is not None else None
 
     @property
@@ -311,7 +316,7 @@ class RunsPane(Vertical):
         table = self.query_one("#records", DataTable)
         if not table.row_count:
             return None
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return self.records.get(key) if key is not None else None
 
     def follow_snapshot(self, snapshot: RunSnapshot) -> None:

@@ -15,10 +15,10 @@ where the least telling part of a path is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.segment import Segment
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.events import Click
 from textual.geometry import Size
 from textual.message import Message
@@ -97,7 +97,7 @@ def fit_columns(columns: list[Column], natural: dict[str, int], width: int) -> l
 
 
 # Navigation keys belong to a list widget (like any list); they are not commands.
-LIST_BINDINGS = [
+LIST_BINDINGS: list[BindingType] = [
     Binding("up,k", "move(-1)", show=False),
     Binding("down,j", "move(1)", show=False),
     Binding("pageup", "page(-1)", show=False),
@@ -117,7 +117,7 @@ class RowTable(ScrollView, can_focus=True):
     RowTable > .row-table--header { color: $foreground-muted; text-style: bold; }
     RowTable > .row-table--group { color: $accent; text-style: bold; }
     """
-    BINDINGS = LIST_BINDINGS
+    BINDINGS: ClassVar[list[BindingType]] = LIST_BINDINGS
 
     cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
 
@@ -187,7 +187,7 @@ class RowTable(ScrollView, can_focus=True):
     def action_jump(self, where: int) -> None:
         self.cursor = 0 if where == 0 else len(self.lines) - 1
 
-    def _on_click(self, event: Click) -> None:
+    async def _on_click(self, event: Click) -> None:   # overrides Widget._on_click: async, as that one is
         if event.y >= 1:
             self.cursor = int(self.scroll_offset.y) + event.y - 1
 

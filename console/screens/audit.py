@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from console import commands
+from console.appref import batchdeck_app
 from console.messages import ExportRequested
 from console.panes.keybar import KeyBar
 from console.panes.rowtable import Column, RowTable
@@ -61,12 +62,13 @@ class AuditScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(RowTable).focus()
-        session = self.app.session
+        app = batchdeck_app(self)
+        session = app.session
         if not session.has_database:
             self.query_one("#audit-status", Static).update("no database: the audit log cannot be read")
             return
-        self.app.run_task(self._load(session), name=f"load the audit log of run #{self.run_id}",
-                          group="audit", exclusive=True)
+        app.run_task(self._load(session), name=f"load the audit log of run #{self.run_id}",
+                     group="audit", exclusive=True)
 
     async def _load(self, session) -> None:
         found = await session.audit_entries(self.run_id, limit=MAX_ENTRIES)

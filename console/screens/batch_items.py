@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from textual.content import Content
+from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from console import commands
+from console.appref import batchdeck_app
 from console.messages import ExportRequested
 from console.panes import fmt
 from console.panes.keybar import KeyBar
@@ -56,13 +58,14 @@ class BatchItemsScreen(Screen[None]):
 
     def __init__(self, run_id: int, batch: BatchView) -> None:
         super().__init__()
-        self.run_id, self.batch = run_id, batch
+        # not ``self.batch``: that is Textual's ``Widget.batch()`` (batched updates), which it would hide
+        self.run_id, self.batch_view = run_id, batch
         self.rows: dict[int, dict[str, Any]] = {}
         self.more = False
         self.terms: list[str] = []
 
     def compose(self):
-        b = self.batch
+        b = self.batch_view
         yield Static(Content.assemble(
             (f"batch #{b.id}", "b"), f" of run #{self.run_id} · {b.size} items · {b.state.value} · "
             f"done {b.done} · ", (f"failed {b.failed}", "$error"),
@@ -70,7 +73,7 @@ class BatchItemsScreen(Screen[None]):
             id="items-title")
         yield Input(placeholder="filter: words in key, state, error class or error (e.g. failed server)",
                     id="items-filter")
-        table = DataTable(id="items", cursor_type="row")
+        table: DataTable[Any] = DataTable(id="items", cursor_type="row")
         table.add_columns("seq", "key", "state", "tries", "error class", "last error")
         yield table
         yield Static("loading items…", id="item-error")
@@ -81,16 +84,17 @@ class BatchItemsScreen(Screen[None]):
         self._fetch(0)
 
     def _fetch(self, after_id: int) -> None:
-        session = self.app.session
+        app = batchdeck_app(self)
+        session = app.session
         if not session.has_database:
             self.query_one("#item-error", Static).update("no database: items cannot be listed")
             return
-        self.app.run_task(self._load(session, after_id), name=f"load items of batch #{self.batch.id}",
-                          group="batch-items", exclusive=True)
+        app.run_task(self._load(session, after_id), name=f"load items of batch #{self.batch_view.id}",
+                     group="batch-items", exclusive=True)
 
     async def _load(self, session, after_id: int) -> None:
-        rows = await session.batch_items(self.run_id, self.batch.id, after_id=after_id, limit=PAGE)
-        self.post_message(BatchItemsLoaded(self.batch.id, rows, more=len(rows) >= PAGE))
+        rows = await session.batch_items(self.run_id, self.batch_view.id, after_id=after_id, limit=PAGE)
+        self.post_message(BatchItemsLoaded(self.batch_view.id, rows, more=len(rows) >= PAGE))
 
     def on_batch_items_loaded(self, message: BatchItemsLoaded) -> None:
         for row in message.rows:
@@ -148,7 +152,7 @@ class BatchItemsScreen(Screen[None]):
 
     def export_rows(self) -> tuple[str, list[dict[str, Any]]]:
         rows = [{**r, "tries": tries(r)} for r in self.shown]
-        return f"run-{self.run_id}-batch-{self.batch.id}-items", rows
+        return f"run-{self.run_id}-batch-{self.batch_view.id}-items", rows
 
     def action_export(self) -> None:
         self.post_message(ExportRequested(*self.export_rows()))
@@ -162,7 +166,7 @@ class BatchItemsScreen(Screen[None]):
         if not failed:
             self.notify("no failed item is shown here to replay", severity="warning")
             return
-        chosen_by = f"batch #{self.batch.id}" + (f", filter '{' '.join(self.terms)}'" if self.terms else "")
+        chosen_by = f"batch #{self.batch_view.id}" + (f", filter '{' '.join(self.terms)}'" if self.terms else "")
         main.open_replay(self.run_id, None, len(failed), item_ids=failed, chosen_by=chosen_by)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -175,7 +179,7 @@ class BatchItemsScreen(Screen[None]):
         table = self.query_one(DataTable)
         if not table.row_count:
             return
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         row = self.rows.get(int(key)) if key is not None else None
         if row is None:
             return

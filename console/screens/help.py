@@ -31,7 +31,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self):
         app = self.app
         keymap = getattr(app, "keymap", {}) or {}
-        table = DataTable(id="help-keys", cursor_type="none", zebra_stripes=True, show_header=False)
+        table: DataTable[str | Text] = DataTable(id="help-keys", cursor_type="none", zebra_stripes=True, show_header=False)
         table.add_columns("key", "what", "note")
         for group, members in groupby(help_rows(keymap, lambda key: app.get_key_display(Binding(key, ""))),
                                       key=lambda r: r[0]):

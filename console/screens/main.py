@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.containers import Container
 from textual.content import Content
@@ -25,6 +26,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from console import commands
+from console.appref import batchdeck_app
 from console.commands import STRATEGIES
 from console.messages import (
     ControlRequested,
@@ -53,6 +55,9 @@ from engine.models import RunSnapshot, RunState
 from engine.sizing import stored_concurrency_ceiling
 from engine.source import EngineEvent
 
+if TYPE_CHECKING:
+    from console.app import BatchdeckApp
+
 # Commands that steer the watched run: meaningless once it has finished (and pacing needs a process).
 STEERING = {"pause_resume", "concurrency_up", "concurrency_down", "strategy", "cancel"}
 PACING = {"concurrency_up", "concurrency_down", "strategy"}
@@ -69,8 +74,12 @@ class MainScreen(Screen[None]):
         super().__init__(id="main")
         self.active = 1
 
+    @property
+    def batchdeck_app(self) -> BatchdeckApp:
+        return batchdeck_app(self)
+
     def compose(self):
-        clock = self.app.clock
+        clock = self.batchdeck_app.clock
         yield RunHeader(id="header")
         yield Static("", id="tabs")
         with _Panes(id="panes"):
@@ -85,7 +94,7 @@ class MainScreen(Screen[None]):
         for n, title in PANE_TITLES.items():
             self.pane(n).border_title = f"{n} {title}"
         self.show_pane(1, focus=True)
-        self.header.show(None, mode=self.app.mode, readonly=self.app.readonly)
+        self.header.show(None, mode=self.batchdeck_app.mode, readonly=self.batchdeck_app.readonly)
 
     # -- parts -----------------------------------------------------------------
     def pane(self, n: int):
@@ -137,7 +146,7 @@ class MainScreen(Screen[None]):
 
     # -- data in (from the app's refresh tick) ---------------------------------------
     def apply(self, snapshot: RunSnapshot | None, events: list[EngineEvent], note: str = "") -> None:
-        self.header.show(snapshot, mode=self.app.mode, readonly=self.app.readonly, note=note)
+        self.header.show(snapshot, mode=self.batchdeck_app.mode, readonly=self.batchdeck_app.readonly, note=note)
         if snapshot is not None:
             self.batches.apply(snapshot)
             self.runs.follow_snapshot(snapshot)
@@ -153,12 +162,12 @@ class MainScreen(Screen[None]):
     def guard(self, command_id: str) -> bool:
         """Refuse a run-changing command in a read-only console, and say so."""
         command = commands.BY_ID[command_id]
-        if command.changes_run and self.app.readonly:
+        if command.changes_run and self.batchdeck_app.readonly:
             self.notify(f"read-only console: '{command.title}' would change the run, so it is disabled",
                         severity="warning", title="read-only")
             return False
-        snap = self.app.snapshot
-        if command_id in STEERING and snap is not None and self.app.watched_run_id is not None:
+        snap = self.batchdeck_app.snapshot
+        if command_id in STEERING and snap is not None and self.batchdeck_app.watched_run_id is not None:
             state = snap.run.state
             if state.finished or (command_id in PACING and state not in (RunState.RUNNING, RunState.PAUSED)):
                 self.notify(f"run #{snap.run.id} is {state.value}: '{command.title}' has nothing to act on",
@@ -167,13 +176,13 @@ class MainScreen(Screen[None]):
         return True
 
     def _attached(self) -> bool:
-        if self.app.watched_run_id is None:
+        if self.batchdeck_app.watched_run_id is None:
             self.notify("no run attached: pick one in pane 5 and press enter", severity="warning")
             return False
         return True
 
     def _need_engine(self) -> bool:
-        if not self.app.session.has_engine:
+        if not self.batchdeck_app.session.has_engine:
             self.notify("this needs the database (start the console with an engine)", severity="warning")
             return False
         return True
@@ -185,7 +194,7 @@ class MainScreen(Screen[None]):
     def action_pause_resume(self) -> None:
         if not self.guard("pause_resume") or not self._attached():
             return
-        snap = self.app.snapshot
+        snap = self.batchdeck_app.snapshot
         state = snap.run.state if snap else None
         if state == RunState.RUNNING:
             self.post_message(ControlRequested("pause"))
@@ -202,22 +211,22 @@ class MainScreen(Screen[None]):
     def action_concurrency(self, delta: int) -> None:
         if not self.guard("concurrency_up" if delta > 0 else "concurrency_down"):
             return
-        if not self._attached() or self.app.snapshot is None:
+        if not self._attached() or self.batchdeck_app.snapshot is None:
             return
-        current = self.app.pending_concurrency or self.app.snapshot.concurrency
+        current = self.batchdeck_app.pending_concurrency or self.batchdeck_app.snapshot.concurrency
         # The engine clamps to the run's max_concurrent_requests; say so rather than pretend.
-        ceiling = stored_concurrency_ceiling(self.app.snapshot.run.config)
+        ceiling = stored_concurrency_ceiling(self.batchdeck_app.snapshot.run.config)
         target = max(1, min(ceiling, current + delta))
         if target == current:
             self.notify(f"concurrency is already {current} (allowed 1..{ceiling}: "
                         "batch.concurrency.max_concurrent_requests)", severity="warning")
             return
-        self.app.pending_concurrency = target
+        self.batchdeck_app.pending_concurrency = target
         self.post_message(ControlRequested("concurrency", target))
         self.notify(f"concurrency → {target}")
 
     def action_cycle_strategy(self) -> None:
-        snap = self.app.snapshot
+        snap = self.batchdeck_app.snapshot
         current = snap.strategy if snap else ""
         following = STRATEGIES[(STRATEGIES.index(current) + 1) % len(STRATEGIES)] \
             if current in STRATEGIES else STRATEGIES[0]
@@ -232,7 +241,7 @@ class MainScreen(Screen[None]):
     def action_cancel(self) -> None:
         if not self.guard("cancel") or not self._attached():
             return
-        run_id = self.app.watched_run_id
+        run_id = self.batchdeck_app.watched_run_id
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -247,8 +256,8 @@ class MainScreen(Screen[None]):
             return
         if run_id is None:
             run = self.runs.selected_run if self._browser_focused() else None
-            if run is None and self.app.snapshot is not None:
-                run = self.app.snapshot.run
+            if run is None and self.batchdeck_app.snapshot is not None:
+                run = self.batchdeck_app.snapshot.run
             if run is None:
                 self.notify("select a run in pane 5 first", severity="warning")
                 return
@@ -284,7 +293,7 @@ class MainScreen(Screen[None]):
                     item_ids: tuple[int, ...] = (), chosen_by: str = "") -> None:
         """The replay dialog (how many, and the config to replay with) for a batch, a run or chosen items."""
         config = self._run_config(run_id)
-        snap = self.app.snapshot
+        snap = self.batchdeck_app.snapshot
         strategy = snap.strategy if snap and snap.run.id == run_id and snap.strategy else \
             str(config.get("default_strategy", "conservative"))
         screen = ReplayScreen(
@@ -311,7 +320,7 @@ class MainScreen(Screen[None]):
             self.notify("select a run in pane 5 first", severity="warning")
             return None, None, None
         batch = self.batches.selected
-        if batch is None or self.app.snapshot is None:
+        if batch is None or self.batchdeck_app.snapshot is None:
             self.notify("select a batch in pane 1 first", severity="warning")
             return None, None, None
         if batch.failed <= 0:
@@ -326,8 +335,8 @@ class MainScreen(Screen[None]):
     def _stored_config(self, run_id: int) -> dict:
         """A run's config as stored (empty when the run is not known here)."""
         run = self.runs.runs.get(run_id)
-        if run is None and self.app.snapshot is not None and self.app.snapshot.run.id == run_id:
-            run = self.app.snapshot.run
+        if run is None and self.batchdeck_app.snapshot is not None and self.batchdeck_app.snapshot.run.id == run_id:
+            run = self.batchdeck_app.snapshot.run
         return run.config if run else {}
 
     def action_export(self) -> None:
@@ -335,7 +344,7 @@ class MainScreen(Screen[None]):
 
     def export_rows(self) -> tuple[str, list[dict]]:
         """The focused pane's rows as plain dicts (what ``e`` exports): as filtered, in the order shown."""
-        snap = self.app.snapshot
+        snap = self.batchdeck_app.snapshot
         run = f"run-{snap.run.id}-" if snap else ""
         if self.active == 1:
             return f"{run}batches", [asdict(b) for b in self.batches.table.rows]
@@ -355,11 +364,11 @@ class MainScreen(Screen[None]):
         if not self._need_engine():
             return
         run = self.runs.selected_run if self._browser_focused() else None
-        run_id = run.id if run else (self.app.snapshot.run.id if self.app.snapshot else None)
+        run_id = run.id if run else (self.batchdeck_app.snapshot.run.id if self.batchdeck_app.snapshot else None)
         if run_id is None:
             self.notify("no run to export: select one in pane 5", severity="warning")
             return
-        default = self.app.export_dir / f"batchdeck-run-{run_id}-report.md"
+        default = self.batchdeck_app.export_dir / f"batchdeck-run-{run_id}-report.md"
 
         def chosen(path: Path | None) -> None:
             if path is not None:
@@ -388,8 +397,8 @@ class MainScreen(Screen[None]):
         """The run a run-level view opens on: the browser's selection when it has focus,
         else the watched run; None (with a notice) when there is neither."""
         run = self.runs.selected_run if self._browser_focused() else None
-        if run is None and self.app.snapshot is not None:
-            run = self.app.snapshot.run
+        if run is None and self.batchdeck_app.snapshot is not None:
+            run = self.batchdeck_app.snapshot.run
         if run is None:
             self.notify("no run selected", severity="warning")
         return run
@@ -419,14 +428,14 @@ class MainScreen(Screen[None]):
         self.show_pane(n)
 
     def action_cycle_theme(self) -> None:
-        self.app.cycle_theme()
+        self.batchdeck_app.cycle_theme()
 
     def action_set_theme(self, name: str) -> None:
         self.app.theme = name
         self.notify(f"theme: {name}")
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(self.app.readonly))
+        self.app.push_screen(HelpScreen(self.batchdeck_app.readonly))
 
     def action_back(self) -> None:
         if self.batches.filtering or (self.active == 1 and self.batches.filtered):
@@ -435,7 +444,7 @@ class MainScreen(Screen[None]):
             self.minimize()
 
     def action_quit(self) -> None:
-        self.app.request_quit()
+        self.batchdeck_app.request_quit()
 
 
 class _Panes(Container):

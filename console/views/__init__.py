@@ -18,7 +18,8 @@ What a view may rely on, and what it must do:
   named query of the run's :class:`~engine.kinds.JobKind` (``JobKind.queries``) over the
   store. A view never imports ``engine.store`` or ``engine.runner`` (an import-linter
   contract checks it).
-* Queries run in a worker: ``self.app.run_task(coro, name="load ...")`` from ``on_mount``;
+* Queries run in a worker: ``batchdeck_app(self).run_task(coro, name="load ...")`` from
+  ``on_mount`` (``console.appref.batchdeck_app``: ``self.app`` typed as the console's app);
   a failure there becomes one plain-text notification in the app (``report_error``). Set
   the rows from the worker coroutine (or post them to the screen in a typed message).
   Keep what is read bounded (keyset pages up to a maximum, as the findings view does).

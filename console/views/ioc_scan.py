@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from console import commands
+from console.appref import batchdeck_app
 from console.messages import ExportRequested
 from console.panes.keybar import KeyBar
 from console.panes.messages import FindingsLoaded
@@ -117,8 +118,8 @@ class FindingsScreen(Screen[None]):
             self.fetching = False
             self.query_one("#findings-status", Static).update("no database: findings cannot be listed")
             return
-        self.app.run_task(self._load(), name=f"load findings of run #{self.run_id}",
-                          group="findings", exclusive=True)
+        batchdeck_app(self).run_task(self._load(), name=f"load findings of run #{self.run_id}",
+                                     group="findings", exclusive=True)
 
     async def _load(self) -> None:
         after_id, loaded = 0, 0
@@ -144,12 +145,13 @@ class FindingsScreen(Screen[None]):
         rows.sort(key=lambda r: _sort_value(r, sort_key) + _sort_value(r, self.sort_key))
         self.shown = rows
         lines: list[dict[str, Any] | GroupLine] = []
-        if self.group_key is None:
+        group_key = self.group_key
+        if group_key is None:
             lines = list(rows)
         else:
-            for value, members in groupby(rows, key=lambda r: r.get(self.group_key)):
-                members = list(members)
-                other = "repo" if self.group_key == "package_name" else "package_name"
+            for value, group in groupby(rows, key=lambda r: r.get(group_key)):
+                members = list(group)
+                other = "repo" if group_key == "package_name" else "package_name"
                 spread = len({m.get(other) for m in members})
                 noun = "repo" if other == "repo" else "package"
                 lines.append(GroupLine(f"▾ {visible(value)} — {len(members):,} finding"

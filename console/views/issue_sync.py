@@ -29,6 +29,7 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from console import commands
+from console.appref import batchdeck_app
 from console.messages import ExportRequested
 from console.panes.keybar import KeyBar
 from console.panes.rowtable import Column, GroupLine, RowTable
@@ -149,8 +150,8 @@ class IssueSyncView(Screen[None]):
             self.set_interval(REFRESH_S, self.load)
 
     def load(self) -> None:
-        self.app.run_task(self._read(), name=f"load the sync of run #{self.run.id}", group="issue-sync",
-                          exclusive=True)
+        batchdeck_app(self).run_task(self._read(), name=f"load the sync of run #{self.run.id}",
+                                     group="issue-sync", exclusive=True)
 
     async def _read(self) -> None:
         session, run_id = self.session, self.run.id
@@ -181,11 +182,12 @@ class IssueSyncView(Screen[None]):
             rows.sort(key=lambda r: (r.get("number") is None, r.get("number") or 0))
         self.shown = rows
         lines: list[dict[str, Any] | GroupLine] = []
-        if self.group_key is None:
+        group_key = self.group_key
+        if group_key is None:
             lines = list(rows)
         else:
-            for value, members in groupby(rows, key=lambda r: r.get(self.group_key)):
-                members = list(members)
+            for value, group in groupby(rows, key=lambda r: r.get(group_key)):
+                members = list(group)
                 lines.append(GroupLine(f"▾ {visible(value)} — {len(members):,} item{'s' if len(members) != 1 else ''}"))
                 lines.extend(members)
         self.table.set_lines(lines)

@@ -37,7 +37,7 @@ def test_a_growing_total_shows_as_a_lower_bound_with_phases_and_no_eta():
     assert progress.total_text(snap) == "189/300+ (still discovering)"
     assert progress.phases_text(snap) == "repo 80/120 · file 109/180+"
     assert progress.eta_text(snap) == "ETA — (total still growing)"
-    text = str(RunHeader.content(snap, mode="in-process", readonly=False))
+    text = str(RunHeader.header_line(snap, mode="in-process", readonly=False))
     assert "%" not in text and "ETA 2s" not in text and "repo 80/120" in text
 
 
@@ -157,8 +157,8 @@ async def test_the_header_shows_a_completed_run_with_failures_apart_from_a_clean
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         header = app.screen.query_one(RunHeader)
-        failed = str(header.content(snap, mode="attached", readonly=False))
-        clean = str(header.content(replace(snap, counts=Counts(total=10, done=10)), mode="attached",
+        failed = str(header.header_line(snap, mode="attached", readonly=False))
+        clean = str(header.header_line(replace(snap, counts=Counts(total=10, done=10)), mode="attached",
                                    readonly=False))
         assert "◐ completed, 96 failed" in failed and "✔" not in failed
         assert "✔ completed" in clean

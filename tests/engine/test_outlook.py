@@ -56,7 +56,7 @@ async def test_a_scan_larger_than_the_budget_shows_the_windows_and_the_next_rese
         shown = re.compile(rf"core: ~(\d+) windows, next reset {reset} \(in \d+s\)")
         line = _line(snap)
         assert (found := shown.search(line)) and int(found[1]) >= 2, line
-        header = RunHeader.content(snap, mode="live", readonly=False).plain
+        header = RunHeader.header_line(snap, mode="live", readonly=False).plain
         assert (found := shown.search(header)) and int(found[1]) >= 2, header
         gate.set()
         assert await handle.wait() is RunState.COMPLETED
