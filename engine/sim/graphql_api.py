@@ -478,7 +478,7 @@ def analyse(document: Any, operation_name: str | None, variables: dict[str, Any]
 
 def _github_error(err: GraphQLError) -> dict[str, Any]:
     out = err.formatted
-    ext = dict(out.pop("extensions", None) or {})
+    ext = dict(out.pop("extensions", {}) or {})
     shaped: dict[str, Any] = {}
     if "type" in ext:
         shaped["type"] = ext.pop("type")
@@ -547,6 +547,7 @@ async def graphql_endpoint(request: Request) -> Response:
     if errors:
         return _errors(errors)
 
+    assert document is not None, "every path that leaves the document unparsed records an error"
     rate = {"cost": cost, "limit": bucket.limit, "nodeCount": nodes, "remaining": bucket.remaining(now),
             "used": bucket.used_now(now), "resetAt": _iso(bucket.reset_time(now), state.config.time_scale != 1.0)}
     result = execute(SCHEMA, document, context_value=Ctx(state, base_url(request), rate),
