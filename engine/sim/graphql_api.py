@@ -44,6 +44,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLInterfaceType,
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
@@ -405,7 +406,9 @@ def build_github_schema() -> GraphQLSchema:
     query.fields["repository"].resolve = _resolve_repository
     query.fields["rateLimit"].resolve = lambda _root, info, dryRun=False: info.context.rate
     for name in ("GitObject", "RepositoryOwner"):
-        schema.get_type(name).resolve_type = lambda obj, _info, _type: obj.typename  # type: ignore[union-attr]
+        interface = schema.get_type(name)
+        assert isinstance(interface, GraphQLInterfaceType), name
+        interface.resolve_type = lambda obj, _info, _type: obj.typename
     return schema
 
 
