@@ -83,10 +83,12 @@ from engine.github.ratelimit import (
 from engine.github.transport import make_transport
 from engine.models import LaneView, RateLimitGauge
 
+_AIOHTTP_ERRORS: tuple[type[Exception], ...]
 try:   # aiohttp errors can escape httpx-aiohttp's mapping; catch them as network failures
     from aiohttp import ClientError as _AiohttpClientError
+    _AIOHTTP_ERRORS = (_AiohttpClientError,)
 except ImportError:   # pragma: no cover - aiohttp is a dependency
-    _AiohttpClientError = OSError
+    _AIOHTTP_ERRORS = ()
 
 log = logging.getLogger("engine.github")
 log.addFilter(RedactingFilter())
@@ -100,7 +102,7 @@ DEFAULTS = {"rate_limit_buffer": 0.8, "time_scale": 1.0, "timeout": 30.0, "trans
 #: GitHub ends any request that takes longer than this (its documented server-side timeout)
 GITHUB_SERVER_TIMEOUT_S = 10.0
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([^";]+)"?')
-_SEND_FAILURES = (httpx.HTTPError, OSError, TimeoutError, _AiohttpClientError)
+_SEND_FAILURES = (httpx.HTTPError, OSError, TimeoutError, *_AIOHTTP_ERRORS)
 
 CountCallback = Callable[[str, int], None]
 
@@ -402,9 +404,10 @@ class GitHubClient:
         creates_content = mutation and method == "POST"
 
         cached: CachedEntry | None = None
-        key = cache_key(method, url) if method == "GET" and conditional and self._cache is not None else None
-        if key is not None:
-            cached = await self._cache.get(key)
+        cache = self._cache if method == "GET" and conditional else None
+        key = cache_key(method, url) if cache is not None else None
+        if cache is not None and key is not None:
+            cached = await cache.get(key)
             if cached is not None:
                 if cached.etag:
                     http_request.headers["If-None-Match"] = cached.etag
@@ -458,8 +461,8 @@ class GitHubClient:
                     self._limiter.settle(reservation, rate, ok_without_headers=True)
                     settled = True
                     self._record(breaker, None)
-                    if key is not None and status == 200:
-                        await self._store(key, response, content)
+                    if cache is not None and key is not None and status == 200:
+                        await self._store(cache, key, response, content)
                     return Response(status, _parse_body(content), response.headers, False, url, content)
 
                 if status == 401 and self._auth is not None and not refreshed:
@@ -576,13 +579,14 @@ class GitHubClient:
         else:
             breaker.record_failure(error.error_class)
 
-    async def _store(self, key: str, response: httpx.Response, content: bytes) -> None:
+    @staticmethod
+    async def _store(cache: HttpCache, key: str, response: httpx.Response, content: bytes) -> None:
         etag = response.headers.get("etag")
         last_modified = response.headers.get("last-modified")
         if not etag and not last_modified:
             return
         kept = {name: response.headers[name] for name in CACHED_HEADERS if name in response.headers}
-        await self._cache.put(key, CachedEntry(etag, last_modified, response.status_code, content, kept))
+        await cache.put(key, CachedEntry(etag, last_modified, response.status_code, content, kept))
 
     # -- REST helpers -----------------------------------------------------------------
 
@@ -735,7 +739,8 @@ class GitHubClient:
             variables.update({f"o{i}": owner, f"n{i}": repo, f"e{i}": expression})
         query = f"query({', '.join(declarations)}) {{ {' '.join(fields_)} }}"
         result = await self.graphql(query, variables)
-        data, field_errors = result["data"], {}
+        data = result["data"]
+        field_errors: dict[str, Any] = {}  # the first error of each aliased field
         for error in result["errors"]:
             field_errors.setdefault(str(error["path"][0]), error)
         out: list[str | None | Exception] = []

@@ -181,9 +181,10 @@ class Lane:
     async def wait_while_paused(self) -> None:
         while True:
             now = self._clock()
-            if not self.paused(now):
+            until = self.pause.paused_until
+            if until is None or not self.paused(now):
                 return
-            await self._sleep(min(self.pause.paused_until - now, MAX_NAP_S))
+            await self._sleep(min(until - now, MAX_NAP_S))
 
     def secondary_limit(self, retry_after: float | None, sent_at: float, reason: str = "secondary rate limit") -> float:
         """Pause the token's lanes after a secondary-limit refusal; returns the pause in seconds."""

@@ -259,7 +259,7 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
         if fault is not None:
             stats.faults_injected[fault.kind] += 1
             if fault.kind == "reset":
-                return ResetResponse()  # type: ignore[return-value]
+                return ResetResponse()
             if fault.kind == "timeout":
                 busy_until = loop.time() + state.faults.faults.hang_s
                 await state.faults.hang()

@@ -269,8 +269,8 @@ def load_sim_config(path: str | Path) -> SimConfig:
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        where = getattr(exc, "problem_mark", None) or getattr(exc, "lineno", None)
-        line = f" line {where.line + 1}" if hasattr(where, "line") else f" line {where}" if where else ""
+        mark, lineno = getattr(exc, "problem_mark", None), getattr(exc, "lineno", None)  # YAML, JSON
+        line = f" line {mark.line + 1}" if mark is not None else f" line {lineno}" if lineno else ""
         raise InputError(f"{p}:{line} is not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}") from None
     if data is None:
         return SimConfig()

@@ -23,6 +23,7 @@ import math
 import random
 from dataclasses import dataclass
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.sim.config import FaultConfig
@@ -47,8 +48,12 @@ class FaultDecision:
     status: int = 0     # for "error"
 
 
-class ResetResponse:
-    """An ASGI response that starts, then dies: the connection is dropped."""
+class ResetResponse(Response):
+    """A response that starts, then dies: the connection is dropped. ``status_code`` and the
+    headers the pipeline stamps are for the simulator's books; what goes out is fixed below."""
+
+    def __init__(self, status_code: int = 200) -> None:
+        super().__init__(status_code=status_code)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200,

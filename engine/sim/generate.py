@@ -69,7 +69,7 @@ import json
 import random
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from string import Template
@@ -288,7 +288,7 @@ class _Generator:
         return found
 
     # -- planting ------------------------------------------------------------------
-    def plants(self, fmt: str, p_bad: float, p_decoy: float, workspaces: list[str] = ()) -> list[Plant]:
+    def plants(self, fmt: str, p_bad: float, p_decoy: float, workspaces: Sequence[str] = ()) -> list[Plant]:
         rng = self.rng
         caps = _CAPS[fmt]
         out: list[Plant] = []
@@ -448,7 +448,7 @@ class _Generator:
         files: dict[str, SimFile] = {}
         self.scaffold(files, name, "node")
         folders = rng.choices(("packages", "apps", "libs"), weights=(6, 2, 2), k=n_ws)
-        ws = []
+        ws: list[tuple[str, str]] = []  # (folder path, package name)
         for i, folder in enumerate(folders):
             short = f"{rng.choice(_DOMAINS)}-{i}" if n_ws > 40 else f"{rng.choice(_DOMAINS)}{'' if i < 20 else i}"
             if any(short == w[0].rsplit("/", 1)[1] for w in ws):
@@ -558,7 +558,7 @@ class _Generator:
         return (special + showcase + bag)[:n - len(midsize)] + midsize
 
     def build(self) -> SimOrg:
-        makers: dict[str, Callable[[tuple], tuple[str, str, dict, dict]]] = {
+        makers: dict[str, Callable[[tuple], tuple[str, dict, dict]]] = {  # name, files, repo kwargs
             "node": self._node,
             "python": lambda k: (*self.python_repo(k[1] if len(k) > 1 else None), {}),
             "go": lambda k: (*self.go_repo(), {}),
@@ -660,7 +660,7 @@ class _Generator:
     def templates(self, count: int) -> list[tuple[str, str, dict, dict]]:
         """Groups of repos made from one template: byte-identical package.json + lockfile."""
         rng = self.rng
-        out = []
+        out: list[tuple[str, str, dict, dict]] = []
         while count > 0:
             size = min(count, rng.randint(3, 5))
             count -= size

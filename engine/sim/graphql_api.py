@@ -44,6 +44,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLInterfaceType,
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
@@ -405,7 +406,9 @@ def build_github_schema() -> GraphQLSchema:
     query.fields["repository"].resolve = _resolve_repository
     query.fields["rateLimit"].resolve = lambda _root, info, dryRun=False: info.context.rate
     for name in ("GitObject", "RepositoryOwner"):
-        schema.get_type(name).resolve_type = lambda obj, _info, _type: obj.typename  # type: ignore[union-attr]
+        interface = schema.get_type(name)
+        assert isinstance(interface, GraphQLInterfaceType), name
+        interface.resolve_type = lambda obj, _info, _type: obj.typename
     return schema
 
 
@@ -478,7 +481,7 @@ def analyse(document: Any, operation_name: str | None, variables: dict[str, Any]
 
 def _github_error(err: GraphQLError) -> dict[str, Any]:
     out = err.formatted
-    ext = dict(out.pop("extensions", None) or {})
+    ext = dict(out.pop("extensions", {}) or {})
     shaped: dict[str, Any] = {}
     if "type" in ext:
         shaped["type"] = ext.pop("type")
@@ -547,6 +550,7 @@ async def graphql_endpoint(request: Request) -> Response:
     if errors:
         return _errors(errors)
 
+    assert document is not None, "every path that leaves the document unparsed records an error"
     rate = {"cost": cost, "limit": bucket.limit, "nodeCount": nodes, "remaining": bucket.remaining(now),
             "used": bucket.used_now(now), "resetAt": _iso(bucket.reset_time(now), state.config.time_scale != 1.0)}
     result = execute(SCHEMA, document, context_value=Ctx(state, base_url(request), rate),

@@ -78,7 +78,9 @@ class FixedWindow:
         return self.used if self._live(now) else 0
 
     def reset_time(self, now: float) -> float:
-        return self.reset_at if self._live(now) else now + self.seconds  # type: ignore[return-value]
+        if self.reset_at is not None and self._live(now):
+            return self.reset_at
+        return now + self.seconds
 
     def take(self, now: float, amount: int = 1) -> None:
         if not self._live(now):

@@ -488,13 +488,13 @@ def bun_lock(p: NpmProject) -> Rendered:
     for ws in p.workspaces:
         entries.append((ws.name, f"[{q(ws.name + '@workspace:' + ws.path)}]", None))
     first = True
-    for key, value, pkg in sorted(entries, key=lambda e: e[0]):
+    for key, value, locked in sorted(entries, key=lambda e: e[0]):
         if not first:
             w.lines.append("")  # bun separates package lines with a blank line
         first = False
         line = w.raw(key, value)
-        if pkg is not None:
-            out.mark(pkg.name, pkg.version, line)
+        if locked is not None:
+            out.mark(locked.name, locked.version, line)
     w.end()
     w.end()
     out.text = w.text()

@@ -13,6 +13,7 @@ tree with :func:`engine.sim.lockfile_semver.satisfies`, never assumed.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.sim.lockfile_npm import NpmPackage, NpmProject
@@ -131,7 +132,7 @@ def decoy_plant(rng: random.Random, name: str, bad: tuple[str, ...], caps: set[s
 class TreeBuilder:
     """Assembles one :class:`NpmProject` (optionally with workspaces) from a pool."""
 
-    def __init__(self, rng: random.Random, pool: dict[str, tuple[str, ...]], dev_names: frozenset[str]) -> None:
+    def __init__(self, rng: random.Random, pool: Mapping[str, tuple[str, ...]], dev_names: frozenset[str]) -> None:
         self.rng = rng
         self.pool = pool
         self.names = list(pool)
@@ -149,8 +150,8 @@ class TreeBuilder:
         n_deps: int,
         n_dev: int,
         n_transitive: int,
-        plants: list[Plant] = (),
-        workspaces: list[tuple[str, str]] = (),
+        plants: Sequence[Plant] = (),
+        workspaces: Sequence[tuple[str, str]] = (),
         ws_local: int = 0,
         ws_deps: int = 6,
     ) -> NpmProject:
@@ -210,9 +211,9 @@ class TreeBuilder:
                         local.requires[sub] = subv
         hoisted = [p for p in packages if not p.parents and not p.ws]
         for pkg in hoisted:
-            for dep in rng.sample(hoisted, min(len(hoisted), rng.randint(0, 3))):
-                if dep.name != pkg.name and dep.name not in pkg.requires:
-                    pkg.requires[dep.name] = f"^{dep.version}"
+            for required in rng.sample(hoisted, min(len(hoisted), rng.randint(0, 3))):
+                if required.name != pkg.name and required.name not in pkg.requires:
+                    pkg.requires[required.name] = f"^{required.version}"
         if "react" in top:
             for pkg in hoisted:
                 if pkg.name in _PEER_USERS:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -183,7 +184,7 @@ class JsonWriter:
             return
         self.lines.append(self._indent * depth + close + ("," if self._trailing and depth else ""))
 
-    def mapping(self, key: str | None, items: dict[str, object]) -> int:
+    def mapping(self, key: str | None, items: Mapping[str, object]) -> int:
         """An object of scalar members (the usual ``dependencies`` map)."""
         line = self.obj(key)
         for k, v in items.items():

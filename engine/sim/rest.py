@@ -486,9 +486,10 @@ def _invalid(doc: str, detail: str) -> ApiError:
 def _labels(data: dict[str, Any], doc: str) -> list[str]:
     raw = data.get("labels", [])
     names = [x.get("name") if isinstance(x, dict) else x for x in raw] if isinstance(raw, list) else None
-    if names is None or not all(isinstance(n, str) and n for n in names):
+    labels = [n for n in names or () if isinstance(n, str) and n]
+    if names is None or len(labels) != len(names):
         raise _invalid(doc, 'For \'properties/labels\', the value is not an array of strings.')
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(labels))
 
 
 def _writable(repo: SimRepo, doc: str) -> None:

@@ -27,6 +27,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import NoReturn
 
 import uvicorn
 from starlette.applications import Starlette
@@ -107,7 +108,7 @@ async def running_simulator(config: SimConfig | None = None, org: SimOrg | None 
 # batchdeck sim
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise InputError(f"batchdeck sim: {message}")
 
 

@@ -181,7 +181,9 @@ class AstIndexJob:
         return [None] * len(items)
 
     def _store(self, ctx: RunContext, root: str, items: list[Item], results: list[dict[str, Any]]) -> None:
-        files, symbols, imports, forget, touched = [], [], [], [], []
+        files, forget, touched = [], [], []
+        symbols: list[tuple[str, str, str, str, int, str | None]] = []  # root, path, name, kind, line, parent
+        imports: list[tuple[str, str, str]] = []  # root, path, module
         errors = syntax_errors = 0
         for item, r in zip(items, results, strict=True):
             path = item.payload["path"]

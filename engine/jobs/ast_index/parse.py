@@ -120,8 +120,10 @@ def _test_hooks(path: str, options: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------ Python
-_PY_BLOCKS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.AsyncFor, ast.While,
-              ast.With, ast.AsyncWith, ast.Try, ast.ExceptHandler, ast.Match, ast.match_case)
+_PY_BLOCKS: tuple[type[ast.AST], ...] = (
+    ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.AsyncFor, ast.While,
+    ast.With, ast.AsyncWith, ast.Try, ast.ExceptHandler, ast.Match, ast.match_case,
+)
 if hasattr(ast, "TryStar"):
     _PY_BLOCKS = (*_PY_BLOCKS, ast.TryStar)
 
@@ -190,17 +192,18 @@ def _parser(language: str) -> Any:
         import tree_sitter
 
         if language == "javascript":
-            import tree_sitter_javascript as grammar
+            import tree_sitter_javascript
 
-            lang = grammar.language()
+            lang = tree_sitter_javascript.language()
         elif language in ("typescript", "tsx"):
-            import tree_sitter_typescript as grammar
+            import tree_sitter_typescript
 
-            lang = grammar.language_tsx() if language == "tsx" else grammar.language_typescript()
+            typescript = tree_sitter_typescript
+            lang = typescript.language_tsx() if language == "tsx" else typescript.language_typescript()
         else:
-            import tree_sitter_go as grammar
+            import tree_sitter_go
 
-            lang = grammar.language()
+            lang = tree_sitter_go.language()
         parser = _PARSERS[language] = tree_sitter.Parser(tree_sitter.Language(lang))
     return parser
 

@@ -82,7 +82,8 @@ async def _blob_texts(gh: Any, requests: list[tuple[str, str, str]]) -> list[Blo
         fields.append(f"f{i}: repository(owner: $o{i}, name: $n{i}) {{ object(expression: $e{i}) {{ {BLOB_FIELDS} }} }}")
         variables.update({f"o{i}": owner, f"n{i}": repo, f"e{i}": expression})
     result = await gh.graphql(f"query({', '.join(declarations)}) {{ {' '.join(fields)} }}", variables)
-    data, field_errors = result["data"], {}
+    data = result["data"]
+    field_errors: dict[str, Any] = {}  # the first error of each aliased field
     for error in result["errors"]:
         path = error.get("path") or [""]
         field_errors.setdefault(str(path[0]), error)
@@ -145,7 +146,7 @@ async def _heads(gh: Any, repos: list[tuple[str, str]]) -> list[tuple[str, str] 
         ref = node.get("defaultBranchRef") if isinstance(node, dict) else None
         target = ref.get("target") if isinstance(ref, dict) else None
         oid = target.get("oid") if isinstance(target, dict) else None
-        out.append((str(ref["name"]), str(oid)) if oid and ref.get("name") else None)
+        out.append((str(ref["name"]), str(oid)) if oid and isinstance(ref, dict) and ref.get("name") else None)
     return out
 
 

@@ -144,7 +144,7 @@ class IocScanJob:
         self._repo_slots: asyncio.Semaphore | None = None
         self._index: IOCIndex | None = None
         self._parsed: OrderedDict[tuple[str, str], _Parsed] = OrderedDict()
-        self._inflight: dict[tuple[str, str], asyncio.Future] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Future[_Parsed]] = {}
         self._batch_fetcher: BatchFetcher | None = None
         self._spawned_keys: set[str] = set()
 
@@ -349,8 +349,8 @@ class IocScanJob:
         """
         results: list[Any] = [None] * len(items)
         fetch: dict[tuple[str, str], list[int]] = {}
-        waiting: dict[tuple[str, str], tuple[asyncio.Future, list[int]]] = {}
-        futures: dict[tuple[str, str], asyncio.Future] = {}
+        waiting: dict[tuple[str, str], tuple[asyncio.Future[_Parsed], list[int]]] = {}
+        futures: dict[tuple[str, str], asyncio.Future[_Parsed]] = {}
         loop = asyncio.get_running_loop()
         try:
             for i, item in enumerate(items):

@@ -391,13 +391,15 @@ class IssueSyncJob:
 
     async def _link(self, ctx: Any, st: SyncState, node: Node) -> dict[str, Any]:
         gh = ctx.github
-        child, parent = st.known[node.sid], st.known[node.parent]   # type: ignore[index]
+        parent_sid = node.parent
+        assert parent_sid is not None, "a link item is planned only for a node with a parent"
+        child, parent = st.known[node.sid], st.known[parent_sid]
         base = _repo_path(st.repo)
         previous = st.links.get(node.sid)
-        if previous == node.parent:        # linked since this item was planned (another run, a resume)
+        if previous == parent_sid:        # linked since this item was planned (another run, a resume)
             return {"action": "linked", "child": child.number, "parent": parent.number}
         payload: dict[str, Any] = {"sub_issue_id": child.issue_id}
-        if previous is not None and previous != node.parent:
+        if previous is not None and previous != parent_sid:
             payload["replace_parent"] = True
         try:
             await gh.request("POST", f"{base}/issues/{parent.number}/sub_issues", json=payload, lane="write")
@@ -411,8 +413,8 @@ class IssueSyncJob:
                                         conditional=False)).data
             if not current or current.get("number") != parent.number:
                 raise
-        st.links[node.sid] = node.parent   # type: ignore[assignment]
-        ctx.write(LINK_SQL, [(st.repo, node.sid, node.parent, "sub-issue")])
+        st.links[node.sid] = parent_sid
+        ctx.write(LINK_SQL, [(st.repo, node.sid, parent_sid, "sub-issue")])
         return {"action": "linked", "child": child.number, "parent": parent.number}
 
     async def _checklist(self, ctx: Any, st: SyncState, parent_sid: str) -> dict[str, Any]:

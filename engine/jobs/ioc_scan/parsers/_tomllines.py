@@ -48,12 +48,12 @@ def package_lines(text: str, packages: list[dict[str, Any]]) -> list[int]:
     cursor = 0
     for package in packages:
         name = package.get("name") if isinstance(package, dict) else None
-        found = re.compile(rf"^[ \t]*name[ \t]*=[ \t]*[\"']{re.escape(str(name))}[\"']", re.M).search(
+        named = re.compile(rf"^[ \t]*name[ \t]*=[ \t]*[\"']{re.escape(str(name))}[\"']", re.M).search(
             text, cursor
         )
-        if found is None:
+        if named is None:
             out.append(1)
             continue
-        cursor = found.end()
-        out.append(line_at(text, found.start()))
+        cursor = named.end()
+        out.append(line_at(text, named.start()))
     return out

@@ -35,6 +35,7 @@ import yaml
 
 from ..models import Dependency, LockfileError
 
+_Loader: type[yaml.CSafeLoader | yaml.SafeLoader]
 try:
     _Loader = yaml.CSafeLoader
 except AttributeError:  # libyaml missing: the pure-Python loader gives the same marks
@@ -69,6 +70,13 @@ class _Frame:
         self.key: str | None = None
 
 
+def _line(event: yaml.Event) -> int:
+    """The 1-based line ``event`` starts on."""
+    mark = event.start_mark
+    assert mark is not None, "the parser marks every event it emits"  # the stubs allow an unmarked one
+    return mark.line + 1
+
+
 def _read(path: str, source: str | IO[bytes]) -> list[_Document]:
     documents: list[_Document] = []
     document = _Document()
@@ -79,13 +87,13 @@ def _read(path: str, source: str | IO[bytes]) -> list[_Document]:
             # pnpm writes no anchors or aliases; refusing them is what keeps an alias bomb
             # ("billion laughs") from ever being expanded by anything that reads this file
             raise LockfileError(path, "YAML anchors and aliases are not used by pnpm lockfiles "
-                                      "(refused, not expanded)", line=event.start_mark.line + 1)
+                                      "(refused, not expanded)", line=_line(event))
         if kind is yaml.DocumentStartEvent:
             document, stack = _Document(), []
             documents.append(document)
         elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
             container = "map" if kind is yaml.MappingStartEvent else "seq"
-            line = event.start_mark.line + 1
+            line = _line(event)
             if not stack:
                 document.top_kind, document.top_line = container, line
                 stack.append(_Frame(container, ()))
@@ -105,11 +113,11 @@ def _read(path: str, source: str | IO[bytes]) -> list[_Document]:
             stack.pop()
             if stack and stack[-1].kind == "map":
                 stack[-1].expect_key = True
-        elif kind is yaml.ScalarEvent:
+        elif isinstance(event, yaml.ScalarEvent):  # no subclasses: the same test as `kind is`
             value = event.value
             if not stack:
                 if value:  # an empty document is a null scalar: nothing to read, not an error
-                    document.top_kind, document.top_line = "scalar", event.start_mark.line + 1
+                    document.top_kind, document.top_line = "scalar", _line(event)
                 continue
             frame = stack[-1]
             if frame.kind != "map":
@@ -119,7 +127,7 @@ def _read(path: str, source: str | IO[bytes]) -> list[_Document]:
                 if frame.path == ():
                     document.has_sections |= value in _SECTIONS
                 elif len(frame.path) == 1 and frame.path[0] in _SECTIONS and value is not None:
-                    document.entries[(frame.path[0], value)] = [event.start_mark.line + 1, {}]
+                    document.entries[(frame.path[0], value)] = [_line(event), {}]
                 continue
             frame.expect_key = True
             if frame.path == ():
@@ -127,7 +135,7 @@ def _read(path: str, source: str | IO[bytes]) -> list[_Document]:
                     document.version = value
                 elif frame.key in _SECTIONS and value not in (None, "", "~", "null"):
                     raise LockfileError(
-                        path, f"{frame.key!r} is not a mapping", line=event.start_mark.line + 1
+                        path, f"{frame.key!r} is not a mapping", line=_line(event)
                     )
             elif len(frame.path) == 2 and frame.path[0] in _SECTIONS and frame.key in _FIELDS:
                 entry = document.entries.get((frame.path[0], frame.path[1]))

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import ijson
+import ijson  # type: ignore[import-untyped]  # ijson ships no py.typed and no types-ijson exists
 
 from ..models import Dependency, DependencyList, LockfileError
 from . import _jsonlines, cargo, npm, pnpm, python, yarn
