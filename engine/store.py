@@ -37,7 +37,7 @@ import stat
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
@@ -474,13 +474,14 @@ class Store:
         await self.close()
 
     # -- small helpers -----------------------------------------------------------------------
+    # aiosqlite types rows as sqlite3.Row; with no row_factory set (never, here) they are tuples
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         async with self.db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+            return cast(list[tuple], await cur.fetchall())
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
         async with self.db.execute(sql, params) as cur:
-            return await cur.fetchone()
+            return cast(tuple | None, await cur.fetchone())
 
     async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One statement in its own transaction: for rare, user-driven writes only.
