@@ -68,6 +68,12 @@ async def said(store: Any, run_id: int) -> int:
     return row[0]
 
 
+async def said_rows(store: Any, run_id: int) -> list[dict[str, Any]]:
+    """The kind's named query for its console view: what each item said, in order."""
+    rows = await store.fetchall("SELECT key, word FROM echo_said WHERE run_id=? ORDER BY rowid", (run_id,))
+    return [{"key": key, "word": word} for key, word in rows]
+
+
 async def results(req: ResultsRequest) -> int:
     n = await said(req.engine.store, req.run_id)
     print(f"echo run {req.run_id}: {n} said")
@@ -108,4 +114,5 @@ KIND = JobKind(
     cli=cli,
     results=results,
     report=report,
+    queries={"said_rows": said_rows},
 )

@@ -29,11 +29,13 @@ def echo_installed(tmp_path, monkeypatch):
     dist = site / "batchdeck_echo_kind-0.1.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: batchdeck-echo-kind\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[batchdeck.kinds]\necho = echo_kind:KIND\n")
+    (dist / "entry_points.txt").write_text("[batchdeck.kinds]\necho = echo_kind:KIND\n\n"
+                                           "[batchdeck.views]\necho = echo_view:view\n")
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.syspath_prepend(str(HERE))
     importlib.invalidate_caches()
     monkeypatch.delitem(sys.modules, "echo_kind", raising=False)
+    monkeypatch.delitem(sys.modules, "echo_view", raising=False)
     yield
     importlib.invalidate_caches()
 
@@ -121,3 +123,36 @@ def test_it_pauses_on_a_gate_resumes_and_a_stopped_run_resumes_through_the_cli(e
     assert main(["resume", str(stopped), "--db", str(db), "--headless"]) == 0    # no gate from the CLI
     assert f"echo run {stopped}: 5 said" in capsys.readouterr().out
     assert sorted(k for k, _ in said(db, stopped)) == [f"echo-{i}" for i in range(5)]
+
+
+def test_its_results_view_opens_in_the_console_with_what_the_run_said(echo_installed, tmp_path, monkeypatch):
+    """The same test-only kind brings its console view (``batchdeck.views``): ``f`` on one of its
+    runs opens it, and the rows come from the kind's own table through its named query."""
+    from console.app import BatchdeckApp
+    from console.panes.rowtable import RowTable
+    from engine.config import load_config
+
+    monkeypatch.setenv("BATCHDECK_ECHO_WORD", "[bold]hey[/]")     # text from outside: shown literally
+    db = tmp_path / "v.db"
+    assert main(["echo", "--items", "3", "--db", str(db), "--headless"]) == 0
+
+    async def browse() -> tuple[str, list[tuple[str, str]], str]:
+        async with await Engine.open(db, load_config(None, env={})) as engine:
+            app = BatchdeckApp(engine, run_id=1, refresh_hz=0, export_dir=tmp_path)
+            async with app.run_test(size=(100, 30)) as pilot:
+                await settle(pilot)
+                await pilot.press("f")
+                await settle(pilot)
+                table = app.screen.query_one(RowTable)
+                return (type(app.screen).__name__, [(r["key"], r["word"]) for r in table.lines],
+                        table.render_line(1).text)
+
+    async def settle(pilot) -> None:      # workers (the view's query) finish and their messages land
+        for _ in range(3):
+            await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
+
+    screen, rows, first_line = asyncio.run(browse())
+    assert screen == "EchoScreen"
+    assert rows == [(f"echo-{i}", "[bold]hey[/]") for i in range(3)]
+    assert "[bold]hey[/]" in first_line
