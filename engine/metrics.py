@@ -14,7 +14,6 @@ concurrency)), checkpoints and replay artifacts.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import ErrorClass, InputError
@@ -65,12 +64,8 @@ async def _percentiles(store: Store, run_id: int, n: int) -> dict[str, float | N
         return out
     for name, pct in (("p50_ms", 50), ("p95_ms", 95), ("p99_ms", 99)):
         offset = min(n - 1, max(0, round(pct / 100 * (n - 1))))
-        row = await store.fetchone(
-            "SELECT duration_ms FROM items WHERE run_id=? AND state='done' AND duration_ms IS NOT NULL "
-            "ORDER BY duration_ms LIMIT 1 OFFSET ?",
-            (run_id, offset),
-        )
-        out[name] = round(row[0], 3) if row else None
+        value = await store.duration_at(run_id, offset)
+        out[name] = round(value, 3) if value is not None else None
     return out
 
 
@@ -81,31 +76,12 @@ async def build_report(store: Store, run_id: int) -> dict[str, Any]:
     stats = flags.get("stats") or {}
     counters = stats.get("counters", {})
     duration = float(flags.get("active_s") or 0.0)
-    row = await store.fetchone(
-        "SELECT count(*), sum(duration_ms) FROM items WHERE run_id=? AND state='done' AND duration_ms IS NOT NULL",
-        (run_id,),
-    )
-    timed, busy_ms = (row[0] or 0, row[1] or 0.0) if row else (0, 0.0)
-    extra = await store.fetchone(
-        "SELECT coalesce(sum(duration_ms), 0) FROM attempts WHERE run_id=? AND outcome != 'ok'", (run_id,)
-    )
-    busy_ms += extra[0] if extra else 0.0
-    errors = dict(await store.fetchall(
-        "SELECT error_class, count(*) FROM attempts WHERE run_id=? AND outcome != 'ok' GROUP BY error_class",
-        (run_id,),
-    ))
-    final_errors = dict(await store.fetchall(
-        "SELECT error_class, count(*) FROM items WHERE run_id=? AND state='failed' GROUP BY error_class", (run_id,)
-    ))
-    batches = await store.fetchone(
-        "SELECT count(*), avg(size), min(size), max(size) FROM batches WHERE run_id=? AND size > 0", (run_id,)
-    )
-    conc = await store.fetchall("SELECT sample FROM metrics WHERE run_id=?", (run_id,))
-    concurrencies = [json.loads(r[0])["concurrency"] for r in conc]
+    figures = await store.report_figures(run_id)
+    timed, busy_ms = figures.timed_items, figures.busy_ms
+    errors, final_errors = figures.errors_by_class, figures.failed_by_class
+    concurrencies = figures.concurrency_samples
     mean_conc = sum(concurrencies) / len(concurrencies) if concurrencies else float(
         stored_concurrency_ceiling(run.config))
-    checkpoints = await store.fetchone("SELECT count(*) FROM checkpoints WHERE run_id=?", (run_id,))
-    replays = await store.fetchone("SELECT count(*) FROM artifacts WHERE run_id=? AND kind='replay'", (run_id,))
     finished = counts.done + counts.failed + counts.skipped
     report: dict[str, Any] = {
         "run_id": run.id,
@@ -126,19 +102,19 @@ async def build_report(store: Store, run_id: int) -> dict[str, Any]:
         "items_per_s": round(finished / duration, 3) if duration > 0 else 0.0,
         "success_rate": round(counts.done / finished, 4) if finished else 0.0,
         "batches": {
-            "count": batches[0] if batches else 0,
-            "mean_size": round(batches[1] or 0.0, 2) if batches else 0.0,
-            "min_size": batches[2] if batches else None,
-            "max_size": batches[3] if batches else None,
+            "count": figures.batches,
+            "mean_size": round(figures.batch_mean, 2),
+            "min_size": figures.batch_min,
+            "max_size": figures.batch_max,
         },
         "latency": await _percentiles(store, run_id, timed),
-        "errors_by_class": {k or "unknown": v for k, v in errors.items()},
-        "failed_by_class": {k or "unknown": v for k, v in final_errors.items()},
+        "errors_by_class": errors,
+        "failed_by_class": final_errors,
         "parallel_efficiency": round(min(1.0, busy_ms / 1000 / (duration * mean_conc)), 4)
         if duration > 0 and mean_conc > 0 else 0.0,
         "mean_concurrency": round(mean_conc, 2),
-        "checkpoints": checkpoints[0] if checkpoints else 0,
-        "replay_artifacts": replays[0] if replays else 0,
+        "checkpoints": figures.checkpoints,
+        "replay_artifacts": figures.replay_artifacts,
         "counters": counters,
     }
     report["recommendations"] = recommendations(report)

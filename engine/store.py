@@ -59,6 +59,7 @@ from engine.store_rows import (
     FailedItem,
     NewItem,
     PendingItem,
+    ReportFigures,
 )
 
 SCHEMA_VERSION = 3
@@ -736,6 +737,42 @@ class Store:
     async def add_artifact(self, run_id: int, kind: str, data: dict, *, summary: str = "",
                            batch_id: int | None = None) -> int:
         return await self.write(ARTIFACT_INSERT_SQL, (run_id, batch_id, kind, time.time(), summary, json.dumps(data)))
+
+    async def report_figures(self, run_id: int) -> ReportFigures:
+        """The aggregates the run report needs (engine.metrics), read in one place."""
+        row = await self.fetchone(
+            "SELECT count(*), sum(duration_ms) FROM items WHERE run_id=? AND state='done' "
+            "AND duration_ms IS NOT NULL", (run_id,))
+        timed, busy_ms = (row[0] or 0, row[1] or 0.0) if row else (0, 0.0)
+        extra = await self.fetchone(
+            "SELECT coalesce(sum(duration_ms), 0) FROM attempts WHERE run_id=? AND outcome != 'ok'", (run_id,))
+        errors = await self.fetchall(
+            "SELECT error_class, count(*) FROM attempts WHERE run_id=? AND outcome != 'ok' GROUP BY error_class",
+            (run_id,))
+        failed = await self.fetchall(
+            "SELECT error_class, count(*) FROM items WHERE run_id=? AND state='failed' GROUP BY error_class",
+            (run_id,))
+        batches = await self.fetchone(
+            "SELECT count(*), avg(size), min(size), max(size) FROM batches WHERE run_id=? AND size > 0", (run_id,))
+        samples = await self.fetchall("SELECT sample FROM metrics WHERE run_id=?", (run_id,))
+        checkpoints = await self.fetchone("SELECT count(*) FROM checkpoints WHERE run_id=?", (run_id,))
+        replays = await self.fetchone("SELECT count(*) FROM artifacts WHERE run_id=? AND kind='replay'", (run_id,))
+        return ReportFigures(
+            timed_items=int(timed), busy_ms=float(busy_ms) + (extra[0] if extra else 0.0),
+            errors_by_class={k or "unknown": v for k, v in errors}, failed_by_class={k or "unknown": v for k, v in failed},
+            batches=batches[0] if batches else 0, batch_mean=float(batches[1] or 0.0) if batches else 0.0,
+            batch_min=batches[2] if batches else None, batch_max=batches[3] if batches else None,
+            concurrency_samples=[float(json.loads(r[0])["concurrency"]) for r in samples],
+            checkpoints=checkpoints[0] if checkpoints else 0, replay_artifacts=replays[0] if replays else 0,
+        )
+
+    async def duration_at(self, run_id: int, offset: int) -> float | None:
+        """The ``offset``-th shortest duration of the run's done items (a percentile, without
+        loading every duration)."""
+        row = await self.fetchone(
+            "SELECT duration_ms FROM items WHERE run_id=? AND state='done' AND duration_ms IS NOT NULL "
+            "ORDER BY duration_ms LIMIT 1 OFFSET ?", (run_id, offset))
+        return float(row[0]) if row else None
 
     async def metric_series(self, run_id: int, limit: int = 300) -> list[MetricSample]:
         rows = await self.fetchall(

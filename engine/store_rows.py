@@ -229,3 +229,20 @@ __all__ = [
     "CheckpointRow", "ControlRow", "FailedItem", "ItemUpdate", "MetricRow", "NewItem", "PendingItem", "RunEnded",
     "RunLive",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFigures:
+    """What the run report reads from the engine's tables, in one place (engine.metrics)."""
+
+    timed_items: int                      # done items with a duration
+    busy_ms: float                        # their durations plus every failed attempt's
+    errors_by_class: dict[str, int]       # failed attempts, by class
+    failed_by_class: dict[str, int]       # failed items, by class
+    batches: int
+    batch_mean: float
+    batch_min: int | None
+    batch_max: int | None
+    concurrency_samples: list[float]
+    checkpoints: int
+    replay_artifacts: int
