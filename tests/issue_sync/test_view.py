@@ -111,6 +111,17 @@ class HoldLastLink(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+async def links_committed(engine, handle, n: int) -> None:
+    """Until ``n`` links are in the database: each answered link is recorded by its worker, then
+    committed by the run's writer (flushed here rather than waited for)."""
+    while True:
+        await handle.runner.recorder.flush()
+        row = await engine.store.fetchone("SELECT count(*) FROM issue_sync_links WHERE repo='acme/plans'")
+        if row[0] >= n:
+            return
+        await asyncio.sleep(0.01)       # a worker still between the answer and recording it
+
+
 async def test_a_running_sync_shows_the_links_phase_the_write_budget_and_the_finish(engine, kit, tmp_path):
     app = kit.make_app()
     root = write_sample_tree(tmp_path / "t", epics=1, tasks=4)
@@ -124,6 +135,8 @@ async def test_a_running_sync_shows_the_links_phase_the_write_budget_and_the_fin
     try:
         handle = await engine.start(run_id, github=client)
         await asyncio.wait_for(gate.reached.wait(), LOAD_DEADLINE_S)
+        # the other links were answered; their rows reach the database with the writer's next commit
+        await asyncio.wait_for(links_committed(engine, handle, links - 1), LOAD_DEADLINE_S)
         run = await engine.store.require_run(run_id)
         host = ViewHost(ConsoleSession(engine), run)
         async with host.run_test(size=(200, 30)) as pilot:
