@@ -88,3 +88,16 @@ def test_readme_examples_scan_stream_pause_replay_and_sync(simulator, tmp_path):
     out = run_example(sync_wrapper, tmp_path, simulator)
     count, complete = re.fullmatch(r"(\d+) findings, complete=(True|False), \d+ requests\n", out).groups()
     assert int(count) == len(found) and complete == "True"
+
+
+def test_the_readme_examples_type_check_against_the_public_api(tmp_path):
+    """What a user's editor and CI see: the examples pass mypy with the project's settings."""
+    files = []
+    for i, block in enumerate(readme_examples()):
+        path = tmp_path / f"example_{i}.py"
+        path.write_text(block)
+        files.append(str(path))
+    checked = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
+                              "--cache-dir", str(ROOT / ".mypy_cache"), *files],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
