@@ -222,3 +222,18 @@ class RowTable(ScrollView, can_focus=True):
             text = clip_middle(text, width) if column.cut == "middle" else clip_end(text, width)
             cells.append(text.rjust(width) if column.right else text.ljust(width))
         return (" " * GAP).join(cells)
+
+
+def matches_terms(row: dict[str, Any], terms: list[str], fields: dict[str, str],
+                  skip: frozenset[str] = frozenset()) -> bool:
+    """The ``/`` filter of every results view: each term must match. ``field:word`` looks in
+    that field (``fields`` maps the names a user types to row keys); a bare word in any column
+    but ``skip`` (case-insensitive)."""
+    for term in terms:
+        name, sep, word = term.partition(":")
+        if sep and name in fields:
+            if word not in str(row.get(fields[name]) or "").lower():
+                return False
+        elif not any(term in str(v).lower() for k, v in row.items() if k not in skip and v is not None):
+            return False
+    return True

@@ -31,7 +31,7 @@ from textual.worker import Worker
 from console import commands
 from console.messages import ExportRequested
 from console.panes.keybar import KeyBar
-from console.panes.rowtable import Column, RowTable
+from console.panes.rowtable import Column, RowTable, matches_terms
 from engine.safetext import visible
 
 PAGE = 2000
@@ -60,15 +60,8 @@ FIELDS = {"path": "path", "lang": "language", "language": "language", "status": 
 
 
 def row_matches(row: dict[str, Any], terms: list[str]) -> bool:
-    """Every term matches: ``field:word`` that field, a plain word any column (case-insensitive)."""
-    for term in terms:
-        name, sep, word = term.partition(":")
-        if sep and name in FIELDS:
-            if word not in str(row.get(FIELDS[name]) or "").lower():
-                return False
-        elif not any(term in str(v).lower() for v in row.values() if v is not None):
-            return False
-    return True
+    """The ``/`` filter over indexed files."""
+    return matches_terms(row, terms, FIELDS)
 
 
 def file_row(record: dict[str, Any]) -> dict[str, Any]:

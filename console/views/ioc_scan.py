@@ -19,7 +19,6 @@ from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 from textual.content import Content
-from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from console import commands
@@ -27,7 +26,8 @@ from console.appref import batchdeck_app
 from console.messages import ExportRequested
 from console.panes.keybar import KeyBar
 from console.panes.messages import FindingsLoaded
-from console.panes.rowtable import Column, GroupLine, RowTable
+from console.panes.rowtable import Column, GroupLine, RowTable, matches_terms
+from console.views.filtered import FilteredView
 from engine.safetext import visible
 
 if TYPE_CHECKING:
@@ -58,14 +58,8 @@ FIELD_NAMES = {**{c.title: c.key for c in COLUMNS}, "pkg": "package_name", "eco"
 
 
 def finding_matches(row: dict[str, Any], terms: list[str]) -> bool:
-    for term in terms:
-        name, sep, word = term.partition(":")
-        if sep and name in FIELD_NAMES:
-            if word not in str(row.get(FIELD_NAMES[name]) or "").lower():
-                return False
-        elif not any(term in str(v).lower() for k, v in row.items() if k != "id" and v is not None):
-            return False
-    return True
+    """The ``/`` filter over findings (their ids are not searched)."""
+    return matches_terms(row, terms, FIELD_NAMES, frozenset({"id"}))
 
 
 def _sort_value(row: dict[str, Any], key: str) -> tuple:
@@ -78,7 +72,8 @@ def view(session: ConsoleSession, run: RunInfo) -> FindingsScreen:
     return FindingsScreen(session, run.id)
 
 
-class FindingsScreen(Screen[None]):
+class FindingsScreen(FilteredView):
+    FILTER_INPUT = "findings-filter"
     COMMAND_SCOPE = "results"
     BINDINGS = commands.bindings(COMMAND_SCOPE)
     DEFAULT_CSS = """
@@ -181,20 +176,6 @@ class FindingsScreen(Screen[None]):
         self.query_one("#findings-status", Static).update(" · ".join(bits))
 
     # -- actions ----------------------------------------------------------------------------------
-    def action_filter(self) -> None:
-        self.add_class("-filtering")
-        self.query_one("#findings-filter", Input).focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.terms = [t for t in event.value.lower().split() if t]
-        self.refilter()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.remove_class("-filtering")
-        self.table.focus()
-
     def action_back(self) -> None:
         box = self.query_one("#findings-filter", Input)
         if self.has_class("-filtering") or self.terms:

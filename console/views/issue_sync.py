@@ -25,14 +25,14 @@ from itertools import groupby
 from typing import Any
 
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from console import commands
 from console.appref import batchdeck_app
 from console.messages import ExportRequested
 from console.panes.keybar import KeyBar
-from console.panes.rowtable import Column, GroupLine, RowTable
+from console.panes.rowtable import Column, GroupLine, RowTable, matches_terms
+from console.views.filtered import FilteredView
 from engine.models import RunInfo, RunState
 from engine.safetext import visible
 
@@ -58,15 +58,8 @@ INDENT = {"prd": "", "epic": "  ", "part": "    ", "task": "    "}
 
 
 def row_matches(row: dict[str, Any], terms: list[str]) -> bool:
-    """Every term matches: ``field:word`` that field, a bare word any column (case-insensitive)."""
-    for term in terms:
-        name, sep, word = term.partition(":")
-        if sep and name in FIELD_NAMES:
-            if word not in str(row.get(FIELD_NAMES[name]) or "").lower():
-                return False
-        elif not any(term in str(value).lower() for value in row.values() if value is not None):
-            return False
-    return True
+    """The ``/`` filter over the sync's items."""
+    return matches_terms(row, terms, FIELD_NAMES)
 
 
 def pace_text(progress: dict[str, Any], state: RunState) -> str:
@@ -86,11 +79,14 @@ def pace_text(progress: dict[str, Any], state: RunState) -> str:
 
 
 def _duration(seconds: float) -> str:
+    """A finish estimate rounded as a person says it (25 min, 1.5 h): coarser on purpose than
+    engine.timefmt.duration, which counts down an ETA to the second."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
 
 
 @dataclass(eq=False)
@@ -103,7 +99,8 @@ class SyncLoaded(Message):
     progress: dict[str, Any]
 
 
-class IssueSyncView(Screen[None]):
+class IssueSyncView(FilteredView):
+    FILTER_INPUT = "sync-filter"
     COMMAND_SCOPE = "results"           # / filter, s sort, g group, e export, esc back
     BINDINGS = commands.bindings(COMMAND_SCOPE)
     DEFAULT_CSS = """
@@ -217,20 +214,6 @@ class IssueSyncView(Screen[None]):
                                              for r in self.shown]
 
     # -- actions ----------------------------------------------------------------------------------
-    def action_filter(self) -> None:
-        self.add_class("-filtering")
-        self.query_one("#sync-filter", Input).focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.terms = [t for t in event.value.lower().split() if t]
-        self.refilter()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.remove_class("-filtering")
-        self.table.focus()
-
     def action_back(self) -> None:
         if self.has_class("-filtering") or self.terms:
             self.remove_class("-filtering")
