@@ -115,8 +115,13 @@ class Run:
 
         A run paused the moment it was started is paused as soon as it is running (the
         runner ignores a pause before then), not silently left to finish."""
-        while self._handle.runner.state is RunState.PENDING and not self._handle.task.done():
-            await asyncio.sleep(0)
+        runner, task = self._handle.runner, self._handle.task
+        if runner.state is RunState.PENDING and not task.done():
+            opened = asyncio.ensure_future(runner.lifecycle.gate.wait())   # set once the run is running
+            try:
+                await asyncio.wait({opened, task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                opened.cancel()
         await self._handle.pause()
 
     async def resume(self) -> None:
