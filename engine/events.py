@@ -49,6 +49,8 @@ class EventKind(_Documented):
     HALT = "halt", "workers still waiting at a pause or stop were interrupted; their items are pending again"
     MEMORY = "memory", "the process went above max_memory_usage_mb: batches and concurrency shrink"
     ERROR = "error", "a fatal error (a revoked token...) ended the run, resumable"
+    DEFERRED = "deferred", ("items whose requests must wait for a reset or a secondary-limit pause went back "
+                            "to pending until then; their workers took other items")
 
 
 class ControlCommand(_Documented):

@@ -233,6 +233,7 @@ class Runner:
         stats = flags.get("stats") or {}
         self.ctx.counters.update({k: v for k, v in stats.get("counters", {}).items() if isinstance(v, int)})
         self.stats.retries = stats.get("retries", 0)
+        self.stats.deferrals = stats.get("deferrals", 0)
         self.stats.errors_by_class = dict(stats.get("errors_by_class", {}))
         await self.store.mark_started(self.run_id, self.clock())
         self.lifecycle.set_state(RunState.RUNNING, f"started ({recovered} in-flight items recovered)" if recovered

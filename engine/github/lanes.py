@@ -39,6 +39,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from engine.deferral import defer_if_long
 from engine.models import LaneView
 
 LANE_NAMES = ("read", "write", "search", "graphql")
@@ -179,11 +180,14 @@ class Lane:
         return self.pause.paused(self._clock() if now is None else now)
 
     async def wait_while_paused(self) -> None:
+        """Wait out the token's pause; inside a run's worker a long one raises
+        :class:`~engine.deferral.DeferredUntil` instead (the worker takes other items)."""
         while True:
             now = self._clock()
             until = self.pause.paused_until
             if until is None or not self.paused(now):
                 return
+            defer_if_long(f"{self.name} lane: {self.pause.pause_reason or 'paused'}", now, until - now)
             await self._sleep(min(until - now, MAX_NAP_S))
 
     def secondary_limit(self, retry_after: float | None, sent_at: float, reason: str = "secondary rate limit") -> float:

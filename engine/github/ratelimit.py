@@ -71,6 +71,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from engine.deferral import defer_if_long
 from engine.models import RateLimitGauge
 
 PROBE_POLL_S = 0.005        # how often a caller re-checks while a probe or answers are in flight
@@ -238,6 +239,11 @@ class Bucket:
     def estimated_used(self) -> int:
         return self.used + self.pending
 
+    def spent(self) -> bool:
+        """The budget is spent and nothing is in flight: only the reset frees it (rule 2)."""
+        return (self.known and not self.untracked and self.pending == 0
+                and self.estimated_used() + 1 > self.budget)
+
     # -- admission ---------------------------------------------------------------------
 
     def _roll(self) -> None:
@@ -391,6 +397,12 @@ class RateLimiter:
     One lock per bucket makes admission first-come first-served: the caller at
     the head waits out the pacing delay while the others queue behind it, so
     twenty waiting callers cost one timer, not twenty wake-ups.
+
+    A caller inside a run's worker (:func:`engine.deferral.deferring`) does not
+    wait for a reset further away than ``DEFER_AFTER_S``: it gets
+    :class:`~engine.deferral.DeferredUntil` and its worker takes other items
+    (another installation's) meanwhile; the callers queued behind it get the
+    same answer as soon as they hold the lock.
     """
 
     def __init__(
@@ -430,6 +442,8 @@ class RateLimiter:
                 wait = bucket.try_reserve(now)
                 if wait <= 0:
                     return Reservation(resource, bucket.window, now)
+                if bucket.spent():
+                    defer_if_long(f"{resource} budget spent until its reset", now, wait)
                 await self._sleep(min(wait, MAX_NAP_S))
 
     def settle(self, reservation: Reservation | None, rate: RateHeaders | None, *,

@@ -60,8 +60,10 @@ class Batching:
 
 
 class RetryWaits:
-    """Items waiting out a retry delay: in memory (and pending in SQLite, so a crash loses
-    nothing) until due; the feeder dispatches them then. A retry never holds a worker."""
+    """Items waiting out a retry delay, or deferred until a reset or a pause ends
+    (:mod:`engine.deferral`): in memory (and pending in SQLite with their ``not_before``, so
+    a crash loses nothing) until due; the feeder dispatches them then, and meanwhile feeds
+    the items that can run. Neither a retry nor a deferred item holds a worker."""
 
     def __init__(self) -> None:
         self.items: dict[int, Item] = {}

@@ -8,7 +8,9 @@ A batch opens when the feeder hands its items out and ends when its last item le
 (done, failed, retried or returned to pending); its end feeds the sizer and, when some
 of its items failed, stores a replay artifact. A failed try that may be retried puts
 the item back to pending with a ``not_before`` and into the feeder's
-:class:`~engine.run.feeder.RetryWaits`: a retry never holds a worker.
+:class:`~engine.run.feeder.RetryWaits`: a retry never holds a worker. A deferred item (its
+request would wait for a reset or a pause: :mod:`engine.deferral`) takes the same path
+without counting an attempt: it never ran.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from engine.store_rows import ArtifactRow, AttemptRow, BatchRow, CheckpointRow, 
 if TYPE_CHECKING:
     from engine.breaker import BreakerRegistry
     from engine.config import AppConfig
+    from engine.deferral import DeferredUntil
     from engine.phases import PhaseCounter
     from engine.recorder import Recorder
     from engine.retry import RetryPlanner
@@ -122,6 +125,8 @@ class Ledger:
         # duration_ms); attempts rows record every try only when log_batch_metrics asks
         # for it, and every failed try always. This halves the rows a run writes.
         self._record_ok_attempts = config.batch.log_batch_metrics
+        self._deferred_for: str | None = None       # the last deferral announced (see defer)
+        self._deferred_until = 0.0
 
     async def load(self, store: Store) -> None:
         """Counts and numbering from SQLite (a new run, a resume, or after planning)."""
@@ -232,6 +237,31 @@ class Ledger:
         if batch is not None:
             batch.size -= 1
             self._item_left(batch)
+
+    def defer(self, items: list[Item], deferral: DeferredUntil) -> None:
+        """Items whose request must wait ``deferral.delay_s`` (a spent budget's reset, a
+        secondary-limit pause): pending again with ``not_before`` then, their attempts and
+        errors as they were (a deferral is neither), out of their batch like a halted item."""
+        now = self.clock()
+        not_before = now + deferral.delay_s
+        for item in items:
+            self.recorder.update_item(
+                ItemUpdate(_PENDING, item.attempts, not_before, None, None, None, None, None, now, item.id),
+                release=True,
+            )
+            self.counts.in_flight -= 1
+            self.counts.pending += 1
+            self.waits.schedule(item, not_before)
+            batch = self.batches.get(item.batch_id or -1)
+            if batch is not None:
+                batch.size -= 1
+                self._item_left(batch)
+        self.stats.deferrals += len(items)
+        if deferral.what != self._deferred_for or not_before > self._deferred_until + 1.0:
+            # once per wait, not per item: the items of one spent bucket follow each other
+            self._deferred_for, self._deferred_until = deferral.what, not_before
+            self.events.emit(EventKind.DEFERRED, f"{deferral.what}: items wait {deferral.delay_s:.1f}s "
+                                                 "without holding a worker")
 
     def succeeded(self, item: Item, result: Any, started: float, duration_ms: float) -> None:
         # the hot path of every run: plain locals and string states, no clock call

@@ -59,6 +59,7 @@ class RunStats:
     interval_errors: dict[str, int] = field(default_factory=dict)    # since the last sample
     errors_by_class: dict[str, int] = field(default_factory=dict)
     retries: int = 0
+    deferrals: int = 0          # items handed back to wait for a reset or a pause (engine.deferral)
     memory_pressure: bool = False
 
     def error(self, error_class: str) -> None:
@@ -170,7 +171,7 @@ class Telemetry:
 
     def persisted_stats(self) -> dict[str, Any]:
         return {"counters": dict(self.ctx.counters), "retries": self.stats.retries,
-                "errors_by_class": dict(self.stats.errors_by_class)}
+                "deferrals": self.stats.deferrals, "errors_by_class": dict(self.stats.errors_by_class)}
 
     def write_live(self) -> None:
         self.recorder.write_live(RunLive(self.clock(), dumps(self.live()), dumps(self.persisted_stats()),

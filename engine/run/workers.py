@@ -5,6 +5,13 @@ There are as many workers as the run's :func:`~engine.sizing.concurrency_ceiling
 those above the current concurrency park until it rises (or the gate opens). A request
 whose outcome the GitHub client already recorded on its lane's breaker is not recorded
 again here (``track_outcomes``: one failed request is one failure).
+
+A unit runs inside :func:`~engine.deferral.deferring`: when its request would wait for a
+reset or a secondary-limit pause (far away), the client raises
+:class:`~engine.deferral.DeferredUntil` and the worker hands the items back to pending
+until then (:meth:`Ledger.defer`: no attempt, no failure, neutral to the breaker) and
+takes the next unit, so a spent installation's items never hold the pool while another
+installation's wait in the queue.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from engine.breaker import BreakerRegistry, track_outcomes
+from engine.deferral import DeferredUntil, deferring
 from engine.errors import BatchProcessingError, classify
 from engine.events import EventKind, EventLog
 from engine.models import Item
@@ -112,12 +120,17 @@ class WorkerPool:
             # Hot path: a closed breaker needs no permit (permits matter for half-open probes).
             if not breaker.closed:
                 permit = await self._admit(item.lane)
-            result = await self.processor.process(item, self.ctx)
+            with deferring():
+                result = await self.processor.process(item, self.ctx)
         except asyncio.CancelledError:
             if permit is not None:
                 permit.release()
             self.ledger.return_to_pending(item)
             raise
+        except DeferredUntil as deferral:
+            if permit is not None:
+                permit.release()
+            self.ledger.defer([item], deferral)
         except Exception as exc:
             duration = (time.perf_counter() - t0) * 1000
             if item.lane in heard:          # its request's outcome is recorded already
@@ -143,7 +156,8 @@ class WorkerPool:
         results: list[Any]
         try:
             permit = await self._admit(items[0].lane)
-            results = await processor.process_batch(items, self.ctx)
+            with deferring():
+                results = await processor.process_batch(items, self.ctx)
             if len(results) != len(items):
                 raise BatchProcessingError(
                     f"process_batch returned {len(results)} results for {len(items)} items"
@@ -154,6 +168,11 @@ class WorkerPool:
             for item in items:
                 self.ledger.return_to_pending(item)
             raise
+        except DeferredUntil as deferral:
+            if permit is not None:
+                permit.release()
+            self.ledger.defer(items, deferral)
+            return
         except Exception as exc:
             results = [exc] * len(items)
         duration = (time.perf_counter() - t0) * 1000 / max(1, len(items))
