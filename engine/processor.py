@@ -14,6 +14,10 @@ A job kind's processor (``JobKind.processor`` of :mod:`engine.kinds`, registered
   one result or exception per item, in order; other lanes item by item.
 * ``ctx.spawn(PlannedItem)`` adds follow-up items to the run while it runs
   (a repository item discovering its lockfiles, say).
+* :class:`~engine.deferral.DeferredUntil` (the GitHub client's, when a request would
+  wait for a reset or a pause) is not an error: let it pass (it derives from
+  ``BaseException``), or return it as one item's result from ``process_batch``; the
+  engine puts that item back until then without counting an attempt.
 """
 
 from __future__ import annotations

@@ -176,7 +176,7 @@ class WorkerPool:
         except Exception as exc:
             results = [exc] * len(items)
         duration = (time.perf_counter() - t0) * 1000 / max(1, len(items))
-        errors = [r for r in results if isinstance(r, BaseException)]
+        errors = [r for r in results if isinstance(r, BaseException) and not isinstance(r, DeferredUntil)]
         if permit is None:
             pass
         elif items[0].lane in heard:        # its requests' outcomes are recorded already
@@ -186,7 +186,9 @@ class WorkerPool:
         else:
             permit.success()
         for item, result in zip(items, results, strict=True):
-            if isinstance(result, BaseException):
+            if isinstance(result, DeferredUntil):   # this item's owner waits for its reset, not the batch's
+                self.ledger.defer([item], result)
+            elif isinstance(result, BaseException):
                 self.ledger.failed(item, result, started, duration)
             else:
                 self.ledger.succeeded(item, result, started, duration)

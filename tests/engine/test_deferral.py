@@ -201,3 +201,68 @@ async def test_a_long_secondary_limit_pause_defers_inside_a_worker(clock: FakeCl
     assert deferred.value.at == pytest.approx(EPOCH + 60) and "read" in deferred.value.what
     await lane.wait_while_paused()
     assert clock.now >= EPOCH + 60
+
+
+class BatchOfTwoOrgs(ListOrgs):
+    """Whole batches mixing both orgs (one GraphQL query per owner, as ioc-scan's files): acme's
+    part is answered by a deferral until the clock has passed its reset."""
+
+    batch_lanes = frozenset({"read"})
+
+    def __init__(self, a_items: int, b_items: int, clock: ShiftedClock) -> None:
+        super().__init__(a_items, b_items)
+        self.clock = clock
+        self.reset_at = clock() + 3600
+
+    async def process_batch(self, items, ctx):
+        results: list[object] = []
+        for item in items:
+            owner = item.payload["owner"]
+            if owner == "acme" and self.clock() < self.reset_at:
+                results.append(DeferredUntil("acme core budget", self.reset_at, self.reset_at - self.clock()))
+            else:
+                self.done[owner] += 1
+                results.append({"owner": owner})
+        return results
+
+
+async def test_a_batch_defers_only_the_items_of_the_spent_org(engine, shifted, monkeypatch):
+    job = BatchOfTwoOrgs(20, 20, shifted)
+    use_job(monkeypatch, job)
+    config = fast_config(max_concurrent_requests=WORKERS)
+    run_id = await engine.create_run("synthetic", {}, config)
+    handle = await engine.start(run_id, config=config)
+    await until(lambda: job.done["beta"] == 20 and handle.runner.stats.deferrals == 20)
+    await handle.runner.recorder.flush()
+    assert [row[0] for row in await item_rows(engine, run_id, "acme")] == ["pending"] * 20
+    shifted.shift += 3600 + 60
+    assert await asyncio.wait_for(handle.wait(), 60) is RunState.COMPLETED
+    assert job.done == {"acme": 20, "beta": 20}
+    rows = await item_rows(engine, run_id, "acme") + await item_rows(engine, run_id, "beta")
+    assert [attempts for _, attempts, _ in rows] == [0] * 40
+    assert handle.runner.counts.failed == 0
+
+
+async def test_a_query_per_installation_defers_only_the_spent_installation():
+    from engine.jobs.ioc_scan.fetch import per_client
+
+    class Spent:
+        async def answer(self, indexes):
+            raise DeferredUntil("acme core budget", 0.0, 3600.0)
+
+    class Fine:
+        async def answer(self, indexes):
+            return [f"answer {i}" for i in indexes]
+
+    spent, fine = Spent(), Fine()
+
+    class Router:
+        def client_for(self, owner):
+            return spent if owner == "acme" else fine
+
+    out = await per_client(Router(), ["acme", "beta", "acme", "beta"],
+                           lambda client, indexes: client.answer(indexes))
+    assert isinstance(out[0], DeferredUntil) and isinstance(out[2], DeferredUntil)
+    assert out[1::2] == ["answer 1", "answer 3"]
+    with pytest.raises(DeferredUntil):          # nothing answered: the whole query waits
+        await per_client(Router(), ["acme"], lambda client, indexes: client.answer(indexes))

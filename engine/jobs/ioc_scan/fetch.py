@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from engine.deferral import DeferredUntil
 from engine.errors import BatchProcessingError, ClientError, ErrorClass, classify
 
 BLOB_FIELDS = "... on Blob { text isTruncated isBinary byteSize }"
@@ -52,12 +53,29 @@ async def per_client(gh: Any, owners: list[str], query: Any) -> list[Any]:
     """``query(client, indexes)`` once per client the owners route to (one per org's
     installation behind an :class:`~engine.github.router.OwnerRouter`, else one), run
     together; the answers back in the order of ``owners``. An installation reads only
-    its own org, so a query may not mix owners of different clients."""
+    its own org, so a query may not mix owners of different clients.
+
+    An installation whose budget is spent until its reset (:class:`DeferredUntil`, inside a
+    run's worker) does not sink the others' answers: its requests get the deferral as their
+    answer, and the engine puts just those items back until the reset. When every client
+    deferred, the deferral is raised."""
     groups: dict[int, tuple[Any, list[int]]] = {}
     for index, owner in enumerate(owners):
         client = gh.client_for(owner)
         groups.setdefault(id(client), (client, []))[1].append(index)
-    answers = await asyncio.gather(*(query(client, indexes) for client, indexes in groups.values()))
+
+    async def answered(client: Any, indexes: list[int]) -> Any:
+        try:
+            return await query(client, indexes)
+        except DeferredUntil as deferral:
+            if len(groups) == 1:
+                raise
+            return [deferral] * len(indexes)
+
+    answers = await asyncio.gather(*(answered(client, indexes) for client, indexes in groups.values()))
+    deferred = [a[0] for a in answers if a and isinstance(a[0], DeferredUntil)]
+    if len(deferred) == len(groups):
+        raise deferred[0]
     out: list[Any] = [None] * len(owners)
     for (_, indexes), answer in zip(groups.values(), answers, strict=True):
         for index, value in zip(indexes, answer, strict=True):

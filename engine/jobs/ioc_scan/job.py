@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote, urlsplit
 
+from engine.deferral import DeferredUntil
 from engine.errors import BatchProcessingError, ClientError, InputError, NetworkError
 from engine.jobs.ioc_scan.fetch import BatchFetcher, read_blob
 from engine.jobs.ioc_scan.iocs import IOCIndex, load_iocs
@@ -378,7 +379,7 @@ class IocScanJob:
                          for (key, idx), blob in zip(fetch.items(), blobs, strict=True)]
                 for key, data in zip(fetch, await asyncio.gather(*whole, return_exceptions=True), strict=True):
                     if isinstance(data, BaseException):
-                        if not isinstance(data, Exception):
+                        if not isinstance(data, Exception | DeferredUntil):
                             raise data
                         futures[key].set_exception(data)
                         futures[key].exception()      # retrieved: the items below carry it
@@ -388,7 +389,8 @@ class IocScanJob:
                     futures[key].set_result(parsed)
         except BaseException as exc:
             # batches waiting for these blobs end with this error (a stop: a retryable one)
-            carried = exc if isinstance(exc, Exception) else NetworkError("blob fetch interrupted by a stop")
+            carried = exc if isinstance(exc, Exception | DeferredUntil) else NetworkError(
+                "blob fetch interrupted by a stop")
             for future in futures.values():
                 if not future.done():
                     future.set_exception(carried)
@@ -401,7 +403,7 @@ class IocScanJob:
         for future, idx in pending:
             try:
                 parsed = await asyncio.shield(future)     # another batch's future: not ours to cancel
-            except Exception as exc:
+            except (Exception, DeferredUntil) as exc:     # a deferral: that item waits for its reset
                 for i in idx:
                     results[i] = exc
                 continue
@@ -418,7 +420,7 @@ class IocScanJob:
     @staticmethod
     async def _read_whole(ctx: Any, p: dict[str, Any], key: tuple[str, str], blob: Any) -> str | bytes:
         """The complete content of a blob GraphQL answered for (raises what stopped it)."""
-        if isinstance(blob, Exception):
+        if isinstance(blob, Exception | DeferredUntil):
             raise blob
         if blob.complete:
             return blob.text
@@ -458,7 +460,8 @@ class IocScanJob:
         try:
             parsed = await fetch()
         except BaseException as exc:
-            carried = exc if isinstance(exc, Exception) else NetworkError("blob fetch interrupted by a stop")
+            carried = exc if isinstance(exc, Exception | DeferredUntil) else NetworkError(
+                "blob fetch interrupted by a stop")
             future.set_exception(carried)
             future.exception()
             raise
