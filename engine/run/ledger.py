@@ -202,11 +202,12 @@ class Ledger:
         view = batch.view(self.run_id, state, now)
         self.recent.append(view)
         self.recorder.upsert_batch(batch.row(self.run_id, state, view.p95_ms, now))
-        self.sizer.on_batch_end(BatchOutcome(
-            size=batch.size, succeeded=batch.done, failed=batch.failed + batch.retried, errors=dict(batch.errors),
-            p95_ms=view.p95_ms, headroom=self.headroom(), breaker_open=self.breakers.any_not_closed(),
-            memory_pressure=self.stats.memory_pressure,
-        ))
+        if batch.size:      # every item deferred or halted: nothing ran, nothing to learn from
+            self.sizer.on_batch_end(BatchOutcome(
+                size=batch.size, succeeded=batch.done, failed=batch.failed + batch.retried,
+                errors=dict(batch.errors), p95_ms=view.p95_ms, headroom=self.headroom(),
+                breaker_open=self.breakers.any_not_closed(), memory_pressure=self.stats.memory_pressure,
+            ))
         self.lifecycle.pulse()
         self.events.emit(EventKind.BATCH_ENDED, f"batch {batch.id} {state.value}: {batch.done} done, "
                                                 f"{batch.failed} failed, {batch.retried} retried", batch=batch.id)
