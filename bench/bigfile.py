@@ -3,14 +3,15 @@
 The simulator serves the file (its own process, loopback); the scan runs in a child
 process per mode so each reports its own peak RSS:
 
-* ``whole`` — the path before streaming: the blob endpoint's response kept while its
-  base64 is decoded, then the file decoded to text and ``json.loads``-ed whole;
-* ``stream`` — today's path: the body dropped as soon as it is parsed, the base64
-  decoded in place, the lockfile read an entry at a time (``parsers/streaming``).
+* ``json`` — the path before raw downloads, forced: the blob endpoint's JSON answer
+  (base64 inside JSON) held while it is decoded, the lockfile then read an entry at a
+  time from the decoded bytes (``parsers/streaming``);
+* ``raw`` — today's path: the blob read raw (``application/vnd.github.raw+json``),
+  streamed to a spooled temporary file (``GitHubClient.download``) and parsed from it.
 
 Both must report the same findings (the planted package, at the same lines). Also
-printed: the same two parses alone, in-process order-independent children, without
-the HTTP part.
+printed: the same two parses alone (bytes in memory vs the file), in child processes,
+without the HTTP part.
 
     python bench/bigfile.py [--mb 50]
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import resource
 import subprocess
@@ -39,22 +39,28 @@ BYTES_PER_PACKAGE = 383
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS: ``VmHWM``, which starts afresh at exec. (``ru_maxrss`` does
+    not: a child inherits the RSS its parent had when it forked as a floor, which made every
+    child here report the parent's ~192 MB of generated lockfile.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def use_whole_file_path() -> None:
-    """Put back the path before streaming, for the ``whole`` measurement."""
-    from engine.jobs.ioc_scan import fetch, job
-    from engine.jobs.ioc_scan.parsers import Parser
+def use_json_path() -> None:
+    """Put back the path before raw downloads, for the ``json`` measurement."""
+    from engine.jobs.ioc_scan import job
+    from engine.jobs.ioc_scan.fetch import read_blob
 
-    async def old_read_blob(gh, owner, repo, sha):
-        response = await gh.request("GET", f"/repos/{owner}/{repo}/git/blobs/{sha}", lane="read", conditional=False)
-        data = response.data if isinstance(response.data, dict) else {}
-        content = data.get("content") or ""
-        return base64.b64decode(content) if data.get("encoding") == "base64" else content.encode("utf-8")
+    async def json_fetch(ctx, p, limits):
+        data = await read_blob(ctx.github, p["owner"], p["name"], p["sha"])
+        return job.IocScanJob._parse(ctx, p["path"], data)
 
-    Parser.parse_blob = lambda self, path, data, limits=None: self.parse(path, data)
-    fetch.read_blob = job.read_blob = old_read_blob
+    job.IocScanJob._fetch_streamed = staticmethod(json_fetch)
 
 
 async def child_scan(url: str, db: str) -> dict:
@@ -84,15 +90,19 @@ async def child_scan(url: str, db: str) -> dict:
                 "file_errors": await parse_failures(engine.store, run_id)}
 
 
-def child_parse(path: str) -> dict:
+def child_parse(mode: str, path: str) -> dict:
     from engine.config import load_config
     from engine.jobs.ioc_scan.parsers import BlobLimits, parser_for
 
-    data = Path(path).read_bytes()
+    limits = BlobLimits.from_config(load_config(None, env={}))
+    parser = parser_for("package-lock.json")
     before = peak_rss_mb()
     t0 = time.perf_counter()
-    deps = parser_for("package-lock.json").parse_blob("package-lock.json", data,
-                                                      BlobLimits.from_config(load_config(None, env={})))
+    if mode == "json":
+        deps = parser.parse_blob("package-lock.json", Path(path).read_bytes(), limits)
+    else:
+        with open(path, "rb") as file:
+            deps = parser.parse_file("package-lock.json", file, Path(path).stat().st_size, limits)
     return {"wall_s": round(time.perf_counter() - t0, 2), "deps": len(deps), "rss_before_parse_mb": before}
 
 
@@ -109,9 +119,9 @@ def main() -> None:
     opts = parser.parse_args()
     if opts.child:
         mode, what, *rest = opts.child
-        if mode == "whole":
-            use_whole_file_path()
-        result = asyncio.run(child_scan(*rest)) if what == "scan" else child_parse(*rest)
+        if mode == "json":
+            use_json_path()
+        result = asyncio.run(child_scan(*rest)) if what == "scan" else child_parse(mode, *rest)
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,7 +135,7 @@ def main() -> None:
         try:
             url = sim.stdout.readline().strip()
             results = {}
-            for mode in ("whole", "stream"):
+            for mode in ("json", "raw"):
                 results[mode] = run_child(mode, "scan", url, str(work / f"{mode}.db"))
                 results[f"{mode}_parse"] = run_child(mode, "parse", str(lockfile))
                 print(mode, {k: v for k, v in results[mode].items() if k != "findings"},
@@ -133,17 +143,17 @@ def main() -> None:
         finally:
             sim.terminate()
             sim.wait(timeout=10)
-    whole, stream = results["whole"], results["stream"]
+    before, after = results["json"], results["raw"]
     print(json.dumps({
         "bench": "bigfile", "lockfile_mb": size_mb,
-        "scan_peak_rss_mb_whole": whole["peak_rss_mb"], "scan_peak_rss_mb_stream": stream["peak_rss_mb"],
-        "scan_rss_ratio": round(stream["peak_rss_mb"] / whole["peak_rss_mb"], 3),
-        "parse_peak_rss_mb_whole": results["whole_parse"]["peak_rss_mb"],
-        "parse_peak_rss_mb_stream": results["stream_parse"]["peak_rss_mb"],
-        "parse_s_whole": results["whole_parse"]["wall_s"], "parse_s_stream": results["stream_parse"]["wall_s"],
-        "scan_s_whole": whole["wall_s"], "scan_s_stream": stream["wall_s"],
-        "same_findings": whole["findings"] == stream["findings"] and bool(stream["findings"]),
-        "findings": len(stream["findings"]), "file_errors": len(stream["file_errors"]) + len(whole["file_errors"]),
+        "scan_peak_rss_mb_json": before["peak_rss_mb"], "scan_peak_rss_mb_raw": after["peak_rss_mb"],
+        "scan_rss_ratio_raw_to_json": round(after["peak_rss_mb"] / before["peak_rss_mb"], 3),
+        "parse_peak_rss_mb_bytes": results["json_parse"]["peak_rss_mb"],
+        "parse_peak_rss_mb_file": results["raw_parse"]["peak_rss_mb"],
+        "parse_s_bytes": results["json_parse"]["wall_s"], "parse_s_file": results["raw_parse"]["wall_s"],
+        "scan_s_json": before["wall_s"], "scan_s_raw": after["wall_s"],
+        "same_findings": before["findings"] == after["findings"] and bool(after["findings"]),
+        "findings": len(after["findings"]), "file_errors": len(after["file_errors"]) + len(before["file_errors"]),
     }))
 
 

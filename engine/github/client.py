@@ -54,10 +54,12 @@ import json as jsonlib
 import logging
 import math
 import re
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 import httpx
@@ -105,6 +107,12 @@ _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([^";]+)"?')
 _SEND_FAILURES = (httpx.HTTPError, OSError, TimeoutError, *_AIOHTTP_ERRORS)
 
 CountCallback = Callable[[str, int], None]
+#: receives a streamed 2xx response's body (``download``); any other answer is read whole
+BodySink = Callable[[httpx.Response], Awaitable[None]]
+#: GitHub's media type for a blob's (or a file's) bytes as they are, not base64 inside JSON
+RAW_MEDIA_TYPE = "application/vnd.github.raw+json"
+#: a downloaded body stays in memory up to this size, then goes to a temporary file
+SPOOL_IN_MEMORY_BYTES = 256 * 1024
 
 
 def _user_agent() -> str:
@@ -119,6 +127,14 @@ def _user_agent() -> str:
 def parse_links(value: str | None) -> dict[str, str]:
     """``{rel: url}`` of a ``Link`` header."""
     return {rel: url for url, rel in _LINK.findall(value or "")}
+
+
+class BodyTooLarge(ClientError):
+    """A :meth:`GitHubClient.download` body above its ``max_bytes``: not read further."""
+
+    def __init__(self, message: str, size: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.size = size
 
 
 @dataclass(slots=True)
@@ -152,6 +168,18 @@ def _is_graphql_rate_limit(error: dict) -> bool:
     # GitHub answers an exhausted GraphQL bucket with 200 and type RATE_LIMITED.
     return str(error.get("type", "")).upper() in ("RATE_LIMITED", "RATE_LIMIT") or (
         not error.get("path") and "rate limit" in str(error.get("message", "")).lower())
+
+
+async def _drain(response: httpx.Response, sink: BodySink) -> None:
+    """A streamed response's body: a 2xx one into ``sink``, any other read whole (an error
+    body is small, and the request path parses it like any other)."""
+    try:
+        if 200 <= response.status_code < 300:
+            await sink(response)
+        else:
+            await response.aread()
+    finally:
+        await response.aclose()
 
 
 def _parse_body(content: bytes) -> Any:
@@ -389,14 +417,20 @@ class GitHubClient:
         lane: str | None = None,
         resource: str | None = None,
         conditional: bool = True,
+        headers: Mapping[str, str] | None = None,
+        body_sink: BodySink | None = None,
     ) -> Response:
         """Send one request through the lane, the pacer and the cache.
 
         Raises an :mod:`engine.errors` exception for any failure; limit refusals
-        are waited out and retried (up to ``limit_retries``) first.
+        are waited out and retried (up to ``limit_retries``) first. With
+        ``body_sink`` the response is streamed and a 2xx body goes to the sink
+        (within ``request_timeout``; a body cut short is a network error), not
+        into ``Response.content`` (see :meth:`download`).
         """
         method = method.upper()
-        http_request = self._http.build_request(method, self._url(path_or_url), params=params, json=json)
+        http_request = self._http.build_request(method, self._url(path_or_url), params=params, json=json,
+                                                headers=headers)
         url = str(http_request.url)
         resource = resource or self._resource_for(http_request.url, self.graphql_url)
         lane_name = lane or self._lane_for(method, resource)
@@ -432,7 +466,9 @@ class GitHubClient:
                 try:
                     # request_timeout bounds the whole exchange, whatever the transport does
                     async with asyncio.timeout(self.timeout):
-                        response = await self._http.send(http_request)
+                        response = await self._http.send(http_request, stream=body_sink is not None)
+                        if body_sink is not None:
+                            await _drain(response, body_sink)
                 except _SEND_FAILURES as exc:
                     if isinstance(exc, TimeoutError | httpx.TimeoutException):
                         abandoned_at = on_wire_since
@@ -446,7 +482,7 @@ class GitHubClient:
                     raise
                 rate = parse_rate_headers(response.headers)
                 status = response.status_code
-                content = response.content
+                content = b"" if body_sink is not None and 200 <= status < 300 else response.content
 
                 if status == 304 and cached is not None:
                     self._limiter.settle(reservation, rate)
@@ -658,6 +694,45 @@ class GitHubClient:
         if data.get("encoding") == "base64":
             return base64.b64decode(content)
         return content.encode("utf-8")
+
+    @asynccontextmanager
+    async def download(self, path_or_url: str, *, lane: str = "read", max_bytes: int | None = None,
+                       spool_dir: str | None = None) -> AsyncIterator[IO[bytes]]:
+        """The raw body of a GET (``Accept: application/vnd.github.raw+json``: a blob's or a
+        file's bytes, not base64 inside JSON), streamed into a temporary file positioned at 0.
+
+        The file is a ``SpooledTemporaryFile``: in memory up to 256 KiB, then an unnamed
+        file (mode 0600, in ``spool_dir`` or the system's temporary directory); it is closed
+        and gone when the ``async with`` block ends, also when the block raises. A large
+        blob thus never sits in memory whole, nor three times (JSON body, base64, bytes).
+        The request goes through :meth:`request` (pacing, limits, breaker and error classes
+        as for any GET), uncached: a body is kept once, in the file. A body cut short
+        raises a :class:`~engine.errors.NetworkError` (transient), a body above
+        ``max_bytes`` a :class:`BodyTooLarge` naming its size.
+        """
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES, dir=spool_dir)  # noqa: SIM115
+        try:
+            async def into_spool(response: httpx.Response) -> None:
+                announced = int(response.headers.get("content-length") or 0)
+                if max_bytes is not None and announced > max_bytes:
+                    raise BodyTooLarge(f"body of {announced:,} bytes is above the {max_bytes:,} allowed",
+                                       announced, status_code=response.status_code, lane=lane)
+                spool.seek(0)
+                spool.truncate()
+                received = 0
+                async for chunk in response.aiter_bytes():
+                    received += len(chunk)
+                    if max_bytes is not None and received > max_bytes:
+                        raise BodyTooLarge(f"body of more than {max_bytes:,} bytes (stopped reading at "
+                                           f"{received:,})", received, status_code=response.status_code, lane=lane)
+                    spool.write(chunk)
+
+            await self.request("GET", path_or_url, lane=lane, conditional=False,
+                               headers={"Accept": RAW_MEDIA_TYPE}, body_sink=into_spool)
+            spool.seek(0)
+            yield spool
+        finally:
+            spool.close()
 
     async def create_issue(self, owner: str, repo: str, title: str, body: str | None = None,
                            **fields: Any) -> dict:

@@ -25,8 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from engine.models import RunState
+from engine.safetext import visible
 
 REPO, FILE = "repo:", "file:"
+#: how many unparsable files the verdict names (the rest are counted; every output lists them all)
+UNPARSABLE_NAMED = 3
 NOT_REACHED = "not reached (the run stopped before it)"
 
 
@@ -72,6 +75,7 @@ class Coverage:
     excluded: dict[str, int] = field(default_factory=dict)
     items: dict[str, int] = field(default_factory=dict)
     unparsable: int = 0                  # files read but not parsable: not retried, named with the verdict
+    unparsable_named: list[str] = field(default_factory=list)   # the first few of them, "owner/name:path"
 
     # ------------------------------------------------------------------ the verdict
     @property
@@ -122,10 +126,19 @@ class Coverage:
             return (f"INCOMPLETE: {what}; {repositories(scanned)} scanned, "
                     f"{len(self.repos_not_scanned)} not scanned — " + "; ".join(self.incomplete_reasons()) + ".")
         caveat = (f"; {self.unparsable} file(s) could not be parsed and were not checked (listed with the "
-                  "findings)") if self.unparsable else ""
+                  f"findings){self._named_unparsable()}") if self.unparsable else ""
         if findings:
             return f"{findings} finding(s); all {repositories(scanned)} in scope scanned{caveat}."
         return f"No compromised packages found. All {repositories(scanned)} in scope scanned{caveat}."
+
+    def _named_unparsable(self) -> str:
+        """": owner/name:path, ..." for the verdict: a file left unchecked (unreadable, or too
+        large for the memory settings) is named, not only counted. Made visible: repository text."""
+        if not self.unparsable_named:
+            return ""
+        more = self.unparsable - len(self.unparsable_named)
+        return ": " + ", ".join(visible(name) for name in self.unparsable_named) + (
+            f" and {more} more" if more > 0 else "")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON ``coverage`` object (exact data: reasons are not made visible here)."""
@@ -204,6 +217,9 @@ async def coverage(store: Any, run_id: int) -> Coverage:
     counters = (flags.get("stats") or {}).get("counters", {})
     unparsable = await store.fetchone(
         f"SELECT count(DISTINCT repo || ':' || file_path) FROM file_errors WHERE run_id IN ({marks})", runs)
+    named = await store.fetchall(
+        f"SELECT DISTINCT repo || ':' || file_path FROM file_errors WHERE run_id IN ({marks}) "
+        f"ORDER BY 1 LIMIT {UNPARSABLE_NAMED}", runs)
     return Coverage(
         run_id=root.id, runs=runs, state=root.state, message=root.message, planned=bool(flags.get("planned")),
         repos_scanned={r[0] for r in done_repos} - with_gaps, gaps=gaps,
@@ -211,5 +227,5 @@ async def coverage(store: Any, run_id: int) -> Coverage:
                   "forks": int(counters.get("excluded_forks", 0))},
         items={"in_family": sum(counts.values()), "not_scanned": len(gaps),
                **{state: counts.get(state, 0) for state in ("done", "failed", "pending", "in_flight", "skipped")}},
-        unparsable=unparsable[0] if unparsable else 0,
+        unparsable=unparsable[0] if unparsable else 0, unparsable_named=[r[0] for r in named],
     )

@@ -5,6 +5,10 @@ and how to retry a multi-file query are the scan's decisions (the client stays a
 transport with GitHub's limits). Everything goes through the client's public
 ``graphql`` and ``get_blob``, so pacing, limits and breakers still apply.
 
+* **Large blobs.** A blob above ``stream_threshold_bytes`` (its size is in the
+  tree) is read raw and streamed to a temporary file (:func:`raw_blob`), which the
+  streaming parsers read; smaller ones come as the blob endpoint's JSON, cheaper
+  for them (no file).
 * **Truncation.** GitHub cuts ``Blob.text`` at 512,000 bytes and says so in
   ``isTruncated``; such a blob (and a binary one) is read whole through the REST
   blob endpoint. Text that was cut is never parsed: a file that cannot be read
@@ -22,9 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-from collections.abc import Awaitable, Callable
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 from engine.deferral import DeferredUntil
@@ -123,12 +129,29 @@ async def _blob_texts(gh: Any, requests: list[tuple[str, str, str]]) -> list[Blo
     return out
 
 
+def _blob_path(owner: str, repo: str, sha: str) -> str:
+    return f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}/git/blobs/{quote(sha, safe='')}"
+
+
+@asynccontextmanager
+async def raw_blob(gh: Any, owner: str, repo: str, sha: str,
+                   max_bytes: int | None = None) -> AsyncIterator[tuple[IO[bytes], int]]:
+    """A large blob's bytes as GitHub stores them (raw media type, streamed to a spooled
+    temporary file: never in memory whole) and its size; the file is gone after the block.
+    A body above ``max_bytes`` raises :class:`~engine.github.client.BodyTooLarge`."""
+    async with gh.client_for(owner).download(_blob_path(owner, repo, sha), lane="read",
+                                             max_bytes=max_bytes) as file:
+        file.seek(0, io.SEEK_END)
+        size = file.tell()
+        file.seek(0)
+        yield file, size
+
+
 async def read_blob(gh: Any, owner: str, repo: str, sha: str) -> bytes:
     """A blob whole, through the REST blob endpoint, without the HTTP cache: a blob never
     changes (its parsed form is cached by sha), and keeping a copy of a large lockfile's
     base64 body in the ETag cache would double the memory and the database it costs."""
-    response = await gh.request("GET", f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}/git/blobs/"
-                                       f"{quote(sha, safe='')}", lane="read", conditional=False)
+    response = await gh.request("GET", _blob_path(owner, repo, sha), lane="read", conditional=False)
     data = response.data if isinstance(response.data, dict) else {}
     del response        # its raw body: a large blob is held once as base64 text, then once decoded
     content = data.pop("content", None) or ""

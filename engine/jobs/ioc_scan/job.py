@@ -22,7 +22,9 @@ Items and lanes (the engine knows none of this):
   (``batch_lanes``: the engine's adaptive sizer picks how many files a query
   carries; a query failing as a whole is retried as a batch, see
   :mod:`~engine.jobs.ioc_scan.fetch`), or through the REST blob endpoint for
-  large files. A blob GraphQL cut at 512,000 bytes (``isTruncated``) is read
+  large files: raw, streamed to a temporary file the streaming parsers read. A
+  file above what ``max_memory_usage_mb`` allows is not fetched: one file error
+  naming its size (``BlobLimits.refuse``). A blob GraphQL cut at 512,000 bytes (``isTruncated``) is read
   whole from the blob endpoint before it is parsed.
 
 The same blob (an identical lockfile in many repos) is fetched and parsed once
@@ -56,11 +58,13 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from engine.deferral import DeferredUntil
 from engine.errors import BatchProcessingError, ClientError, InputError, NetworkError
-from engine.jobs.ioc_scan.fetch import BatchFetcher, read_blob
+from engine.github.client import BodyTooLarge
+from engine.jobs.ioc_scan.fetch import BatchFetcher, raw_blob, read_blob
 from engine.jobs.ioc_scan.iocs import IOCIndex, load_iocs
 from engine.jobs.ioc_scan.matching import match_dependencies
 from engine.jobs.ioc_scan.models import IOC, Dependency, IOCMatch, LockfileError
 from engine.jobs.ioc_scan.parsers import BlobLimits, parser_for
+from engine.jobs.ioc_scan.parsers.streaming import TooLarge
 from engine.models import Item, PlannedItem
 from engine.retry import RetryPlanner
 
@@ -125,14 +129,21 @@ def _uses_graphql(ctx: Any) -> bool:
 
 
 class _Parsed:
-    """Dependencies of one blob (or why it could not be parsed)."""
+    """Dependencies of one blob (or why it could not be parsed). ``cacheable``: a fact about
+    the blob, kept by sha across runs (a refusal for its size under the settings is not)."""
 
-    __slots__ = ("deps", "error", "line")
+    __slots__ = ("cacheable", "deps", "error", "line")
 
-    def __init__(self, deps: list[Dependency] | None, error: str | None, line: int | None = None) -> None:
+    def __init__(self, deps: list[Dependency] | None, error: str | None, line: int | None = None,
+                 cacheable: bool = True) -> None:
         self.deps = deps
         self.error = error
         self.line = line
+        self.cacheable = cacheable
+
+    @classmethod
+    def failed(cls, exc: LockfileError) -> _Parsed:
+        return cls(None, exc.reason, exc.line, cacheable=not isinstance(exc, TooLarge))
 
 
 class IocScanJob:
@@ -332,6 +343,14 @@ class IocScanJob:
         key = (p["sha"], p["parser"])
 
         async def fetch() -> _Parsed:
+            limits = BlobLimits.from_config(ctx.config)
+            size = int(p.get("size") or 0)
+            refused = limits.refuse(p["path"], size)
+            if refused is not None:         # known from the tree: not fetched at all
+                ctx.count("blobs_too_large")
+                return _Parsed.failed(refused)
+            if size > limits.stream_threshold:
+                return await self._fetch_streamed(ctx, p, limits)
             data = await read_blob(ctx.github, p["owner"], p["name"], p["sha"])
             return self._parse(ctx, p["path"], data)
 
@@ -412,6 +431,24 @@ class IocScanJob:
                 results[i] = {"matches": self._record(ctx, parsed, p["full_name"], p["path"])}
         return results
 
+    @staticmethod
+    async def _fetch_streamed(ctx: Any, p: dict[str, Any], limits: BlobLimits) -> _Parsed:
+        """A large blob read raw into a temporary file and parsed from it, an entry at a time."""
+        parser = parser_for(p["path"])
+        assert parser is not None
+        ctx.count("blobs_streamed")
+        try:
+            async with raw_blob(ctx.github, p["owner"], p["name"], p["sha"], limits.max_blob_bytes) as (file, size):
+                try:
+                    return _Parsed(list(parser.parse_file(p["path"], file, size, limits)), None)
+                except LockfileError as exc:
+                    return _Parsed.failed(exc)
+        except BodyTooLarge as exc:         # the tree said less than the server sent
+            ctx.count("blobs_too_large")
+            refused = limits.refuse(p["path"], exc.size, at_least=True)
+            assert refused is not None
+            return _Parsed.failed(refused)
+
     def _fetcher(self, ctx: Any) -> BatchFetcher:
         if self._batch_fetcher is None or self._batch_fetcher.gh is not ctx.github:
             self._batch_fetcher = BatchFetcher(ctx.github, RetryPlanner(ctx.config).decide, on_count=ctx.count)
@@ -441,7 +478,7 @@ class IocScanJob:
             # above batch.memory.stream_threshold_bytes: read an entry at a time, or refused
             return _Parsed(list(parser.parse_blob(path, data, BlobLimits.from_config(ctx.config))), None)
         except LockfileError as exc:
-            return _Parsed(None, exc.reason, exc.line)
+            return _Parsed.failed(exc)
 
     async def _single_flight(self, ctx: Any, key: tuple[str, str], fetch: Any) -> _Parsed:
         parsed = self._parsed.get(key)
@@ -484,6 +521,8 @@ class IocScanJob:
 
     def _remember(self, ctx: Any, key: tuple[str, str], parsed: _Parsed) -> None:
         self._keep(key, parsed)
+        if not parsed.cacheable:
+            return
         result = json.dumps([d.to_dict() for d in parsed.deps]) if parsed.deps is not None else None
         error = json.dumps({"reason": parsed.error, "line": parsed.line}) if parsed.error is not None else None
         ctx.write(BLOB_SQL, [(key[0], key[1], result, error, time.time())])

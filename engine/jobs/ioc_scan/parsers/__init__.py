@@ -44,10 +44,11 @@ formats (yarn, requirements, go, Gemfile.lock) by one pass over
 a 20 MB package-lock.json parses in about 1.5 s (json.loads alone is 0.5 s),
 a 10 MB bun.lock or yarn.lock in under a second.
 
-Large files: ``Parser.parse_blob`` with :class:`BlobLimits` (from
-``batch.memory``) reads a blob above ``stream_threshold_bytes`` an entry at a
-time where the format allows (package-lock, yarn, pnpm, requirements, poetry,
-uv, Cargo; see ``streaming``) and refuses one it would have to parse whole
+Large files: ``Parser.parse_blob`` (a blob in memory) and ``Parser.parse_file``
+(a blob downloaded to a file) with :class:`BlobLimits` (from ``batch.memory``)
+read a blob above ``stream_threshold_bytes`` an entry at a time where the
+format allows (package-lock, yarn, pnpm, requirements, poetry, uv, Cargo; see
+``streaming``) and refuses one it would have to parse whole
 beyond the ``max_usage_mb`` budget, with the same findings either way.
 
 ``kind``: lockfiles and ``requirements`` pins (``==``/``===``) and ``go.mod``
@@ -61,10 +62,11 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import IO
 
 from ..models import Dependency, DependencyList, LockfileError
 from . import bun, cargo, composer, go, npm, package_json, pnpm, python, ruby, yarn
-from .streaming import BlobLimits, parse_large
+from .streaming import BlobLimits, parse_large, parse_large_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,17 @@ class Parser:
             if streamed is not None:
                 return streamed
         return self.parse(path, data)
+
+    def parse_file(self, path: str, file: IO[bytes], size: int, limits: BlobLimits) -> DependencyList:
+        """:meth:`parse_blob` of a blob in a binary file (at 0, ``size`` bytes, such as a
+        downloaded blob's spooled file): above the threshold the streaming readers take it
+        from the file, never holding it whole; otherwise it is read and parsed whole."""
+        if size > limits.stream_threshold:
+            streamed = parse_large_file(self, path, file, size, limits)
+            if streamed is not None:
+                return streamed
+            file.seek(0)
+        return self.parse(path, file.read())
 
 
 _BY_NAME: dict[str, Parser] = {
