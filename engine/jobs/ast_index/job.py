@@ -122,11 +122,12 @@ class AstIndexJob:
             stored = {row[0]: row[1:] for row in await ctx.store.fetchall(
                 "SELECT path, size, mtime_ns, sha, status FROM ast_files WHERE root=? AND dir=?",
                 (root, directory.path))}
+            ctx.count("files_found", len(directory.files))
+            unchanged = 0
             for found in directory.files:
-                ctx.count("files_found")
                 before = stored.pop(found.path, None)
                 if before is not None and before[0] == found.size and before[1] == found.mtime_ns:
-                    ctx.count("unchanged")
+                    unchanged += 1
                     continue
                 yield PlannedItem(
                     key=f"file:{found.path}",
@@ -135,6 +136,8 @@ class AstIndexJob:
                              "known": before is not None},
                     priority=priority(found, order), lane=LANE,
                 )
+            if unchanged:
+                ctx.count("unchanged", unchanged)
             gone = [(root, path) for path in stored]      # in the index, no longer on disk (or now excluded)
             for sql in REMOVE_SQL:
                 if gone:

@@ -300,7 +300,13 @@ class DaskPool:
     async def run_batch(self, request: dict[str, Any]) -> dict[str, Any]:
         await self.start()
         future = self._client.submit(parse_request, request, pure=False)
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # a halt: a batch still queued on the scheduler must not hold up the next run or a
+            # resume (one already running on a worker cannot be stopped, and is short)
+            future.cancel()
+            raise
 
     async def close(self) -> None:
         if self._client is not None and self._own_client:
