@@ -38,7 +38,9 @@ BINARY_SNIFF = 8192
 
 
 def language_of(name: str) -> str | None:
-    return LANGUAGES.get(os.path.splitext(name)[1].lower())
+    """By the file name's extension (called for every directory entry: no ``splitext``)."""
+    dot = name.rfind(".")
+    return LANGUAGES.get(name[dot:].lower()) if dot > 0 else None
 
 
 # ------------------------------------------------------------------------------ the batch
