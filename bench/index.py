@@ -195,6 +195,8 @@ async def resume_latency(db: Path, spec: dict, executor: Any, workers: int) -> f
         before = (await engine.store.counts(run_id)).done
         handle = await engine.start(run_id, connection=connection(executor, workers))
         while await done_so_far(handle) <= before:      # (zero until the runner has read the store)
+            if handle.task.done():
+                raise RuntimeError(f"the resumed run ended before a file was done: {await handle.wait()}")
             await asyncio.sleep(0.002)
         latency = time.perf_counter() - started
         await handle.stop("bench: done")
