@@ -88,5 +88,6 @@ CONFIG = ConfigSection(
         _setting("batch.min_files", "batch_min", "int", 1, 100_000),
         _setting("batch.max_files", "batch_max", "int", 1, 100_000),
     ),
-    defaults={f.name: f.default for f in fields(IndexSettings)},
+    # as loading makes them: a list setting is a list (so a config round-trips through to_dict)
+    defaults={f.name: list(f.default) if isinstance(f.default, tuple) else f.default for f in fields(IndexSettings)},
 )
