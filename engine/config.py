@@ -63,7 +63,7 @@ class Setting:
     section: str                 # batch | github | console, or a job kind's section name
     path: tuple[str, ...]        # key path inside the section, in the file layout
     attr: str                    # attribute of the section's dataclass
-    kind: str                    # int | float | bool | str | url | choice | keymap
+    kind: str                    # int | float | bool | str | url | choice | keymap | list (of strings)
     env: str | None = None       # variable name after BATCHDECK_
     lo: float | None = None
     hi: float | None = None
@@ -83,6 +83,7 @@ class Setting:
             "url": "an http:// or https:// URL",
             "str": "a non-empty string",
             "keymap": "a mapping of binding id to key (strings)",
+            "list": "a list of non-empty strings (in a variable or flag: comma-separated)",
         }[self.kind]
 
 
@@ -200,6 +201,12 @@ def _coerce(s: Setting, value: Any, source: str, *, parse_text: bool = False) ->
         ):
             raise _bad(source, s, raw, "not a mapping of strings")
         value = dict(value)
+    elif s.kind == "list":
+        if text is not None and parse_text:
+            value = [part.strip() for part in text.split(",")]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise _bad(source, s, raw, "not a list of non-empty strings")
+        value = list(value)
     if s.lo is not None and not (s.lo <= value <= s.hi):
         raise _bad(source, s, raw, "out of range")
     return value
@@ -351,8 +358,8 @@ class AppConfig:
             node = out.setdefault(s.section, {})
             for part in s.path[:-1]:
                 node = node.setdefault(part, {})
-            node[s.path[-1]] = dict(value) if isinstance(value, dict) else (
-                value.value if isinstance(value, StrEnum) else value)
+            node[s.path[-1]] = dict(value) if isinstance(value, dict) else list(value) if isinstance(
+                value, list | tuple) else (value.value if isinstance(value, StrEnum) else value)
         return out
 
     @classmethod

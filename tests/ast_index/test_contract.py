@@ -45,6 +45,9 @@ def test_the_config_section_layers_file_env_and_flags(tmp_path, monkeypatch, cap
     ("ast_index:\n  workers: many\n", [], "ast_index.workers"),
     ("ast_index:\n  order: random\n", [], "ast_index.order"),
     ("", ["--executor", "tcp://scheduler:8786"], "ast_index.executor = 'tcp://scheduler:8786'"),
+    ("ast_index:\n  exclude: vendor/\n", [], "ast_index.exclude = 'vendor/': not a list of non-empty strings"),
+    ("ast_index:\n  exclude: [vendor/, 3]\n", [], "ast_index.exclude = ['vendor/', 3]"),
+    ("ast_index:\n  exclude: [vendor/, '  ']\n", [], "ast_index.exclude"),
 ])
 def test_bad_settings_are_one_line_errors_before_anything_runs(tmp_path, capsys, yaml, flags, needle):
     root = tmp_path / "tree"
@@ -56,6 +59,31 @@ def test_bad_settings_are_one_line_errors_before_anything_runs(tmp_path, capsys,
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
     assert not db.exists() or run_row(db) is None
+
+
+def test_exclude_patterns_come_from_the_config_and_the_flags_together(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "tree"
+    generate_tree(str(root), 4, specials=False)
+    for rel in ("vendor/dep.go", "build/out.py", "gen/x.min.js", "tools/t.py"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x = 1\n")
+    cfg = tmp_path / "batchdeck.yaml"
+    cfg.write_text('ast_index:\n  exclude:\n    - vendor/\n    - "*.min.js"\n')
+    db = tmp_path / "index.db"
+    assert main(["index", str(root), "--db", str(db), "--headless", "--config", str(cfg), "--exclude", "build/"]) == 0
+    with sqlite3.connect(db) as conn:
+        indexed = {path for (path,) in conn.execute("SELECT path FROM ast_files")}
+    assert "tools/t.py" in indexed and len(indexed) == 5
+    assert not indexed & {"vendor/dep.go", "build/out.py", "gen/x.min.js"}
+    assert json.loads(run_row(db)[1])["exclude"] == ["vendor/", "*.min.js", "build/"]
+    # the variable replaces the file's list (a layer wins whole), comma-separated
+    monkeypatch.setenv("BATCHDECK_AST_INDEX_EXCLUDE", "tools/, gen/")
+    db2 = tmp_path / "index2.db"
+    assert main(["index", str(root), "--db", str(db2), "--headless", "--config", str(cfg)]) == 0
+    with sqlite3.connect(db2) as conn:
+        indexed = {path for (path,) in conn.execute("SELECT path FROM ast_files")}
+    assert "vendor/dep.go" in indexed and "build/out.py" in indexed
+    assert not indexed & {"tools/t.py", "gen/x.min.js"}
 
 
 def test_an_unreachable_dask_scheduler_is_one_line_before_a_run_exists(tmp_path, capsys):

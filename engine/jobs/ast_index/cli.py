@@ -46,7 +46,8 @@ def register(cli: CliContext) -> None:
     p.add_argument("--workers", type=int,
                    help="worker processes (default: ast_index.workers; 0 or unset: one per core)")
     p.add_argument("--exclude", action="append", default=[], metavar="PAT",
-                   help="gitignore-style pattern relative to DIR (repeatable); .gitignore files apply too")
+                   help="gitignore-style pattern relative to DIR (repeatable; added to ast_index.exclude); "
+                        ".gitignore files apply too")
     p.add_argument("--max-size", type=int, metavar="BYTES",
                    help="files above this size are recorded as errors, not parsed (default 1 MiB)")
     p.add_argument("--order", choices=ORDERS,
@@ -79,7 +80,9 @@ def _output(path: str | None):
 
 async def cmd_index(args: argparse.Namespace, *, cli: CliContext) -> int:
     settings = IndexSettings.from_config(cli.config(args, **flag_overrides(args)))
-    spec = build_spec(args.dir, exclude=args.exclude, max_size=settings.max_size, order=settings.order)
+    # the configured patterns, then the flags' (each once): what is indexed, so part of the spec
+    exclude = list(dict.fromkeys([*settings.exclude, *args.exclude]))
+    spec = build_spec(args.dir, exclude=exclude, max_size=settings.max_size, order=settings.order)
     if args.query:
         async with cli.open_engine(args, cli.config(args, **flag_overrides(args))) as engine:
             return await _answer_query(engine.store, spec["root"], args)

@@ -28,8 +28,6 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-import orjson
-
 from engine.errors import InputError
 from engine.jobs.ast_index.discovery import ORDERS, compile_patterns, priority, walk
 from engine.jobs.ast_index.pool import WorkerCrashed
@@ -124,11 +122,12 @@ class AstIndexJob:
             stored = {row[0]: row[1:] for row in await ctx.store.fetchall(
                 "SELECT path, size, mtime_ns, sha, status FROM ast_files WHERE root=? AND dir=?",
                 (root, directory.path))}
+            ctx.count("files_found", len(directory.files))
+            unchanged = 0
             for found in directory.files:
-                ctx.count("files_found")
                 before = stored.pop(found.path, None)
                 if before is not None and before[0] == found.size and before[1] == found.mtime_ns:
-                    ctx.count("unchanged")
+                    unchanged += 1
                     continue
                 yield PlannedItem(
                     key=f"file:{found.path}",
@@ -137,6 +136,8 @@ class AstIndexJob:
                              "known": before is not None},
                     priority=priority(found, order), lane=LANE,
                 )
+            if unchanged:
+                ctx.count("unchanged", unchanged)
             gone = [(root, path) for path in stored]      # in the index, no longer on disk (or now excluded)
             for sql in REMOVE_SQL:
                 if gone:
@@ -159,11 +160,14 @@ class AstIndexJob:
         self._configure(ctx)
         pool = self._pool(ctx)
         spec = ctx.spec
-        root = spec["root"]
         options = {"max_size": spec.get("max_size", DEFAULT_MAX_SIZE), **(spec.get("test") or {})}
-        request = {"files": [{"abs": os.path.join(root, it.payload["path"]), "language": it.payload["language"],
-                              "prev_sha": it.payload.get("prev_sha")} for it in items],
-                   "options": options}
+        # plain tuples (this process shares the cores with the workers: little work per file here)
+        files = []
+        for item in items:
+            p = item.payload
+            files.append((p["path"], p["language"], p.get("prev_sha"), p.get("known", False), p.get("size"),
+                          p.get("mtime_ns")))
+        request = {"root": spec["root"], "run_id": ctx.run_id, "options": options, "files": files}
         try:
             reply = await pool.run_batch(request)
         except WorkerCrashed as exc:
@@ -173,44 +177,26 @@ class AstIndexJob:
         ctx.count("batches_retried", int(reply.get("retried", False)))
         ctx.counters["pool_slots"] = pool.slots      # a gauge, not a sum: batches the pool parses at once
         self.sizing.observe(len(items), reply["seconds"])
-        ctx.count("parse_ms", round(reply["seconds"] * 1000))
+        parse_ms = round(reply["seconds"] * 1000)
+        ctx.count("parse_ms", parse_ms)
         # per worker process, for files/s per worker in the report (busy time, not wall time)
         ctx.count(f"worker:{reply['pid']}:files", len(items))
-        ctx.count(f"worker:{reply['pid']}:parse_ms", round(reply["seconds"] * 1000))
-        self._store(ctx, root, items, reply["results"])
+        ctx.count(f"worker:{reply['pid']}:parse_ms", parse_ms)
+        self._store(ctx, reply)
         return [None] * len(items)
 
-    def _store(self, ctx: RunContext, root: str, items: list[Item], results: list[dict[str, Any]]) -> None:
-        files, forget, touched = [], [], []
-        symbols: list[tuple[str, str, str, str, int, str | None]] = []  # root, path, name, kind, line, parent
-        imports: list[tuple[str, str, str]] = []  # root, path, module
-        errors = syntax_errors = 0
-        for item, r in zip(items, results, strict=True):
-            path = item.payload["path"]
-            if r["status"] == "unchanged":
-                touched.append((r["size"], r["mtime_ns"], ctx.run_id, root, path))
-                continue
-            if item.payload.get("known"):
-                forget.append((root, path))
-            errors += r["status"] == "error"
-            syntax_errors += r["status"] == "syntax_error"
-            counts = r.get("counts")
-            # a file that could not even be stat'ed keeps what discovery saw, so a re-run can skip it
-            files.append((root, path, os.path.dirname(path), ctx.run_id, item.payload["language"],
-                          r.get("size", item.payload.get("size")), r.get("mtime_ns", item.payload.get("mtime_ns")),
-                          r.get("sha"), r["status"], r.get("lines"), r.get("max_depth"),
-                          None if "docstring" not in r else int(r["docstring"]),
-                          orjson.dumps(counts).decode() if counts is not None else None, r["error"],
-                          r["error_line"]))
-            symbols.extend((root, path, name, kind, line, parent) for name, kind, line, parent in r.get("symbols", ()))
-            imports.extend((root, path, module) for module in r.get("imports", ()))
-        for sql in FORGET_SQL:
-            if forget:
-                ctx.write(sql, forget)
-        for sql, rows in ((FILE_SQL, files), (TOUCH_SQL, touched), (SYMBOL_SQL, symbols), (IMPORT_SQL, imports)):
+    @staticmethod
+    def _store(ctx: RunContext, reply: dict[str, Any]) -> None:
+        """The worker built the rows: they go to the one writer as they are (one ``executemany``
+        per statement), in the commit that also marks the batch's items done."""
+        if reply["forget"]:
+            for sql in FORGET_SQL:
+                ctx.write(sql, reply["forget"])
+        for sql, rows in ((FILE_SQL, reply["files"]), (TOUCH_SQL, reply["touched"]),
+                          (SYMBOL_SQL, reply["symbols"]), (IMPORT_SQL, reply["imports"])):
             if rows:
                 ctx.write(sql, rows)
-        ctx.count("files_indexed", len(files))
-        ctx.count("unchanged_content", len(touched))
-        ctx.count("file_errors", errors)
-        ctx.count("syntax_errors", syntax_errors)
+        ctx.count("files_indexed", len(reply["files"]))
+        ctx.count("unchanged_content", len(reply["touched"]))
+        ctx.count("file_errors", reply["errors"])
+        ctx.count("syntax_errors", reply["syntax_errors"])

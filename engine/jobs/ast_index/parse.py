@@ -2,10 +2,12 @@
 
 This module is what a worker imports: the standard library, ``tree_sitter`` and
 the grammar wheels only (no engine, no SQLite), so a spawned process starts fast.
-:func:`parse_request` takes a whole batch and answers with one list, one dict
-per file, in order: a file that cannot be read or parsed is a dict with
-``status`` ``error`` (an isolated error), never an exception that would lose
-its neighbours.
+:func:`parse_request` takes a whole batch and answers with one message holding
+the batch's table rows, ready for the engine's one writer (``executemany``): the
+coordinating process does no per-file or per-symbol work on a reply, which
+matters when it shares the machine's cores with the workers. A file that cannot
+be read or parsed is one row with ``status`` ``error`` (an isolated error),
+never an exception that would lose its neighbours.
 
 Python is parsed with :mod:`ast`; JavaScript, TypeScript/TSX and Go with
 tree-sitter and the grammars shipped as wheels (no download at run time).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 import signal
 import time
@@ -35,21 +38,60 @@ BINARY_SNIFF = 8192
 
 
 def language_of(name: str) -> str | None:
-    return LANGUAGES.get(os.path.splitext(name)[1].lower())
+    """By the file name's extension (called for every directory entry: no ``splitext``)."""
+    dot = name.rfind(".")
+    return LANGUAGES.get(name[dot:].lower()) if dot > 0 else None
 
 
 # ------------------------------------------------------------------------------ the batch
 def parse_request(request: dict[str, Any]) -> dict[str, Any]:
-    """A batch of files -> ``{"results": [...], "seconds": parse time, "pid": worker pid}``."""
+    """A batch of files -> its rows for the kind's tables (the column order of
+    :mod:`~engine.jobs.ast_index.schema`'s statements), plus the batch's parse time and worker pid.
+
+    ``request``: ``{"root": real path, "run_id": int, "options": {...}, "files": [(path relative to
+    the root, language, stored sha or None, already in the index?, size and mtime_ns discovery saw), ...]}``.
+
+    Reply: ``files`` (FILE_SQL rows), ``touched`` (TOUCH_SQL: same content, new mtime), ``forget``
+    (``(root, path)``: files in the index parsed again, whose old symbols and imports go), ``symbols``,
+    ``imports``, ``errors`` and ``syntax_errors`` (counts), ``seconds``, ``pid``. Every row of a file
+    shares its ``root`` and ``path`` string objects, so the reply pickles each once.
+    """
     started = time.perf_counter()
     options = request.get("options") or {}
-    results = [parse_file(f, options) for f in request["files"]]
-    return {"results": results, "seconds": time.perf_counter() - started, "pid": os.getpid()}
+    root, run_id = request["root"], request["run_id"]
+    files: list[tuple[Any, ...]] = []
+    touched: list[tuple[Any, ...]] = []
+    forget: list[tuple[str, str]] = []
+    symbols: list[tuple[Any, ...]] = []
+    imports: list[tuple[str, str, str]] = []
+    errors = syntax_errors = 0
+    for path, language, prev_sha, known, size, mtime_ns in request["files"]:
+        r = parse_file(os.path.join(root, path), language, prev_sha, options)
+        status = r["status"]
+        if status == "unchanged":
+            touched.append((r["size"], r["mtime_ns"], run_id, root, path))
+            continue
+        if known:
+            forget.append((root, path))
+        errors += status == "error"
+        syntax_errors += status == "syntax_error"
+        counts = r.get("counts")
+        docstring = r.get("docstring")
+        # a file that could not even be stat'ed keeps what discovery saw, so a re-run can skip it
+        files.append((root, path, path.rpartition("/")[0], run_id, language, r.get("size", size),
+                      r.get("mtime_ns", mtime_ns), r.get("sha"), status, r.get("lines"), r.get("max_depth"),
+                      None if docstring is None else int(docstring),
+                      None if counts is None else json.dumps(counts, separators=(",", ":")), r["error"],
+                      r["error_line"]))
+        symbols.extend((root, path, name, kind, line, parent) for name, kind, line, parent in r.get("symbols", ()))
+        imports.extend((root, path, module) for module in r.get("imports", ()))
+    return {"files": files, "touched": touched, "forget": forget, "symbols": symbols, "imports": imports,
+            "errors": errors, "syntax_errors": syntax_errors, "seconds": time.perf_counter() - started,
+            "pid": os.getpid()}
 
 
-def parse_file(entry: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """``entry``: ``{"abs": path, "language": ..., "prev_sha": sha or None}``."""
-    path = entry["abs"]
+def parse_file(path: str, language: str, prev_sha: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """What one file yields (``prev_sha``: the content hash of its stored summary, if any)."""
     _test_hooks(path, options)
     out: dict[str, Any] = {"status": "ok", "error": None, "error_line": None}
     max_size = int(options.get("max_size") or 0)
@@ -65,7 +107,7 @@ def parse_file(entry: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]
     if max_size and len(data) > max_size:
         return _error(out, f"file grew above the size limit of {max_size} bytes while being indexed")
     out["sha"] = hashlib.blake2b(data, digest_size=16).hexdigest()
-    if entry.get("prev_sha") and entry["prev_sha"] == out["sha"]:
+    if prev_sha and prev_sha == out["sha"]:
         out["status"] = "unchanged"        # same content, new mtime: the stored summary stands
         return out
     if b"\0" in data[:BINARY_SNIFF]:
@@ -75,7 +117,6 @@ def parse_file(entry: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]
     except UnicodeDecodeError as exc:
         return _error(out, f"not UTF-8 text (byte {exc.start})")
     out["lines"] = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
-    language = entry["language"]
     try:
         summary = _parse_python(text) if language == "python" else _parse_tree_sitter(data, language)
     except (RecursionError, MemoryError) as exc:

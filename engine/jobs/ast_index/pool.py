@@ -7,9 +7,13 @@ request) and answer with one message for the batch.
 because of what a dying worker must cost: the executor marks the whole pool
 broken and fails every batch in flight, so one crashing file would cost every
 core's batch and it could not tell whose batch killed the process. Here each
-process has its own pipe and runs one batch at a time, so a death is charged to
-exactly the batch it was running: that process is replaced, the batch retried
-once on a fresh process, and if it dies again :class:`WorkerCrashed` says why.
+process has its own pipe and parses one batch at a time, in the order sent, so a
+death is charged to exactly the batch it was parsing: that process is replaced,
+the batch retried once on a fresh process, and if it dies again
+:class:`WorkerCrashed` says why (the batch waiting behind it is sent again,
+uncharged). Each process holds two batches (:data:`DEPTH`) so that it starts
+the next one as soon as it answers one, without a round trip through this
+process, which on a machine whose cores the workers fill gets the CPU late.
 
 Workers are fresh interpreters running ``python -m engine.jobs.ast_index.worker``
 (not forked: the engine's process runs threads; not ``multiprocessing``'s spawn
@@ -21,10 +25,13 @@ pipe from the engine closes, so a SIGKILLed engine leaves no orphans behind.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
+import queue
 import subprocess
 import sys
+import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -40,10 +47,29 @@ class WorkerCrashed(BatchProcessingError):
     """A worker process died while parsing this batch, twice (unexpected: not retried again)."""
 
 
-class _Process:
-    """One worker: ``python -m engine.jobs.ast_index.worker`` with a pipe each way."""
+#: batches a worker process holds at once: one parsing, the next already in its pipe, so it never
+#: waits for this process (busy with replies, or not scheduled on a loaded machine) between batches
+DEPTH = 2
 
-    def __init__(self) -> None:
+
+class _Batch:
+    """One batch on its way through a worker process: its reply resolves ``future``."""
+
+    __slots__ = ("request", "future", "first_death")
+
+    def __init__(self, request: dict[str, Any], future: asyncio.Future[dict[str, Any]]) -> None:
+        self.request = request
+        self.future = future
+        self.first_death: str | None = None     # why the process parsing it died the first time
+
+
+class _Process:
+    """One worker: ``python -m engine.jobs.ast_index.worker`` with a pipe each way and a thread on
+    each (a write to a process busy with a long batch may block; a read blocks until the reply).
+    ``batches`` are those sent and not answered yet, in the order the worker takes them: the first
+    is the one it is parsing. Each thread closes its own end of the pipe as it leaves."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_reply: Any, on_exit: Any) -> None:
         to_child, from_parent = os.pipe()       # os.pipe fds are not inherited unless passed
         from_child, to_parent = os.pipe()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -55,14 +81,47 @@ class _Process:
         finally:
             os.close(to_child)
             os.close(to_parent)
-        self._outbox = Connection(from_parent, readable=False)
-        self._inbox = Connection(from_child, writable=False)
+        self.batches: collections.deque[_Batch] = collections.deque()
+        self._sends: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._loop, self._on_reply, self._on_exit = loop, on_reply, on_exit
+        pid = self.process.pid
+        threading.Thread(target=self._write_loop, args=(Connection(from_parent, readable=False),),
+                         name=f"ast-index-send-{pid}", daemon=True).start()
+        threading.Thread(target=self._read_loop, args=(Connection(from_child, writable=False),),
+                         name=f"ast-index-recv-{pid}", daemon=True).start()
 
-    def send(self, request: Any) -> None:
-        self._outbox.send(request)
+    def send(self, batch: _Batch) -> None:
+        self.batches.append(batch)
+        self._sends.put(batch.request)
 
-    def recv(self) -> Any:
-        return self._inbox.recv()
+    def stop(self) -> None:
+        """No more batches: the worker exits once it has answered those it holds."""
+        self._sends.put(None)
+
+    def _write_loop(self, outbox: Connection) -> None:
+        with outbox:
+            while True:
+                request = self._sends.get()
+                try:
+                    outbox.send(request)        # None: the worker's cue to exit
+                except OSError:                 # it died: its reader reports that
+                    return
+                if request is None:
+                    return
+
+    def _read_loop(self, inbox: Connection) -> None:
+        with inbox:
+            while True:
+                try:
+                    reply = inbox.recv()
+                except (EOFError, OSError):
+                    break
+                try:
+                    self._loop.call_soon_threadsafe(self._on_reply, self, reply)
+                except RuntimeError:            # the event loop is closed: nobody waits any more
+                    return
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._on_exit, self)
 
     def died(self) -> str:
         try:
@@ -77,16 +136,11 @@ class _Process:
         with contextlib.suppress(Exception):
             self.process.kill()
             self.process.wait(timeout=2)
-        self.close_pipes()
-
-    def close_pipes(self) -> None:
-        for conn in (self._inbox, self._outbox):
-            with contextlib.suppress(OSError):
-                conn.close()
+        self.stop()
 
 
 class ProcessPool:
-    """``workers`` processes; at most one batch per process at a time."""
+    """``workers`` processes, each holding up to :data:`DEPTH` batches."""
 
     def __init__(self, workers: int) -> None:
         if workers < 1:
@@ -94,8 +148,9 @@ class ProcessPool:
         self.workers = workers
         self.restarts = 0
         self.retried_batches = 0
-        self._idle: asyncio.Queue[_Process] | None = None
-        self._all: set[_Process] = set()
+        self._procs: list[_Process] = []
+        self._room: asyncio.Semaphore | None = None     # batches the processes can take now
+        self._closing = False
 
     @property
     def description(self) -> str:
@@ -107,64 +162,95 @@ class ProcessPool:
         return self.workers
 
     async def start(self) -> None:
-        if self._idle is None:
-            self._idle = asyncio.Queue()
-            for _ in range(self.workers):
-                self._idle.put_nowait(self._new())
+        if self._room is None:
+            self._room = asyncio.Semaphore(self.workers * DEPTH)
+            self._closing = False
+            self._procs = [self._new() for _ in range(self.workers)]
 
     def _new(self) -> _Process:
-        proc = _Process()
-        self._all.add(proc)
-        return proc
+        return _Process(asyncio.get_running_loop(), self._on_reply, self._on_exit)
 
-    def _replace(self, proc: _Process, *, died: bool = True) -> None:
-        proc.kill()
-        self._all.discard(proc)
-        self.restarts += died
-        assert self._idle is not None
-        self._idle.put_nowait(self._new())
+    def _least_busy(self) -> _Process:
+        return min(self._procs, key=lambda p: len(p.batches))
 
     async def run_batch(self, request: dict[str, Any]) -> dict[str, Any]:
         await self.start()
-        assert self._idle is not None
-        first_death: str | None = None
-        while True:
-            proc = await self._idle.get()
-            try:
-                proc.send(request)
-                reply = await asyncio.to_thread(proc.recv)
-            except (EOFError, OSError):
-                reason = await asyncio.to_thread(proc.died)
-                self._replace(proc)
-                if first_death is None:
-                    first_death = reason
-                    self.retried_batches += 1
+        assert self._room is not None
+        await self._room.acquire()          # released when the batch is answered or given up
+        batch = _Batch(request, asyncio.get_running_loop().create_future())
+        self._least_busy().send(batch)
+        # cancelled (a halt): the worker still parses it, and its reply is dropped
+        return await batch.future
+
+    def _on_reply(self, proc: _Process, reply: dict[str, Any]) -> None:
+        """In the event loop: the first batch the process holds is answered."""
+        if not proc.batches:                # the pool was closed meanwhile
+            return
+        batch = proc.batches.popleft()
+        self._release()
+        if not batch.future.done():
+            reply["retried"] = batch.first_death is not None
+            batch.future.set_result(reply)
+
+    def _release(self) -> None:
+        if self._room is not None:
+            self._room.release()
+
+    def _on_exit(self, proc: _Process) -> None:
+        """In the event loop: the process's reply pipe closed (it died, or the pool is closing)."""
+        if not self._closing and proc in self._procs:
+            asyncio.get_running_loop().create_task(self._replace(proc))
+
+    async def _replace(self, proc: _Process) -> None:
+        """A death is charged to the batch it was parsing (the first it held): retried once on a
+        fresh process, then failed; the batches queued behind it are sent again, uncharged."""
+        reason = await asyncio.to_thread(proc.died)
+        proc.kill()
+        if self._closing or proc not in self._procs:
+            return
+        fresh = self._new()
+        self._procs[self._procs.index(proc)] = fresh
+        self.restarts += 1
+        held = list(proc.batches)
+        proc.batches.clear()
+        for position, batch in enumerate(held):
+            if batch.future.done():         # given up by its caller (cancelled)
+                self._release()
+                continue
+            target = self._least_busy()
+            if position == 0:
+                if batch.first_death is not None:
+                    self._release()
+                    batch.future.set_exception(WorkerCrashed(
+                        f"{reason} while parsing this batch, twice (first: {batch.first_death}); "
+                        "its files are not indexed"))
                     continue
-                raise WorkerCrashed(f"{reason} while parsing this batch, twice "
-                                    f"(first: {first_death}); its files are not indexed") from None
-            except BaseException:
-                # cancelled mid-batch: the process still owes a reply nobody will read
-                self._replace(proc, died=False)
-                raise
-            self._idle.put_nowait(proc)
-            reply["retried"] = first_death is not None
-            return reply
+                batch.first_death = reason
+                self.retried_batches += 1
+                target = fresh              # first in line on a process of its own
+            target.send(batch)
 
     async def close(self) -> None:
-        for proc in list(self._all):
-            with contextlib.suppress(Exception):
-                proc.send(None)
-        for proc in list(self._all):
+        """Idle workers exit on their own; those still parsing (batches nobody waits for
+        any more) are killed, so closing never waits for a parse."""
+        self._closing = True
+        procs, self._procs, self._room = self._procs, [], None
+        for proc in procs:
+            if proc.batches:
+                proc.process.kill()
+            proc.stop()
+        for proc in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(proc.process.wait, 2)
             proc.kill()
-        self._all.clear()
-        self._idle = None
+            for batch in proc.batches:
+                batch.future.cancel()
+            proc.batches.clear()
 
     aclose = close        # a run's Services close what they hold with aclose()
 
     def pids(self) -> list[int]:
-        return [p.process.pid for p in self._all if p.process.pid]
+        return [p.process.pid for p in self._procs if p.process.pid]
 
 
 class DaskPool:
@@ -214,7 +300,13 @@ class DaskPool:
     async def run_batch(self, request: dict[str, Any]) -> dict[str, Any]:
         await self.start()
         future = self._client.submit(parse_request, request, pure=False)
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # a halt: a batch still queued on the scheduler must not hold up the next run or a
+            # resume (one already running on a worker cannot be stopped, and is short)
+            future.cancel()
+            raise
 
     async def close(self) -> None:
         if self._client is not None and self._own_client:

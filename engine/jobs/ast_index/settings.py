@@ -10,6 +10,9 @@ min <= max) is checked here, in the same form::
       executor: local            # or dask://HOST:PORT
       order: size                # size (largest first), language, mtime (newest first), path
       max_file_size: 1048576     # bytes; larger files are recorded as one error each, not parsed
+      exclude:                   # gitignore-style patterns relative to the indexed directory,
+        - vendor/                # added to the --exclude flags (BATCHDECK_AST_INDEX_EXCLUDE:
+        - "*.min.js"             # comma-separated)
       batch:
         target_seconds: 0.5      # parse time a batch aims at
         min_files: 50
@@ -25,7 +28,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from engine.config import AppConfig, ConfigError, Setting
-from engine.jobs.ast_index.discovery import ORDERS
+from engine.jobs.ast_index.discovery import ORDERS, compile_patterns
 from engine.kinds import ConfigSection
 
 SECTION = "ast_index"
@@ -39,6 +42,7 @@ class IndexSettings:
     executor: str = "local"
     order: str = "size"
     max_size: int = DEFAULT_MAX_SIZE
+    exclude: tuple[str, ...] = ()
     batch_seconds: float = 0.5
     batch_min: int = 50
     batch_max: int = 500
@@ -50,7 +54,10 @@ class IndexSettings:
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> IndexSettings:
         """From the section's values (attribute -> value), checked together."""
-        settings = cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+        given = {f.name: values[f.name] for f in fields(cls) if f.name in values}
+        given["exclude"] = tuple(given.get("exclude") or ())
+        settings = cls(**given)
+        compile_patterns(list(settings.exclude), f"{SECTION}.exclude")
         if settings.batch_min > settings.batch_max:
             raise ConfigError(f"{SECTION}.batch.min_files = {settings.batch_min} is greater than "
                               f"{SECTION}.batch.max_files = {settings.batch_max}; need min <= max")
@@ -76,9 +83,11 @@ CONFIG = ConfigSection(
         _setting("executor", "executor", "str"),
         _setting("order", "order", "choice", choices=ORDERS),
         _setting("max_file_size", "max_size", "int", 1, 1 << 40),
+        _setting("exclude", "exclude", "list"),
         _setting("batch.target_seconds", "batch_seconds", "float", 0.05, 30),
         _setting("batch.min_files", "batch_min", "int", 1, 100_000),
         _setting("batch.max_files", "batch_max", "int", 1, 100_000),
     ),
-    defaults={f.name: f.default for f in fields(IndexSettings)},
+    # as loading makes them: a list setting is a list (so a config round-trips through to_dict)
+    defaults={f.name: list(f.default) if isinstance(f.default, tuple) else f.default for f in fields(IndexSettings)},
 )
