@@ -19,8 +19,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy engine console
 
+# worksteal: an idle worker takes queued tests from a busy one, so the suite does not end with one
+# worker still on its queue of long tests while the other has nothing left (the default splits up front)
 test: lint
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist worksteal
 
 demo: $(STAMP)
 	$(BIN)/batchdeck demo $(DEMO_ARGS)

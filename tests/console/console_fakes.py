@@ -15,6 +15,8 @@ from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
 
+from textual import events
+
 from engine.errors import InputError
 from engine.kinds import JobKind
 from engine.models import (
@@ -261,6 +263,14 @@ async def settle(pilot, rounds: int = 3) -> None:
     for _ in range(rounds):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+
+
+async def paste(pilot, text: str) -> None:
+    """Paste ``text`` as the terminal delivers it (one Paste event, to the focused widget); then let
+    the workers it starts (the palette's search) finish. Typing it key by key makes the palette search
+    once a key: about 0.3 s each, seconds for a command's name, and the same hits in the end."""
+    pilot.app.post_message(events.Paste(text))
+    await settle(pilot)
 
 
 # -- hostile text: what an attacker's repository (or a bad API day) puts into names and errors --------

@@ -8,7 +8,7 @@ child run, attached mode) are in ``test_engine_keys.py``.
 
 from __future__ import annotations
 
-from console_fakes import FixedStore, ScriptedSource, fixed_app, settle
+from console_fakes import FixedStore, ScriptedSource, fixed_app, paste, settle
 from textual.command import CommandPalette
 from textual.widgets import DataTable, Input
 
@@ -78,8 +78,7 @@ async def test_s_cycles_strategy_and_palette_picks_one_by_name():
         await pilot.press("colon")
         await pilot.pause()
         assert CommandPalette.is_open(app)
-        await pilot.press(*"Strategy: conservative")
-        await pilot.pause(0.3)
+        await paste(pilot, "Strategy: conservative")
         await pilot.press("enter")
         await settle(pilot)
         assert source.calls[-1] == ("set_strategy", "conservative")
@@ -92,8 +91,7 @@ async def test_palette_runs_the_same_action_as_the_key():
         await settle(pilot)
         await pilot.press("colon")
         await pilot.pause()
-        await pilot.press(*"Pause the run")
-        await pilot.pause(0.3)
+        await paste(pilot, "Pause the run")
         await pilot.press("enter")
         await settle(pilot)
         assert source.calls == [("pause", None)]

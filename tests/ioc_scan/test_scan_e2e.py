@@ -19,6 +19,7 @@ from engine.jobs.ioc_scan.scan import (
 )
 from engine.models import RunState
 from engine.sim import SimConfig, create_app
+from engine.sim.app import build_org
 from engine.sim.faults import FailRequests
 
 
@@ -148,15 +149,26 @@ async def test_lockfiles_past_graphqls_512000_byte_cut_are_read_whole(tmp_path):
         assert stats["graphql_queries"] > 0 and stats["violations"] == 0
 
 
+@pytest.fixture(scope="module")
+def listing_org():
+    """A 230-repo org (three listing pages of 100), generated once (~2.5 s) for the listing tests: each
+    gets its own simulator app (stats, limits, faults) over it, and a scan only reads the org."""
+    return build_org(listing_sim())
+
+
+def listing_sim() -> SimConfig:
+    return SimConfig(repos=230, seed=3, core_limit=100000)
+
+
 def truth_of(truth, repos=None):
     return {(t["repo"], t["path"], t["package"], t["version"], t["kind"], t["line"])
             for t in truth["findings"] if repos is None or t["repo"] in repos}
 
 
-async def test_a_listing_page_that_keeps_failing_is_a_coverage_gap_not_a_failed_run(tmp_path):
+async def test_a_listing_page_that_keeps_failing_is_a_coverage_gap_not_a_failed_run(listing_org, tmp_path):
     """Page 3 of the org listing answers 500 every time: the scan still scans pages 1-2 and
     their findings, and names the page in its failed items (exit 1 from the CLI)."""
-    app = create_app(SimConfig(repos=230, seed=3, core_limit=100000))
+    app = create_app(listing_sim(), listing_org)
     flaky = FailRequests(app, "/orgs/acme/repos?type=all&per_page=100&page=3", status=500)
     async with await Engine.open(tmp_path / "list.db", scan_config()) as engine:
         run_id, state = await run_scan(engine, app, transport_app=flaky, include_archived=True, include_forks=True)
@@ -175,8 +187,8 @@ async def test_a_listing_page_that_keeps_failing_is_a_coverage_gap_not_a_failed_
         assert as_set(await findings(engine.store, run_id)) == expected
 
 
-async def test_a_listing_page_that_fails_then_answers_loses_nothing(tmp_path):
-    app = create_app(SimConfig(repos=230, seed=3, core_limit=100000))
+async def test_a_listing_page_that_fails_then_answers_loses_nothing(listing_org, tmp_path):
+    app = create_app(listing_sim(), listing_org)
     flaky = FailRequests(app, "/orgs/acme/repos?type=all&per_page=100&page=2", status=502, times=2)
     async with await Engine.open(tmp_path / "list2.db", scan_config()) as engine:
         run_id, state = await run_scan(engine, app, transport_app=flaky, include_archived=True, include_forks=True)
@@ -246,10 +258,10 @@ class HoldRequests:
         await self.app(scope, receive, send)
 
 
-async def test_a_resumed_scan_does_not_list_again_what_it_listed(tmp_path):
+async def test_a_resumed_scan_does_not_list_again_what_it_listed(listing_org, tmp_path):
     """Stopped while page 3 of the listing is in flight (held, then failing), after pages 1
     and 2 were listed: the resume requests page 3 only, and finds everything."""
-    app = create_app(SimConfig(repos=230, seed=3, core_limit=100000))
+    app = create_app(listing_sim(), listing_org)
     held = HoldRequests(app, "/orgs/acme/repos?type=all&per_page=100&page=3")
     spec = build_spec(ScanTargets(orgs=["acme"]), [DEFAULT_IOCS], api_url="http://sim", include_archived=True,
                       include_forks=True)
