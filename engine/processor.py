@@ -14,6 +14,9 @@ A job kind's processor (``JobKind.processor`` of :mod:`engine.kinds`, registered
   one result or exception per item, in order; other lanes item by item.
 * ``ctx.spawn(PlannedItem)`` adds follow-up items to the run while it runs
   (a repository item discovering its lockfiles, say).
+* optional ``spawning_kinds`` (:class:`DeclaresSpawns`): the key prefixes whose items
+  spawn; the run's total is final once none of them is open. Not declared (the default),
+  a kind that spawns is taken to spawn from every kind (:func:`spawning_kinds`).
 """
 
 from __future__ import annotations
@@ -94,6 +97,21 @@ class SizesItsBatches(Protocol):
     """A kind that sizes its own batches (ast-index: by parse time); the sizer's size is its input."""
 
     def next_batch_size(self, engine_size: int) -> int: ...
+
+
+@runtime_checkable
+class DeclaresSpawns(Protocol):
+    """A kind whose items of some kinds (key prefixes before ``:``) spawn others while they run:
+    ioc-scan's ``repo`` items add a ``file`` item per lockfile. Progress shows the total as final
+    once planning is over and no item of these kinds is pending or in flight (engine/phases.py)."""
+
+    spawning_kinds: ClassVar[frozenset[str]]
+
+
+def spawning_kinds(processor: object) -> frozenset[str] | None:
+    """The kinds ``processor`` declares as spawning; None, the default, when it declares none
+    (then a spawn seen at run time makes every kind count as spawning)."""
+    return frozenset(processor.spawning_kinds) if isinstance(processor, DeclaresSpawns) else None
 
 
 Processor = ItemProcessor

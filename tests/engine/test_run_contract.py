@@ -120,3 +120,13 @@ def test_the_cli_steers_strategy_as_it_does_concurrency_and_refuses_an_unknown_o
         assert conn.execute("SELECT command, arg FROM control").fetchall() == [("strategy", "parallel")]
         assert conn.execute("SELECT action, arg FROM audit WHERE run_id=?", (int(child),)).fetchall() == [
             ("strategy", "parallel")]
+
+
+def test_spawning_kinds_is_declared_through_the_processor_contract_with_none_as_the_default():
+    from engine.kinds import load_kind
+    from engine.processor import DeclaresSpawns, spawning_kinds
+
+    scan = load_kind("ioc-scan").processor()
+    assert isinstance(scan, DeclaresSpawns) and spawning_kinds(scan) == frozenset({"repo"})
+    synthetic = load_kind("synthetic").processor()
+    assert not isinstance(synthetic, DeclaresSpawns) and spawning_kinds(synthetic) is None
