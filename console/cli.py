@@ -259,7 +259,7 @@ async def cmd_runs(args: argparse.Namespace) -> int:
             return EXIT_OK
         rows = []
         for r in runs:
-            c = await engine.store.counts(r.id)
+            c = await engine.counts(r.id)
             rows.append([str(r.id), r.kind, r.state.value, _when(r.created_at), str(r.parent_id or ""),
                          f"{c.done}/{c.total}", str(c.failed), visible(r.message or "")[:50]])
         print(_table(rows, ["run", "kind", "state", "created", "parent", "done", "failed", "message"]), end="")
@@ -267,19 +267,15 @@ async def cmd_runs(args: argparse.Namespace) -> int:
 
 
 async def cmd_show(args: argparse.Namespace) -> int:
-    from engine.audit import entries
-
     async with await _engine(args) as engine:
-        await engine.store.detect_interrupted()
-        run = await engine.store.require_run(args.run)
-        c = await engine.store.counts(run.id)
-        checkpoints = await engine.store.list_checkpoints(run.id)
-        artifacts = await engine.store.list_artifacts(run.id)
-        audit = await entries(engine.store, run.id)
+        detail = await engine.run_detail(args.run)
+        run, c, checkpoints, artifacts, audit = (detail.run, detail.counts, detail.checkpoints, detail.artifacts,
+                                                 detail.audit)
         if args.format == "json":
-            detail = {"run": {**dataclasses.asdict(run), "state": run.state.value}, "counts": dataclasses.asdict(c),
-                      "checkpoints": checkpoints, "artifacts": artifacts, "audit": [a.to_dict() for a in audit]}
-            print(json.dumps(detail, indent=2, default=str))
+            detail_json = {"run": {**dataclasses.asdict(run), "state": run.state.value},
+                           "counts": dataclasses.asdict(c), "checkpoints": checkpoints, "artifacts": artifacts,
+                           "audit": [a.to_dict() for a in audit]}
+            print(json.dumps(detail_json, indent=2, default=str))
             return EXIT_OK
         print("\n".join(_show_lines(run, c, checkpoints, artifacts, len(audit))))
         return EXIT_OK

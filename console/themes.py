@@ -1,6 +1,7 @@
 """Themes as data files, loaded by name.
 
-Why data files: a theme is a palette, not code. Each ``themes/NAME.toml`` holds
+Why data files: a theme is a palette, not code. Each ``themes/NAME.toml`` (package data
+of ``console.builtin_themes``, a link to the repository's ``themes/``) holds
 the Textual theme colours (``[colors]``), a ``dark`` flag and the chart colours
 (``[chart]``), so a user can add one by dropping a file into
 ``<user config dir>/batchdeck/themes/`` (or pass a path to ``--theme``) without
@@ -47,7 +48,7 @@ class ChartColours:
 
 
 def builtin_dir() -> Path:
-    return Path(str(resources.files("themes")))
+    return Path(str(resources.files("console.builtin_themes")))
 
 
 def user_dir() -> Path:

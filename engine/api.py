@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.audit import AuditEntry, entries
 from engine.config import AppConfig
 from engine.errors import InputError
 from engine.events import ControlCommand, parse_command
 from engine.kinds import Connection, JobKind, Services, load_kind
 from engine.metrics import build_report, report_markdown
-from engine.models import RunInfo, RunState
+from engine.models import Counts, RunInfo, RunState
 from engine.replay import create_replay
 from engine.runner import Runner
 from engine.source import DbRunSource, LiveRunSource
@@ -79,6 +80,18 @@ def _bind(client: Any, runner: Runner) -> None:
 
     if isinstance(client, GitHubClient | OwnerRouter):
         client.bind(breakers=runner.breakers, on_count=runner.ctx.count)
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """One run as ``batchdeck show`` gives it: the run, its item counts, every checkpoint and
+    artifact (summaries: an artifact's body is read with the report/replay commands), its audit log."""
+
+    run: RunInfo
+    counts: Counts
+    checkpoints: list[dict[str, Any]]
+    artifacts: list[dict[str, Any]]
+    audit: list[AuditEntry]
 
 
 class Engine:
@@ -153,6 +166,18 @@ class Engine:
 
     async def runs(self, limit: int = 50, before_id: int | None = None) -> list[RunInfo]:
         return await self.store.list_runs(limit, before_id)
+
+    async def counts(self, run_id: int) -> Counts:
+        """Run ``run_id``'s items by state, as committed."""
+        return await self.store.counts(run_id)
+
+    async def run_detail(self, run_id: int) -> RunDetail:
+        """Everything stored about run ``run_id`` but its items (an unknown run: an InputError line).
+        A run whose process died is marked interrupted first, so its state is what a resume finds."""
+        await self.store.detect_interrupted()
+        run = await self.store.require_run(run_id)
+        return RunDetail(run, await self.store.counts(run_id), await self.store.list_checkpoints(run_id),
+                         await self.store.list_artifacts(run_id), await entries(self.store, run_id))
 
     async def request(self, run_id: int, command: ControlCommand | str, arg: str | None = None) -> None:
         """Ask the process running ``run_id`` (this one or another) to pause, resume, cancel...

@@ -12,7 +12,7 @@ pending or in flight. Until then the console and the progress bar show the
 total as a lower bound and no percentage or ETA.
 
 A job kind names its spawning kinds with ``spawning_kinds`` (a frozenset of key
-prefixes). A job that spawns without saying so is treated as spawning from
+prefixes; :class:`engine.processor.DeclaresSpawns`). A job that spawns without saying so is treated as spawning from
 every kind: its total is final only when nothing is left to run.
 """
 
@@ -39,7 +39,7 @@ def phase_of(key: str) -> str:
 class PhaseCounter:
     """Items per phase: how many exist and how many are still open (pending or in flight)."""
 
-    def __init__(self, spawning_kinds: Any = None) -> None:
+    def __init__(self, spawning_kinds: frozenset[str] | None = None) -> None:
         self.declared = frozenset(spawning_kinds) if spawning_kinds is not None else None
         self.total: dict[str, int] = {}
         self.open: dict[str, int] = {}

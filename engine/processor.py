@@ -18,6 +18,9 @@ A job kind's processor (``JobKind.processor`` of :mod:`engine.kinds`, registered
   wait for a reset or a pause) is not an error: let it pass (it derives from
   ``BaseException``), or return it as one item's result from ``process_batch``; the
   engine puts that item back until then without counting an attempt.
+* optional ``spawning_kinds`` (:class:`DeclaresSpawns`): the key prefixes whose items
+  spawn; the run's total is final once none of them is open. Not declared (the default),
+  a kind that spawns is taken to spawn from every kind (:func:`spawning_kinds`).
 """
 
 from __future__ import annotations
@@ -98,6 +101,21 @@ class SizesItsBatches(Protocol):
     """A kind that sizes its own batches (ast-index: by parse time); the sizer's size is its input."""
 
     def next_batch_size(self, engine_size: int) -> int: ...
+
+
+@runtime_checkable
+class DeclaresSpawns(Protocol):
+    """A kind whose items of some kinds (key prefixes before ``:``) spawn others while they run:
+    ioc-scan's ``repo`` items add a ``file`` item per lockfile. Progress shows the total as final
+    once planning is over and no item of these kinds is pending or in flight (engine/phases.py)."""
+
+    spawning_kinds: ClassVar[frozenset[str]]
+
+
+def spawning_kinds(processor: object) -> frozenset[str] | None:
+    """The kinds ``processor`` declares as spawning; None, the default, when it declares none
+    (then a spawn seen at run time makes every kind count as spawning)."""
+    return frozenset(processor.spawning_kinds) if isinstance(processor, DeclaresSpawns) else None
 
 
 Processor = ItemProcessor

@@ -34,7 +34,7 @@ from engine.kinds import Connection, ServiceRequest
 from engine.metrics import build_report, report_markdown
 from engine.models import Counts, Item, RunInfo, RunSnapshot, RunState
 from engine.phases import PhaseCounter
-from engine.processor import Processor, RunContext
+from engine.processor import Processor, RunContext, spawning_kinds
 from engine.recorder import Recorder
 from engine.retry import RetryPlanner
 from engine.run.control import HALT_GRACE_S, Control, Lifecycle
@@ -102,7 +102,7 @@ class Runner:
         self.sizer = BatchSizer(config.batch, config.batch.default_strategy)
         self.breakers = BreakerRegistry(config, on_transition=self._on_breaker)
         self.recorder = Recorder(store, on_commit=self._on_commit)
-        self.phases = PhaseCounter(getattr(processor, "spawning_kinds", None))
+        self.phases = PhaseCounter(spawning_kinds(processor))
         self.stats = RunStats()
         self.gauges = Gauges()
         self.lifecycle = Lifecycle(run, self.recorder, self.log)

@@ -16,6 +16,7 @@ from textual.content import Content
 from textual.widget import Widget
 
 from console.panes import fmt
+from engine.events import EventKind
 from engine.models import BreakerView, RunSnapshot
 from engine.safetext import visible
 from engine.source import EngineEvent
@@ -27,8 +28,8 @@ STATE_LOOK = {
     "half_open": ("$warning b", "◐", "half-open"),
 }
 EVENT_LOOK = {
-    "error": "$error", "breaker": "$warning", "lane_paused": "$warning", "run_state": "$accent",
-    "checkpoint": "$primary", "artifact": "$primary",
+    EventKind.ERROR: "$error", EventKind.BREAKER: "$warning", EventKind.RUN_STATE: "$accent",
+    EventKind.CHECKPOINT: "$primary", EventKind.ARTIFACT: "$primary",
 }
 
 

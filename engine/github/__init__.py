@@ -16,22 +16,66 @@ Where it can point (``api_url``; the CLI's ``--api-url``):
   with the simulator's clock. No token is needed (``bad-token`` gets a 401).
 """
 
-from engine.github.app_auth import InstallationAuth
-from engine.github.auth import RedactingFilter, redact, register_secret, resolve_token
-from engine.github.cache import CachedEntry, HttpCache, MemoryHttpCache, cache_key
-from engine.github.client import GitHubClient, Response, parse_links
-from engine.github.errors import error_for_exception, error_for_response, limit_kind
-from engine.github.lanes import ContentBudget, Lane, Lanes
-from engine.github.ratelimit import (
-    Bucket,
-    BudgetOutlook,
-    RateHeaders,
-    RateLimiter,
-    budget_outlook,
-    parse_rate_headers,
-)
-from engine.github.router import OwnerRouter
-from engine.github.transport import make_transport
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.github.app_auth import InstallationAuth
+    from engine.github.auth import RedactingFilter, redact, register_secret, resolve_token
+    from engine.github.cache import CachedEntry, HttpCache, MemoryHttpCache, cache_key
+    from engine.github.client import GitHubClient, Response, parse_links
+    from engine.github.errors import error_for_exception, error_for_response, limit_kind
+    from engine.github.lanes import ContentBudget, Lane, Lanes
+    from engine.github.ratelimit import (
+        Bucket,
+        BudgetOutlook,
+        RateHeaders,
+        RateLimiter,
+        budget_outlook,
+        parse_rate_headers,
+    )
+    from engine.github.router import OwnerRouter
+    from engine.github.transport import make_transport
+
+# Loaded on first use (PEP 562): importing a light part (engine.github.lanes, .auth) or a kind that
+# names this package at load time must not import httpx, aiohttp and the client (~17 MB of RSS
+# for every run, the synthetic ones too: the store loads every installed kind for its tables).
+_WHERE = {
+    "Bucket": "engine.github.ratelimit",
+    "BudgetOutlook": "engine.github.ratelimit",
+    "CachedEntry": "engine.github.cache",
+    "ContentBudget": "engine.github.lanes",
+    "GitHubClient": "engine.github.client",
+    "HttpCache": "engine.github.cache",
+    "InstallationAuth": "engine.github.app_auth",
+    "Lane": "engine.github.lanes",
+    "Lanes": "engine.github.lanes",
+    "MemoryHttpCache": "engine.github.cache",
+    "OwnerRouter": "engine.github.router",
+    "RateHeaders": "engine.github.ratelimit",
+    "RateLimiter": "engine.github.ratelimit",
+    "RedactingFilter": "engine.github.auth",
+    "Response": "engine.github.client",
+    "budget_outlook": "engine.github.ratelimit",
+    "cache_key": "engine.github.cache",
+    "error_for_exception": "engine.github.errors",
+    "error_for_response": "engine.github.errors",
+    "limit_kind": "engine.github.errors",
+    "make_transport": "engine.github.transport",
+    "parse_links": "engine.github.client",
+    "parse_rate_headers": "engine.github.ratelimit",
+    "redact": "engine.github.auth",
+    "register_secret": "engine.github.auth",
+    "resolve_token": "engine.github.auth",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "Bucket",

@@ -18,6 +18,7 @@ from typing import Any
 from textual import events
 
 from engine.errors import InputError
+from engine.events import EventKind
 from engine.kinds import JobKind
 from engine.models import (
     BatchState,
@@ -112,13 +113,14 @@ def make_snapshot(state: RunState = RunState.RUNNING, kind: str = "ioc-scan") ->
 
 
 def make_events() -> list[EngineEvent]:
+    # kinds the engine emits (engine/events.py EventKind); a lane waiting for its breaker is a BREAKER event
     return [
-        EngineEvent(NOW - 40, "batch_ended", RUN_ID, "batch #1030 done: 20/20 in 7.9s"),
-        EngineEvent(NOW - 35, "breaker", RUN_ID, "graphql breaker half-open: probing"),
-        EngineEvent(NOW - 23, "lane_paused", RUN_ID, "search lane paused 60s (secondary limit)"),
-        EngineEvent(NOW - 18, "breaker", RUN_ID, "search breaker opened after 5 failures"),
-        EngineEvent(NOW - 10, "checkpoint", RUN_ID, "checkpoint #31 at 4,200 done"),
-        EngineEvent(NOW - 4, "batch_ended", RUN_ID, "batch #1036 partial: 17 done, 3 failed"),
+        EngineEvent(NOW - 40, EventKind.BATCH_ENDED, RUN_ID, "batch #1030 done: 20/20 in 7.9s"),
+        EngineEvent(NOW - 35, EventKind.BREAKER, RUN_ID, "graphql breaker half-open: probing"),
+        EngineEvent(NOW - 23, EventKind.BREAKER, RUN_ID, "search lane paused 60s (secondary limit)"),
+        EngineEvent(NOW - 18, EventKind.BREAKER, RUN_ID, "search breaker opened after 5 failures"),
+        EngineEvent(NOW - 10, EventKind.CHECKPOINT, RUN_ID, "checkpoint #31 at 4,200 done"),
+        EngineEvent(NOW - 4, EventKind.BATCH_ENDED, RUN_ID, "batch #1036 partial: 17 done, 3 failed"),
     ]
 
 
@@ -317,4 +319,4 @@ def hostile_snapshot() -> RunSnapshot:
 
 
 def hostile_events() -> list[EngineEvent]:
-    return [EngineEvent(NOW - 4, "error", RUN_ID, f"[/oops] {ESC_TITLE} [link=https://evil.example]x[/link]")]
+    return [EngineEvent(NOW - 4, EventKind.ERROR, RUN_ID, f"[/oops] {ESC_TITLE} [link=https://evil.example]x[/link]")]

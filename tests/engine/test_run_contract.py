@@ -120,3 +120,26 @@ def test_the_cli_steers_strategy_as_it_does_concurrency_and_refuses_an_unknown_o
         assert conn.execute("SELECT command, arg FROM control").fetchall() == [("strategy", "parallel")]
         assert conn.execute("SELECT action, arg FROM audit WHERE run_id=?", (int(child),)).fetchall() == [
             ("strategy", "parallel")]
+
+
+def test_spawning_kinds_is_declared_through_the_processor_contract_with_none_as_the_default():
+    from engine.kinds import load_kind
+    from engine.processor import DeclaresSpawns, spawning_kinds
+
+    scan = load_kind("ioc-scan").processor()
+    assert isinstance(scan, DeclaresSpawns) and spawning_kinds(scan) == frozenset({"repo"})
+    synthetic = load_kind("synthetic").processor()
+    assert not isinstance(synthetic, DeclaresSpawns) and spawning_kinds(synthetic) is None
+
+
+async def test_run_detail_gives_show_what_it_prints_without_the_store(engine):
+    run_id = await engine.create_run("synthetic", {"items": 120, "permanent_fail_rate": 0.1, "seed": 3})
+    assert await (await engine.start(run_id)).wait() is RunState.COMPLETED
+    detail = await engine.run_detail(run_id)
+    assert detail.run.id == run_id and detail.run.state is RunState.COMPLETED
+    assert detail.counts == await engine.counts(run_id)
+    assert detail.counts.total == 120 and detail.counts.failed > 0 and detail.counts.balanced()
+    assert detail.checkpoints and detail.checkpoints[-1]["counts"]["done"] == detail.counts.done
+    assert "task_graph" in {a["kind"] for a in detail.artifacts}
+    with pytest.raises(InputError):
+        await engine.run_detail(run_id + 99)

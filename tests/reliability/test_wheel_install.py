@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ("engine", "console", "themes")
+SHIPPED = ("engine", "console")     # themes/ goes in as console.builtin_themes (a link to it)
 
 
 def _dist_key(name: str) -> str:
@@ -139,6 +140,10 @@ def installed(tmp_path_factory) -> Path:
     )
     assert build.returncode == 0, build.stderr
     wheel = next((work / "dist").glob("batchdeck-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        tops = {name.split("/")[0] for name in archive.namelist()}
+        assert tops - {t for t in tops if t.endswith((".dist-info", ".data"))} == set(SHIPPED), tops
+        assert {"console/builtin_themes/dark.toml", "console/builtin_themes/light.toml"} <= set(archive.namelist())
 
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
@@ -210,6 +215,7 @@ def test_the_installed_package_is_the_wheel_and_carries_its_data(installed, tmp_
     assert shipped(found["iocs"])                                  # the IOC list `scan`/`demo` name
     assert {"dark", "light", "high-contrast"} <= set(found["themes"])
     assert all(shipped(path) for path in found["themes"].values())
+    assert not any(site.glob("lib/python*/site-packages/themes"))   # no generic top-level package
     assert found["stylesheet"] and found["typed"]
 
 

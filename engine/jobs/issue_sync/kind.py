@@ -16,7 +16,6 @@ loading this kind never imports Textual.
 
 from __future__ import annotations
 
-from engine.github.service import github_services
 from engine.jobs.issue_sync.cli import NAME, register
 from engine.jobs.issue_sync.job import IssueSyncJob
 from engine.jobs.issue_sync.options import CONFIG
@@ -29,6 +28,8 @@ from engine.kinds import JobKind, ServiceRequest, Services
 async def github_client(request: ServiceRequest) -> Services:
     """The run's GitHub client (engine/github/service.py: the connection's URL and token, else the run's
     spec and the config's; a GitHub App). No ETag cache: what a sync reads must be what GitHub holds now."""
+    from engine.github.service import github_services  # the client only when a run starts
+
     return await github_services(request, cache=False)
 
 
