@@ -306,7 +306,9 @@ async def fault_soak(items: int, sync_items: int, seed: int = 7, scale: float = 
         "primary_refusals": stats["limit_responses"]["primary"], "core_limit": max(20, repos // 2),
         "core_points_used": stats["points_used"]["core"],
         "peak_concurrency": stats["peak_concurrency"], "violations": stats["violations"],
-        "violations_by_kind": stats["violations_by_kind"], "time_scale": scale,
+        "violations_by_kind": stats["violations_by_kind"],
+        # refused by a block they reached before any refusal of it was delivered: not violations
+        "in_flight_at_block": stats["in_flight_at_block"], "time_scale": scale,
         "wall_s": round(time.monotonic() - started, 1),
     }
 

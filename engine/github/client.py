@@ -103,6 +103,8 @@ DEFAULTS = {"rate_limit_buffer": 0.8, "time_scale": 1.0, "timeout": 30.0, "trans
 GITHUB_SERVER_TIMEOUT_S = 10.0
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([^";]+)"?')
 _SEND_FAILURES = (httpx.HTTPError, OSError, TimeoutError, *_AIOHTTP_ERRORS)
+#: statuses GitHub answers a secondary limit with (its body says whether it is one)
+_MAY_BE_SECONDARY_LIMIT = frozenset({403, 429})
 
 CountCallback = Callable[[str, int], None]
 
@@ -425,6 +427,7 @@ class GitHubClient:
                 http_request.headers["Authorization"] = f"Bearer {token}"
             reservation, sent_at = await self._admit(lane_name, resource, mutation, creates_content)
             settled = False
+            held = False                           # this attempt holds the token's lanes
             abandoned_at: float | None = None      # loop time the request went out, if we gave up on it
             try:
                 self._count("api_requests")
@@ -432,7 +435,16 @@ class GitHubClient:
                 try:
                     # request_timeout bounds the whole exchange, whatever the transport does
                     async with asyncio.timeout(self.timeout):
-                        response = await self._http.send(http_request)
+                        response = await self._http.send(http_request, stream=True)
+                        if response.status_code in _MAY_BE_SECONDARY_LIMIT and not held:
+                            # tripped on the status line, before awaiting the body: until this
+                            # answer is booked below, no task of the token sends (see lanes.py)
+                            self._lanes.pause.hold()
+                            held = True
+                        try:
+                            await response.aread()
+                        finally:
+                            await response.aclose()
                 except _SEND_FAILURES as exc:
                     if isinstance(exc, TimeoutError | httpx.TimeoutException):
                         abandoned_at = on_wire_since
@@ -502,6 +514,8 @@ class GitHubClient:
                     continue
                 raise error
             finally:
+                if held:          # booked by now: a secondary limit has become the token's pause
+                    self._lanes.pause.release()
                 if not settled:   # cancelled mid-flight: give the reservation back
                     self._limiter.settle(reservation, None)
                 lane_obj.record_done()

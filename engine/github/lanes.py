@@ -22,6 +22,11 @@ quiet spell of five base pauses. Refusals of requests that were sent before
 the pause began are echoes of the same event: they may lengthen the pause to
 their own ``retry-after`` but do not count as repeats.
 
+Which of a 403 or 429 is a secondary limit only its body says, and other tasks
+run while a body is read. So the client *holds* the token (:meth:`TokenPause.hold`)
+from the status line of any 403/429 until the response is booked: no lane sends
+in between, and once a refusal has been received nothing more is sent into it.
+
 The write lane also spaces mutations ``1 s × time_scale`` apart and keeps a
 content-creation budget (GitHub documents 80 per minute and 500 per hour),
 which halves whenever the write lane is refused and then recovers by a tenth of
@@ -112,9 +117,31 @@ class TokenPause:
         self.pause_reason: str | None = None
         self.pause_started_at: float | None = None
         self.strikes = 0
+        self._holds = 0
+        self._released: asyncio.Event | None = None
 
     def paused(self, now: float) -> bool:
-        return self.paused_until is not None and now < self.paused_until
+        return self._holds > 0 or (self.paused_until is not None and now < self.paused_until)
+
+    @property
+    def held(self) -> bool:
+        return self._holds > 0
+
+    def hold(self) -> None:
+        """A response that may be a secondary refusal arrived: nobody sends until :meth:`release`."""
+        if self._holds == 0:
+            self._released = asyncio.Event()
+        self._holds += 1
+
+    def release(self) -> None:
+        """That response is booked (as a pause, or as not a limit at all)."""
+        self._holds -= 1
+        if self._holds == 0 and self._released is not None:
+            self._released.set()
+
+    async def wait_released(self) -> None:
+        while self._holds > 0 and self._released is not None:
+            await self._released.wait()
 
     def refused(self, retry_after: float | None, sent_at: float, now: float, reason: str) -> tuple[float, bool]:
         """Book a refusal; returns the pause in seconds and whether it is a new event (not an echo)."""
@@ -180,6 +207,9 @@ class Lane:
 
     async def wait_while_paused(self) -> None:
         while True:
+            if self.pause.held:
+                await self.pause.wait_released()
+                continue
             now = self._clock()
             until = self.pause.paused_until
             if until is None or not self.paused(now):

@@ -37,6 +37,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -248,7 +249,16 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
                 stats.violations_by_kind[refusal.kind] += 1
                 if ep.creates_content:      # a create sent while the token was blocked
                     stats.violations_by_kind["content_creation"] += 1
-            return finish(_refusal_response(state, refusal, ident, resource, rid), ident)
+            elif refusal.in_flight_at_block:
+                stats.in_flight_at_block += 1
+            refused = finish(_refusal_response(state, refusal, ident, resource, rid), ident)
+            if (block := refusal.block) is not None:   # once it is sent, the client knows of the block
+
+                async def delivered() -> None:   # async: starlette runs a sync task in a thread
+                    block.delivered(state.clock)
+
+                refused.background = BackgroundTask(delivered)
+            return refused
         charged = ep.resource in ("core", "search")
         stats.points_used[resource] += charged
         latency = state.faults.latency_s()

@@ -10,10 +10,18 @@ Why it is built this way:
   otherwise 100 concurrent requests could all see ``remaining: 1`` and overdraw
   the bucket. A 304 gets its point back (GitHub does not charge authenticated
   conditional hits).
-* Secondary limits cannot be observed by a client (GitHub says so), so only a
-  request sent while a secondary block is already active, or sent while the
-  primary bucket was already announced empty, is a *violation*: the requests a
-  well-behaved client would not have sent. Tripping a limit is not one.
+* Secondary limits cannot be observed by a client (GitHub says so), so a
+  *violation* is only a request a correct client could have avoided: one that
+  arrives while a secondary block is active **after a refusal of that block
+  was delivered to the token** (written to its connection: from then on the
+  client knows), or one sent while the primary bucket was already announced
+  empty. Tripping a limit is not one, and neither is a request that arrives
+  during a block before any refusal of it was delivered: the client had sent
+  it (it was on the wire) before it could know. Those are counted apart as
+  ``in_flight_at_block`` (GitHub refuses them all the same), so the figure
+  stays honest rather than smaller. Each block is a :class:`Block`, which
+  remembers when it started and when its first refusal was delivered (the
+  app marks that once the response has been sent).
 * Whether a secondary refusal is 403 or 429 and whether it carries
   ``retry-after`` is drawn from ``Random(f"{seed}:{n}")`` for the n-th refusal,
   so a test run is reproducible while clients still see both forms.
@@ -24,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.sim.config import SimConfig
@@ -107,14 +116,36 @@ class RateSnapshot:
 
 
 @dataclass(slots=True)
+class Block:
+    """One secondary block of a token: refused until ``until``; known to the client from
+    ``delivered_at``, when the first refusal of this block had been written to it."""
+
+    until: float = 0.0
+    started_at: float = 0.0
+    delivered_at: float | None = None
+
+    def active(self, now: float) -> bool:
+        return now < self.until
+
+    def known(self, now: float) -> bool:
+        """Whether a request arriving ``now`` was sent after the client was told of the block."""
+        return self.delivered_at is not None and self.delivered_at <= now
+
+    def delivered(self, clock: Callable[[], float]) -> None:
+        """A refusal of this block has been sent out in full (called after the response)."""
+        if self.delivered_at is None:
+            self.delivered_at = clock()
+
+
+@dataclass(slots=True)
 class SecondaryState:
     rest_points: FixedWindow
     graphql_points: FixedWindow
     content_minute: FixedWindow
     content_hour: FixedWindow
     in_flight: int = 0
-    blocked_until: float = 0.0           # every request refused until then
-    content_blocked_until: float = 0.0   # content creation refused until then
+    block: Block = field(default_factory=Block)           # every request refused while active
+    content_block: Block = field(default_factory=Block)   # content creation refused while active
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +156,12 @@ class Refusal:
     status: int
     retry_after: float | None = None
     content: bool = False     # a content-creation block (GitHub words it differently)
+    block: Block | None = None   # the secondary block this refusal belongs to (mark its delivery)
+
+    @property
+    def in_flight_at_block(self) -> bool:
+        """Refused by a block the client could not yet know of (not a violation)."""
+        return self.kind == "secondary" and self.reason == "blocked" and not self.violation
 
 
 @dataclass
@@ -191,11 +228,11 @@ class RateLimiter:
         """
         st = self._state(ident)
         cfg = self.config
-        if now < st.blocked_until:
-            return self._secondary_refusal("blocked", st.blocked_until, now, violation=True)
-        if creates_content and now < st.content_blocked_until:
-            return self._secondary_refusal("blocked", st.content_blocked_until, now, violation=True,
-                                           content=True)
+        if st.block.active(now):
+            return self._secondary_refusal("blocked", st.block, now, violation=st.block.known(now))
+        if creates_content and st.content_block.active(now):
+            return self._secondary_refusal("blocked", st.content_block, now,
+                                           violation=st.content_block.known(now), content=True)
         if resource is not None:
             bucket = self.bucket(ident, resource)
             if bucket.remaining(now) <= 0:
@@ -221,15 +258,16 @@ class RateLimiter:
         return None
 
     def _trip(self, st: SecondaryState, reason: str, now: float, content: bool = False) -> Refusal:
-        until = now + self.config.window(self.config.secondary_penalty_s)
+        block = Block(until=now + self.config.window(self.config.secondary_penalty_s), started_at=now)
         if content:
-            st.content_blocked_until = until
+            st.content_block = block
         else:
-            st.blocked_until = until
-        return self._secondary_refusal(reason, until, now, violation=False, content=content)
+            st.block = block
+        return self._secondary_refusal(reason, block, now, violation=False, content=content)
 
-    def _secondary_refusal(self, reason: str, until: float, now: float, *, violation: bool,
+    def _secondary_refusal(self, reason: str, block: Block, now: float, *, violation: bool,
                            content: bool = False) -> Refusal:
+        until = block.until
         cfg = self.config
         self._refusals += 1
         draw = random.Random(f"{cfg.seed}:{self._refusals}")
@@ -239,7 +277,7 @@ class RateLimiter:
         if cfg.time_scale == 1.0:
             wait = float(math.ceil(wait))
         return Refusal("secondary", reason, violation=violation, status=status,
-                       retry_after=wait if with_retry_after else None, content=content)
+                       retry_after=wait if with_retry_after else None, content=content, block=block)
 
     def reset(self) -> None:
         """Refill every bucket and lift every block (``POST /_sim/reset``); keep in-flight counts."""
@@ -247,6 +285,6 @@ class RateLimiter:
         for st in self._secondary.values():
             for window in (st.rest_points, st.graphql_points, st.content_minute, st.content_hour):
                 window.used, window.reset_at = 0, None
-            st.blocked_until = st.content_blocked_until = 0.0
+            st.block, st.content_block = Block(), Block()
         self.peak_concurrency = self.in_flight_total
         self._refusals = 0
