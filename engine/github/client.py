@@ -319,6 +319,11 @@ class GitHubClient:
         """Each lane's pause and write budget."""
         return self._lanes.views()
 
+    @property
+    def holding_lanes(self) -> bool:
+        """True while a 403/429 that may be a secondary limit is being read: no lane sends."""
+        return self._lanes.pause.held
+
     def client_for(self, owner: str | None) -> GitHubClient:
         """The client that serves ``owner``: this one (an
         :class:`~engine.github.router.OwnerRouter` picks one per org's installation)."""

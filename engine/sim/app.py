@@ -239,7 +239,8 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
     leave_now = True
     try:
         now = state.clock()
-        refusal = limiter.admit(ident, request.method, ep.resource, now, ep.creates_content)
+        refusal = limiter.admit(ident, request.method, ep.resource, now, ep.creates_content,
+                                force_block=state.faults.secondary_block_due())
         if refusal is not None:
             stats.limit_responses[refusal.kind] += 1
             if refusal.kind == "secondary":

@@ -151,7 +151,7 @@ class SecondaryState:
 @dataclass(frozen=True, slots=True)
 class Refusal:
     kind: str                 # "primary" | "secondary"
-    reason: str               # bucket_empty | blocked | concurrency | points | content_minute | content_hour
+    reason: str               # bucket_empty | blocked | concurrency | points | content_minute | content_hour | forced
     violation: bool           # the client should have known better
     status: int
     retry_after: float | None = None
@@ -219,8 +219,9 @@ class RateLimiter:
 
     # -- admission --------------------------------------------------------
     def admit(self, ident: Identity, method: str, resource: str | None, now: float,
-              creates_content: bool = False) -> Refusal | None:
-        """Check every limit for a request that has already ``enter``-ed.
+              creates_content: bool = False, force_block: bool = False) -> Refusal | None:
+        """Check every limit for a request that has already ``enter``-ed; ``force_block``
+        (a fault) trips a secondary block (reason ``forced``) unless one is already active.
 
         On success the request's secondary points, its content-creation unit and
         (for REST resources) its primary point are taken. GraphQL's primary cost
@@ -233,6 +234,8 @@ class RateLimiter:
         if creates_content and st.content_block.active(now):
             return self._secondary_refusal("blocked", st.content_block, now,
                                            violation=st.content_block.known(now), content=True)
+        if force_block:
+            return self._trip(st, "forced", now)
         if resource is not None:
             bucket = self.bucket(ident, resource)
             if bucket.remaining(now) <= 0:

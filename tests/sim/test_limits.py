@@ -6,8 +6,11 @@ import asyncio
 import math
 from types import SimpleNamespace
 
+import pytest
+
+from engine.errors import InputError
 from engine.sim import app as app_module
-from engine.sim.config import SimConfig
+from engine.sim.config import FaultConfig, SimConfig
 from engine.sim.limits import RateLimiter, identity_for
 
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-used", "x-ratelimit-reset",
@@ -209,6 +212,19 @@ async def test_only_requests_sent_after_a_refusal_was_delivered_are_violations(m
         assert (await c.get("/repos/acme/web")).status_code == 403      # sent after the refusal arrived
         s = await stats(c)
         assert s["violations"] == 1 and s["violations_by_kind"]["secondary"] == 1 and s["in_flight_at_block"] == 1
+
+
+async def test_a_fault_imposes_a_secondary_block_at_the_nth_request(make_client):
+    config = SimConfig(secondary_retry_after="always", faults=FaultConfig(secondary_block_at=[2]))
+    async with make_client(config=config) as c:
+        assert (await c.get("/repos/acme/web")).status_code == 200
+        forced = await c.get("/repos/acme/web")
+        assert forced.status_code in (403, 429) and "secondary rate limit" in forced.json()["message"]
+        assert (await c.get("/repos/acme/web")).status_code in (403, 429)     # the block holds
+        s = await stats(c)
+        assert s["secondary_reasons"] == {"forced": 1, "blocked": 1} and s["violations"] == 1
+        with pytest.raises(InputError, match="secondary_block_at"):
+            config.faults.merged({"secondary_block_at": [0]})
 
 
 async def test_points_per_minute_writes_cost_five(make_client, clock):
