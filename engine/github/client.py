@@ -230,7 +230,8 @@ class GitHubClient:
         self.timeout = float(pick(timeout, "timeout", "request_timeout"))
         if transport is None or isinstance(transport, str):
             self.transport_name = transport or pick(None, "transport")
-            transport = make_transport(self.transport_name, max_connections=max_connections)
+            transport = make_transport(self.transport_name, max_connections=max_connections,
+                                       on_refusal_status=lambda: self._lanes.pause.hold_early())
         else:
             self.transport_name = type(transport).__name__
         self._http = httpx.AsyncClient(

@@ -11,17 +11,22 @@ Why it is built this way:
   the bucket. A 304 gets its point back (GitHub does not charge authenticated
   conditional hits).
 * Secondary limits cannot be observed by a client (GitHub says so), so a
-  *violation* is only a request a correct client could have avoided: one that
-  arrives while a secondary block is active **after a refusal of that block
-  was delivered to the token** (written to its connection: from then on the
-  client knows), or one sent while the primary bucket was already announced
-  empty. Tripping a limit is not one, and neither is a request that arrives
-  during a block before any refusal of it was delivered: the client had sent
-  it (it was on the wire) before it could know. Those are counted apart as
-  ``in_flight_at_block`` (GitHub refuses them all the same), so the figure
-  stays honest rather than smaller. Each block is a :class:`Block`, which
-  remembers when it started and when its first refusal was delivered (the
-  app marks that once the response has been sent).
+  *violation* is only a request its client provably sent after it was told:
+  one that reaches an active secondary block **on a connection that already
+  carried a refusal of that block** (HTTP/1.1 is serial: the client had read
+  that refusal before it wrote the next request there; in-process, where there
+  is one connection, any request after a refusal was delivered), or one sent
+  while the primary bucket was already announced empty. Tripping a limit is not
+  one. Other requests a block refuses are counted apart, never dropped:
+  ``in_flight_at_block`` when the server had read them before any refusal of
+  the block was written (they were on the wire before the client could know),
+  ``after_refusal_elsewhere`` when read after a refusal went out on another
+  connection: the client may have sent them before its process had read that
+  refusal off the socket (measured on a loaded machine: a request written 8 ms
+  after the refusal, 6 ms before the client process read it), or may not; the
+  server cannot tell, so they are shown, not hidden. A request's arrival is when
+  the loopback server read its head off the socket (:mod:`engine.sim.server`);
+  in-process, when the app runs it. Each block is a :class:`Block`.
 * Whether a secondary refusal is 403 or 429 and whether it carries
   ``retry-after`` is drawn from ``Random(f"{seed}:{n}")`` for the n-th refusal,
   so a test run is reproducible while clients still see both forms.
@@ -33,7 +38,7 @@ import hashlib
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engine.sim.config import SimConfig
 
@@ -123,18 +128,25 @@ class Block:
     until: float = 0.0
     started_at: float = 0.0
     delivered_at: float | None = None
+    told: set[str] = field(default_factory=set)    # connections that carried a refusal of it
 
     def active(self, now: float) -> bool:
         return now < self.until
 
-    def known(self, now: float) -> bool:
-        """Whether a request arriving ``now`` was sent after the client was told of the block."""
-        return self.delivered_at is not None and self.delivered_at <= now
+    def known(self, connection: str) -> bool:
+        """Whether a request on ``connection`` was provably sent after its client was told: a
+        refusal of this block went out on that same connection before it (HTTP/1.1 is serial:
+        the client read that refusal before it wrote the next request there)."""
+        return connection in self.told
 
-    def delivered(self, clock: Callable[[], float]) -> None:
-        """A refusal of this block has been sent out in full (called after the response)."""
+    def told_elsewhere(self, arrived: float) -> bool:
+        return self.delivered_at is not None and self.delivered_at <= arrived
+
+    def delivered(self, clock: Callable[[], float], connection: str) -> None:
+        """A refusal of this block has been sent out in full on ``connection``."""
         if self.delivered_at is None:
             self.delivered_at = clock()
+        self.told.add(connection)
 
 
 @dataclass(slots=True)
@@ -157,11 +169,13 @@ class Refusal:
     retry_after: float | None = None
     content: bool = False     # a content-creation block (GitHub words it differently)
     block: Block | None = None   # the secondary block this refusal belongs to (mark its delivery)
+    told_elsewhere: bool = False  # read after a refusal of its block went out on another connection
 
     @property
     def in_flight_at_block(self) -> bool:
         """Refused by a block the client could not yet know of (not a violation)."""
-        return self.kind == "secondary" and self.reason == "blocked" and not self.violation
+        return self.kind == "secondary" and self.reason == "blocked" and not self.violation \
+            and not self.told_elsewhere
 
 
 @dataclass
@@ -219,9 +233,12 @@ class RateLimiter:
 
     # -- admission --------------------------------------------------------
     def admit(self, ident: Identity, method: str, resource: str | None, now: float,
-              creates_content: bool = False, force_block: bool = False) -> Refusal | None:
+              creates_content: bool = False, force_block: bool = False,
+              arrived: float | None = None, connection: str = "") -> Refusal | None:
         """Check every limit for a request that has already ``enter``-ed; ``force_block``
         (a fault) trips a secondary block (reason ``forced``) unless one is already active.
+        ``arrived`` (default ``now``) is when the server read the request off the wire and
+        ``connection`` the connection it came on (see :class:`Block` and :class:`Refusal`).
 
         On success the request's secondary points, its content-creation unit and
         (for REST resources) its primary point are taken. GraphQL's primary cost
@@ -229,11 +246,14 @@ class RateLimiter:
         """
         st = self._state(ident)
         cfg = self.config
-        if st.block.active(now):
-            return self._secondary_refusal("blocked", st.block, now, violation=st.block.known(now))
-        if creates_content and st.content_block.active(now):
-            return self._secondary_refusal("blocked", st.content_block, now,
-                                           violation=st.content_block.known(now), content=True)
+        arrived = now if arrived is None else arrived
+        for block, content in ((st.block, False), (st.content_block, True)):
+            if block.active(now) and (creates_content or not content):
+                refusal = self._secondary_refusal("blocked", block, now, violation=block.known(connection),
+                                                  content=content)
+                if not refusal.violation and block.told_elsewhere(arrived):
+                    refusal = replace(refusal, told_elsewhere=True)
+                return refusal
         if force_block:
             return self._trip(st, "forced", now)
         if resource is not None:
