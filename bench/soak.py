@@ -133,12 +133,15 @@ SOAK_SCALE = 0.01           # default --time-scale: a simulated hour lasts 36 s,
 
 
 def faults_on(scale: float) -> dict:
-    """The issue's faults; bursts of 60 % 5xx for 200 simulated seconds every 2,000."""
+    """The issue's faults; bursts of 60 % 5xx for 200 simulated seconds every 2,000; and a
+    secondary block at the 40th request and every 300th after it, so blocks come however
+    slowly a loaded machine sends (the points limit below trips only when it is fast)."""
     return {"error_rate": 0.10, "timeout_rate": 0.02, "reset_rate": 0.01, "hang_s": 1.5, "timeout_status": None,
-            "bursts": {"every_s": 2000 * scale, "duration_s": 200 * scale, "error_rate": 0.6}}
+            "bursts": {"every_s": 2000 * scale, "duration_s": 200 * scale, "error_rate": 0.6},
+            "secondary_block_at": [40 + 300 * k for k in range(1000)]}
 
 
-FAULTS_OFF = {"error_rate": 0, "timeout_rate": 0, "reset_rate": 0, "bursts": None}
+FAULTS_OFF = {"error_rate": 0, "timeout_rate": 0, "reset_rate": 0, "bursts": None, "secondary_block_at": []}
 
 
 def fault_sim(repos: int, workdir: Path, seed: int, scale: float) -> tuple[subprocess.Popen, str]:
