@@ -237,12 +237,19 @@ async def soak_sync(url: str, db: Path, items: int, repo: str, scale: float) -> 
     tree = load_tree(example)
     nodes = [n.to_dict() for n in tree.nodes.values()]
     tasks = [n for n in nodes if n["kind"] == "task"]
+    part_template = next(n for n in nodes if n["kind"] == "part")
+    root = next(n["sid"] for n in nodes if n.get("parent") is None)
     copy = 0
-    while len(nodes) < items:                # more tasks like the example's, under the same epics
+    part: dict | None = None
+    while len(nodes) < items:                # more tasks like the example's, ...
+        if part is None or copy % 99 == 0:   # ... in parts of 99 under the root: GitHub holds at
+            part = {**part_template, "sid": f"part:soak#{copy // 99 + 1}",   # most 100 sub-issues an issue
+                    "title": f"Soak tasks ({copy // 99 + 1})", "parent": root, "depends_on": [], "github": None}
+            nodes.append(part)
         template = tasks[copy % len(tasks)]
         copy += 1
         nodes.append({**template, "sid": f"{template['sid']}-soak{copy}", "title": f"{template['title']} ({copy})",
-                      "depends_on": [], "github": None})
+                      "parent": part["sid"], "depends_on": [], "github": None})
     nodes = nodes[:max(items, 1)] if items < len(nodes) else nodes
     async with await Engine.open(db, soak_config(scale)) as engine, httpx.AsyncClient(base_url=url) as sim:
         await sim.post("/_sim/faults", json=faults_on(scale))
