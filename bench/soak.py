@@ -133,12 +133,15 @@ SOAK_SCALE = 0.01           # default --time-scale: a simulated hour lasts 36 s,
 
 
 def faults_on(scale: float) -> dict:
-    """The issue's faults; bursts of 60 % 5xx for 200 simulated seconds every 2,000."""
+    """The issue's faults; bursts of 60 % 5xx for 200 simulated seconds every 2,000; and a
+    secondary block at the 40th request and every 300th after it, so blocks come however
+    slowly a loaded machine sends (the points limit below trips only when it is fast)."""
     return {"error_rate": 0.10, "timeout_rate": 0.02, "reset_rate": 0.01, "hang_s": 1.5, "timeout_status": None,
-            "bursts": {"every_s": 2000 * scale, "duration_s": 200 * scale, "error_rate": 0.6}}
+            "bursts": {"every_s": 2000 * scale, "duration_s": 200 * scale, "error_rate": 0.6},
+            "secondary_block_at": [40 + 300 * k for k in range(1000)]}
 
 
-FAULTS_OFF = {"error_rate": 0, "timeout_rate": 0, "reset_rate": 0, "bursts": None}
+FAULTS_OFF = {"error_rate": 0, "timeout_rate": 0, "reset_rate": 0, "bursts": None, "secondary_block_at": []}
 
 
 def fault_sim(repos: int, workdir: Path, seed: int, scale: float) -> tuple[subprocess.Popen, str]:
@@ -234,12 +237,19 @@ async def soak_sync(url: str, db: Path, items: int, repo: str, scale: float) -> 
     tree = load_tree(example)
     nodes = [n.to_dict() for n in tree.nodes.values()]
     tasks = [n for n in nodes if n["kind"] == "task"]
+    part_template = next(n for n in nodes if n["kind"] == "part")
+    root = next(n["sid"] for n in nodes if n.get("parent") is None)
     copy = 0
-    while len(nodes) < items:                # more tasks like the example's, under the same epics
+    part: dict | None = None
+    while len(nodes) < items:                # more tasks like the example's, ...
+        if part is None or copy % 99 == 0:   # ... in parts of 99 under the root: GitHub holds at
+            part = {**part_template, "sid": f"part:soak#{copy // 99 + 1}",   # most 100 sub-issues an issue
+                    "title": f"Soak tasks ({copy // 99 + 1})", "parent": root, "depends_on": [], "github": None}
+            nodes.append(part)
         template = tasks[copy % len(tasks)]
         copy += 1
         nodes.append({**template, "sid": f"{template['sid']}-soak{copy}", "title": f"{template['title']} ({copy})",
-                      "depends_on": [], "github": None})
+                      "parent": part["sid"], "depends_on": [], "github": None})
     nodes = nodes[:max(items, 1)] if items < len(nodes) else nodes
     async with await Engine.open(db, soak_config(scale)) as engine, httpx.AsyncClient(base_url=url) as sim:
         await sim.post("/_sim/faults", json=faults_on(scale))
@@ -306,7 +316,11 @@ async def fault_soak(items: int, sync_items: int, seed: int = 7, scale: float = 
         "primary_refusals": stats["limit_responses"]["primary"], "core_limit": max(20, repos // 2),
         "core_points_used": stats["points_used"]["core"],
         "peak_concurrency": stats["peak_concurrency"], "violations": stats["violations"],
-        "violations_by_kind": stats["violations_by_kind"], "time_scale": scale,
+        "violations_by_kind": stats["violations_by_kind"],
+        # refused by a block they reached before any refusal of it was delivered: not violations
+        "in_flight_at_block": stats["in_flight_at_block"],
+        # refused by a block, read after a refusal went out on another connection: unprovable either way
+        "after_refusal_elsewhere": stats["after_refusal_elsewhere"], "time_scale": scale,
         "wall_s": round(time.monotonic() - started, 1),
     }
 

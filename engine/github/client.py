@@ -105,6 +105,8 @@ DEFAULTS = {"rate_limit_buffer": 0.8, "time_scale": 1.0, "timeout": 30.0, "trans
 GITHUB_SERVER_TIMEOUT_S = 10.0
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([^";]+)"?')
 _SEND_FAILURES = (httpx.HTTPError, OSError, TimeoutError, *_AIOHTTP_ERRORS)
+#: statuses GitHub answers a secondary limit with (its body says whether it is one)
+_MAY_BE_SECONDARY_LIMIT = frozenset({403, 429})
 
 CountCallback = Callable[[str, int], None]
 #: receives a streamed 2xx response's body (``download``); any other answer is read whole
@@ -256,7 +258,8 @@ class GitHubClient:
         self.timeout = float(pick(timeout, "timeout", "request_timeout"))
         if transport is None or isinstance(transport, str):
             self.transport_name = transport or pick(None, "transport")
-            transport = make_transport(self.transport_name, max_connections=max_connections)
+            transport = make_transport(self.transport_name, max_connections=max_connections,
+                                       on_refusal_status=lambda: self._lanes.pause.hold_early())
         else:
             self.transport_name = type(transport).__name__
         self._http = httpx.AsyncClient(
@@ -344,6 +347,11 @@ class GitHubClient:
     def lanes(self) -> list[LaneView]:
         """Each lane's pause and write budget."""
         return self._lanes.views()
+
+    @property
+    def holding_lanes(self) -> bool:
+        """True while a 403/429 that may be a secondary limit is being read: no lane sends."""
+        return self._lanes.pause.held
 
     def client_for(self, owner: str | None) -> GitHubClient:
         """The client that serves ``owner``: this one (an
@@ -459,6 +467,7 @@ class GitHubClient:
                 http_request.headers["Authorization"] = f"Bearer {token}"
             reservation, sent_at = await self._admit(lane_name, resource, mutation, creates_content)
             settled = False
+            held = False                           # this attempt holds the token's lanes
             abandoned_at: float | None = None      # loop time the request went out, if we gave up on it
             try:
                 self._count("api_requests")
@@ -466,9 +475,19 @@ class GitHubClient:
                 try:
                     # request_timeout bounds the whole exchange, whatever the transport does
                     async with asyncio.timeout(self.timeout):
-                        response = await self._http.send(http_request, stream=body_sink is not None)
+                        response = await self._http.send(http_request, stream=True)
+                        if response.status_code in _MAY_BE_SECONDARY_LIMIT and not held:
+                            # tripped on the status line, before awaiting the body: until this
+                            # answer is booked below, no task of the token sends (see lanes.py)
+                            self._lanes.pause.hold()
+                            held = True
                         if body_sink is not None:
                             await _drain(response, body_sink)
+                        else:
+                            try:
+                                await response.aread()
+                            finally:
+                                await response.aclose()
                 except _SEND_FAILURES as exc:
                     if isinstance(exc, TimeoutError | httpx.TimeoutException):
                         abandoned_at = on_wire_since
@@ -538,6 +557,8 @@ class GitHubClient:
                     continue
                 raise error
             finally:
+                if held:          # booked by now: a secondary limit has become the token's pause
+                    self._lanes.pause.release()
                 if not settled:   # cancelled mid-flight: give the reservation back
                     self._limiter.settle(reservation, None)
                 lane_obj.record_done()

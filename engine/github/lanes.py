@@ -22,6 +22,14 @@ quiet spell of five base pauses. Refusals of requests that were sent before
 the pause began are echoes of the same event: they may lengthen the pause to
 their own ``retry-after`` but do not count as repeats.
 
+Which of a 403 or 429 is a secondary limit only its body says, and other tasks
+run while a body is read. So the client *holds* the token (:meth:`TokenPause.hold`)
+from the status line of any 403/429 until the response is booked: no lane sends
+in between, and once a refusal has been received nothing more is sent into it.
+The aiohttp transport places the hold as the status line is read off the socket
+(:meth:`TokenPause.hold_early`), turns of the event loop before the task that
+asked sees its response.
+
 The write lane also spaces mutations ``1 s × time_scale`` apart and keeps a
 content-creation budget (GitHub documents 80 per minute and 500 per hour),
 which halves whenever the write lane is refused and then recovers by a tenth of
@@ -51,6 +59,7 @@ CONTENT_PER_MINUTE = 80
 CONTENT_PER_HOUR = 500
 CONTENT_RECOVERY_PER_MINUTE = 0.1  # share of the base budget regained per quiet minute
 MAX_NAP_S = 0.5
+EARLY_HOLD_S = 2.0                 # a transport's hold lapses if no task takes it over by then
 
 
 class ContentBudget:
@@ -113,9 +122,53 @@ class TokenPause:
         self.pause_reason: str | None = None
         self.pause_started_at: float | None = None
         self.strikes = 0
+        self._holds = 0
+        self._early: deque[object] = deque()       # holds from the transport, not yet adopted
+        self._released: asyncio.Event | None = None
 
     def paused(self, now: float) -> bool:
-        return self.paused_until is not None and now < self.paused_until
+        return self._holds > 0 or (self.paused_until is not None and now < self.paused_until)
+
+    @property
+    def held(self) -> bool:
+        return self._holds > 0
+
+    def hold(self) -> None:
+        """A response that may be a secondary refusal arrived: nobody sends until :meth:`release`.
+        It takes over a hold the transport placed for the same status line, if one is pending."""
+        if self._early:
+            self._early.popleft()
+            return
+        self._acquire()
+
+    def hold_early(self) -> None:
+        """The transport read a 403/429 status line off a socket, before any task saw it. The
+        task that asked takes the hold over (:meth:`hold`); if it never does (it gave up), the
+        hold lapses after ``EARLY_HOLD_S``."""
+        token = object()
+        self._early.append(token)
+        self._acquire()
+        asyncio.get_running_loop().call_later(EARLY_HOLD_S, self._lapse, token)
+
+    def _lapse(self, token: object) -> None:
+        if token in self._early:
+            self._early.remove(token)
+            self.release()
+
+    def _acquire(self) -> None:
+        if self._holds == 0:
+            self._released = asyncio.Event()
+        self._holds += 1
+
+    def release(self) -> None:
+        """That response is booked (as a pause, or as not a limit at all)."""
+        self._holds -= 1
+        if self._holds == 0 and self._released is not None:
+            self._released.set()
+
+    async def wait_released(self) -> None:
+        while self._holds > 0 and self._released is not None:
+            await self._released.wait()
 
     def refused(self, retry_after: float | None, sent_at: float, now: float, reason: str) -> tuple[float, bool]:
         """Book a refusal; returns the pause in seconds and whether it is a new event (not an echo)."""
@@ -183,6 +236,9 @@ class Lane:
         """Wait out the token's pause; inside a run's worker a long one raises
         :class:`~engine.deferral.DeferredUntil` instead (the worker takes other items)."""
         while True:
+            if self.pause.held:
+                await self.pause.wait_released()
+                continue
             now = self._clock()
             until = self.pause.paused_until
             if until is None or not self.paused(now):

@@ -37,6 +37,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -238,7 +239,12 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
     leave_now = True
     try:
         now = state.clock()
-        refusal = limiter.admit(ident, request.method, ep.resource, now, ep.creates_content)
+        received_at = request.scope.get(RECEIVED_AT)    # read off the socket (loopback server only)
+        connection = f"{request.client.host}:{request.client.port}" if request.client else ""
+        refusal = limiter.admit(ident, request.method, ep.resource, now, ep.creates_content,
+                                force_block=state.faults.secondary_block_due(),
+                                arrived=now if received_at is None else min(now, received_at),
+                                connection=connection)
         if refusal is not None:
             stats.limit_responses[refusal.kind] += 1
             if refusal.kind == "secondary":
@@ -248,7 +254,18 @@ async def _serve(request: Request, ep: Endpoint) -> Response:
                 stats.violations_by_kind[refusal.kind] += 1
                 if ep.creates_content:      # a create sent while the token was blocked
                     stats.violations_by_kind["content_creation"] += 1
-            return finish(_refusal_response(state, refusal, ident, resource, rid), ident)
+            elif refusal.in_flight_at_block:
+                stats.in_flight_at_block += 1
+            elif refusal.told_elsewhere:
+                stats.after_refusal_elsewhere += 1
+            refused = finish(_refusal_response(state, refusal, ident, resource, rid), ident)
+            if (block := refusal.block) is not None:   # once it is sent, the client knows of the block
+
+                async def delivered() -> None:   # async: starlette runs a sync task in a thread
+                    block.delivered(state.clock, connection)
+
+                refused.background = BackgroundTask(delivered)
+            return refused
         charged = ep.resource in ("core", "search")
         stats.points_used[resource] += charged
         latency = state.faults.latency_s()
@@ -374,6 +391,10 @@ def _route(ep: Endpoint, methods: list[str] | None = None) -> Route:
     async def endpoint(request: Request) -> Response:
         return await _serve(request, ep)
     return Route(ep.path, endpoint, methods=methods or [ep.method], name=ep.name)
+
+
+#: scope key: when the server read the request's head (engine.sim.server stamps it)
+RECEIVED_AT = "batchdeck.sim.received_at"
 
 
 def create_app(config: SimConfig | None = None, org: SimOrg | None = None, *,

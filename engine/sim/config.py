@@ -63,6 +63,9 @@ class FaultConfig:
     reset_rate: float = 0.0                       # share whose connection is dropped
     bursts: BurstConfig | None = None
     truncate_tree_entries: int = TRUNCATE_TREE_ENTRIES
+    # the n-th request admitted (1-based, counted since start or /_sim/reset) trips a secondary
+    # block whatever the points: a trip that does not depend on how fast the client is
+    secondary_block_at: list[int] = field(default_factory=list)
 
     def merged(self, patch: Mapping[str, Any], source: str = "faults") -> FaultConfig:
         """A copy with ``patch`` applied; nested mappings merge, ``null`` clears."""
@@ -176,6 +179,12 @@ def _fault_config(data: Mapping[str, Any], source: str) -> FaultConfig:
                                                lo=500, hi=599, integer=True))
     elif "timeout_status" in data:
         cfg.timeout_status = None
+    if data.get("secondary_block_at") is not None:
+        at = data["secondary_block_at"]
+        if not isinstance(at, list):
+            raise InputError(f"{source}: key '{p}secondary_block_at' must be a list of request numbers")
+        cfg.secondary_block_at = [int(_check_number(n, p + "secondary_block_at", source, lo=1, integer=True))
+                                  for n in at]
     if "truncate_tree_entries" in data:
         cfg.truncate_tree_entries = int(_check_number(data["truncate_tree_entries"],
                                                       p + "truncate_tree_entries", source, lo=1, integer=True))

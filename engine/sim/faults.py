@@ -73,6 +73,12 @@ class FaultInjector:
     def reseed(self) -> None:
         self._latency_rng = random.Random(f"{self._seed}:latency")
         self._failure_rng = random.Random(f"{self._seed}:failures")
+        self._admitted = 0
+
+    def secondary_block_due(self) -> bool:
+        """Called once per request reaching admission: whether it is one ``secondary_block_at`` names."""
+        self._admitted += 1
+        return self._admitted in self.faults.secondary_block_at
 
     def latency_s(self) -> float:
         f = self.faults

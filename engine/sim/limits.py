@@ -10,10 +10,23 @@ Why it is built this way:
   otherwise 100 concurrent requests could all see ``remaining: 1`` and overdraw
   the bucket. A 304 gets its point back (GitHub does not charge authenticated
   conditional hits).
-* Secondary limits cannot be observed by a client (GitHub says so), so only a
-  request sent while a secondary block is already active, or sent while the
-  primary bucket was already announced empty, is a *violation*: the requests a
-  well-behaved client would not have sent. Tripping a limit is not one.
+* Secondary limits cannot be observed by a client (GitHub says so), so a
+  *violation* is only a request its client provably sent after it was told:
+  one that reaches an active secondary block **on a connection that already
+  carried a refusal of that block** (HTTP/1.1 is serial: the client had read
+  that refusal before it wrote the next request there; in-process, where there
+  is one connection, any request after a refusal was delivered), or one sent
+  while the primary bucket was already announced empty. Tripping a limit is not
+  one. Other requests a block refuses are counted apart, never dropped:
+  ``in_flight_at_block`` when the server had read them before any refusal of
+  the block was written (they were on the wire before the client could know),
+  ``after_refusal_elsewhere`` when read after a refusal went out on another
+  connection: the client may have sent them before its process had read that
+  refusal off the socket (measured on a loaded machine: a request written 8 ms
+  after the refusal, 6 ms before the client process read it), or may not; the
+  server cannot tell, so they are shown, not hidden. A request's arrival is when
+  the loopback server read its head off the socket (:mod:`engine.sim.server`);
+  in-process, when the app runs it. Each block is a :class:`Block`.
 * Whether a secondary refusal is 403 or 429 and whether it carries
   ``retry-after`` is drawn from ``Random(f"{seed}:{n}")`` for the n-th refusal,
   so a test run is reproducible while clients still see both forms.
@@ -24,7 +37,8 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from engine.sim.config import SimConfig
 
@@ -107,24 +121,61 @@ class RateSnapshot:
 
 
 @dataclass(slots=True)
+class Block:
+    """One secondary block of a token: refused until ``until``; known to the client from
+    ``delivered_at``, when the first refusal of this block had been written to it."""
+
+    until: float = 0.0
+    started_at: float = 0.0
+    delivered_at: float | None = None
+    told: set[str] = field(default_factory=set)    # connections that carried a refusal of it
+
+    def active(self, now: float) -> bool:
+        return now < self.until
+
+    def known(self, connection: str) -> bool:
+        """Whether a request on ``connection`` was provably sent after its client was told: a
+        refusal of this block went out on that same connection before it (HTTP/1.1 is serial:
+        the client read that refusal before it wrote the next request there)."""
+        return connection in self.told
+
+    def told_elsewhere(self, arrived: float) -> bool:
+        return self.delivered_at is not None and self.delivered_at <= arrived
+
+    def delivered(self, clock: Callable[[], float], connection: str) -> None:
+        """A refusal of this block has been sent out in full on ``connection``."""
+        if self.delivered_at is None:
+            self.delivered_at = clock()
+        self.told.add(connection)
+
+
+@dataclass(slots=True)
 class SecondaryState:
     rest_points: FixedWindow
     graphql_points: FixedWindow
     content_minute: FixedWindow
     content_hour: FixedWindow
     in_flight: int = 0
-    blocked_until: float = 0.0           # every request refused until then
-    content_blocked_until: float = 0.0   # content creation refused until then
+    block: Block = field(default_factory=Block)           # every request refused while active
+    content_block: Block = field(default_factory=Block)   # content creation refused while active
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
     kind: str                 # "primary" | "secondary"
-    reason: str               # bucket_empty | blocked | concurrency | points | content_minute | content_hour
+    reason: str               # bucket_empty | blocked | concurrency | points | content_minute | content_hour | forced
     violation: bool           # the client should have known better
     status: int
     retry_after: float | None = None
     content: bool = False     # a content-creation block (GitHub words it differently)
+    block: Block | None = None   # the secondary block this refusal belongs to (mark its delivery)
+    told_elsewhere: bool = False  # read after a refusal of its block went out on another connection
+
+    @property
+    def in_flight_at_block(self) -> bool:
+        """Refused by a block the client could not yet know of (not a violation)."""
+        return self.kind == "secondary" and self.reason == "blocked" and not self.violation \
+            and not self.told_elsewhere
 
 
 @dataclass
@@ -182,8 +233,12 @@ class RateLimiter:
 
     # -- admission --------------------------------------------------------
     def admit(self, ident: Identity, method: str, resource: str | None, now: float,
-              creates_content: bool = False) -> Refusal | None:
-        """Check every limit for a request that has already ``enter``-ed.
+              creates_content: bool = False, force_block: bool = False,
+              arrived: float | None = None, connection: str = "") -> Refusal | None:
+        """Check every limit for a request that has already ``enter``-ed; ``force_block``
+        (a fault) trips a secondary block (reason ``forced``) unless one is already active.
+        ``arrived`` (default ``now``) is when the server read the request off the wire and
+        ``connection`` the connection it came on (see :class:`Block` and :class:`Refusal`).
 
         On success the request's secondary points, its content-creation unit and
         (for REST resources) its primary point are taken. GraphQL's primary cost
@@ -191,11 +246,16 @@ class RateLimiter:
         """
         st = self._state(ident)
         cfg = self.config
-        if now < st.blocked_until:
-            return self._secondary_refusal("blocked", st.blocked_until, now, violation=True)
-        if creates_content and now < st.content_blocked_until:
-            return self._secondary_refusal("blocked", st.content_blocked_until, now, violation=True,
-                                           content=True)
+        arrived = now if arrived is None else arrived
+        for block, content in ((st.block, False), (st.content_block, True)):
+            if block.active(now) and (creates_content or not content):
+                refusal = self._secondary_refusal("blocked", block, now, violation=block.known(connection),
+                                                  content=content)
+                if not refusal.violation and block.told_elsewhere(arrived):
+                    refusal = replace(refusal, told_elsewhere=True)
+                return refusal
+        if force_block:
+            return self._trip(st, "forced", now)
         if resource is not None:
             bucket = self.bucket(ident, resource)
             if bucket.remaining(now) <= 0:
@@ -221,15 +281,16 @@ class RateLimiter:
         return None
 
     def _trip(self, st: SecondaryState, reason: str, now: float, content: bool = False) -> Refusal:
-        until = now + self.config.window(self.config.secondary_penalty_s)
+        block = Block(until=now + self.config.window(self.config.secondary_penalty_s), started_at=now)
         if content:
-            st.content_blocked_until = until
+            st.content_block = block
         else:
-            st.blocked_until = until
-        return self._secondary_refusal(reason, until, now, violation=False, content=content)
+            st.block = block
+        return self._secondary_refusal(reason, block, now, violation=False, content=content)
 
-    def _secondary_refusal(self, reason: str, until: float, now: float, *, violation: bool,
+    def _secondary_refusal(self, reason: str, block: Block, now: float, *, violation: bool,
                            content: bool = False) -> Refusal:
+        until = block.until
         cfg = self.config
         self._refusals += 1
         draw = random.Random(f"{cfg.seed}:{self._refusals}")
@@ -239,7 +300,7 @@ class RateLimiter:
         if cfg.time_scale == 1.0:
             wait = float(math.ceil(wait))
         return Refusal("secondary", reason, violation=violation, status=status,
-                       retry_after=wait if with_retry_after else None, content=content)
+                       retry_after=wait if with_retry_after else None, content=content, block=block)
 
     def reset(self) -> None:
         """Refill every bucket and lift every block (``POST /_sim/reset``); keep in-flight counts."""
@@ -247,6 +308,6 @@ class RateLimiter:
         for st in self._secondary.values():
             for window in (st.rest_points, st.graphql_points, st.content_minute, st.content_hour):
                 window.used, window.reset_at = 0, None
-            st.blocked_until = st.content_blocked_until = 0.0
+            st.block, st.content_block = Block(), Block()
         self.peak_concurrency = self.in_flight_total
         self._refusals = 0

@@ -25,15 +25,17 @@ import logging
 import signal
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import NoReturn
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from engine.errors import InputError
-from engine.sim.app import build_org, create_app
+from engine.sim.app import RECEIVED_AT, build_org, create_app
 from engine.sim.config import SimConfig, load_sim_config
 from engine.sim.data import SimOrg
 from engine.sim.faults import SimulatedConnectionReset
@@ -51,6 +53,21 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:   # leave the host's signal handlers alone
         yield
+
+
+class _StampedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, stamping each request with the time its head was read off
+    the socket (``scope[RECEIVED_AT]``). The app runs a request a loop turn or more later, and
+    may by then have written a secondary refusal: a request read before that was already on
+    the wire, which the limiter must not call a violation (:mod:`engine.sim.limits`)."""
+
+    def data_received(self, data: bytes) -> None:
+        received_at = time.time()               # the app's clock when served (create_app's default)
+        before = getattr(self, "scope", None)
+        super().data_received(data)
+        scope = getattr(self, "scope", None)
+        if scope is not None and scope is not before:
+            scope[RECEIVED_AT] = received_at
 
 
 class _DropSimulatedResets(logging.Filter):
@@ -87,6 +104,7 @@ async def running_simulator(config: SimConfig | None = None, org: SimOrg | None 
     real_port = sock.getsockname()[1]
     logging.getLogger("uvicorn.error").addFilter(_RESET_FILTER)   # a no-op when already there
     server = _EmbeddedServer(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
+                                            http=_StampedH11Protocol,
                                             timeout_graceful_shutdown=2, timeout_keep_alive=30))
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"batchdeck-sim:{real_port}")
     try:

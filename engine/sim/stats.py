@@ -24,7 +24,15 @@ class SimStats:
     not_modified: int = 0
     limit_responses: Counter[str] = field(default_factory=lambda: Counter(primary=0, secondary=0))
     secondary_reasons: Counter[str] = field(default_factory=Counter)
+    #: requests provably sent after their client was told (see engine.sim.limits): into a block
+    #: on a connection that had carried a refusal of it, or into a bucket announced empty
     violations: int = 0
+    #: refused by a secondary block, read before any refusal of it was written: on the wire
+    #: before the client could know (GitHub refuses them all the same)
+    in_flight_at_block: int = 0
+    #: refused by a block, read after a refusal of it went out on another connection: sent
+    #: before or after the client had read that refusal, which the server cannot tell
+    after_refusal_elsewhere: int = 0
     violations_by_kind: Counter[str] = field(default_factory=lambda: Counter(primary=0, secondary=0,
                                                                                    content_creation=0))
     peak_concurrency: int = 0
@@ -44,6 +52,8 @@ class SimStats:
             "secondary_reasons": dict(self.secondary_reasons),
             "violations": self.violations,
             "violations_by_kind": dict(self.violations_by_kind),
+            "in_flight_at_block": self.in_flight_at_block,
+            "after_refusal_elsewhere": self.after_refusal_elsewhere,
             "peak_concurrency": self.peak_concurrency,
             "points_used": dict(self.points_used),
             "blob_fetches": dict(self.blob_fetches),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
 import logging
 import time
 
@@ -172,6 +173,57 @@ async def test_a_secondary_limit_pauses_every_caller_of_the_lane(recorder, heade
     assert during_block_after_refusal == []
     assert len(recorder.arrivals) == 21                # ten refused together, ten retried after the pause
     assert counters["secondary_limited"] == 10 and counters["retries_after_wait"] == 10
+
+
+class GatedBody(httpx.AsyncByteStream):
+    def __init__(self, body: bytes, gate: asyncio.Event) -> None:
+        self.body, self.gate = body, gate
+
+    async def __aiter__(self):
+        await self.gate.wait()
+        yield self.body
+
+
+class StatusLineFirst(httpx.AsyncBaseTransport):
+    """Answers as a connection does, status line first and body after: the second request for
+    /repos/o/r gets a secondary-limit 403 whose body arrives only when ``body_gate`` opens."""
+
+    def __init__(self, headers_for) -> None:
+        self.headers_for = headers_for
+        self.status_line_out = asyncio.Event()
+        self.body_gate = asyncio.Event()
+        self.sent: list[tuple[str, bool]] = []      # (path, sent while that 403's body was on its way)
+
+    def sent_while_held(self) -> list[str]:
+        return [path for path, held in self.sent if held]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.url.path, self.status_line_out.is_set() and not self.body_gate.is_set()))
+        if request.url.path == "/repos/o/r" and len(self.sent) == 2:
+            self.status_line_out.set()
+            body = GatedBody(jsonlib.dumps({"message": SECONDARY}).encode(), self.body_gate)
+            return httpx.Response(403, headers={**self.headers_for(), "retry-after": "0.05"}, stream=body)
+        return httpx.Response(200, headers=self.headers_for(), json={"name": "r"})
+
+
+async def test_no_lane_sends_between_a_403_status_line_and_its_body(headers_for):
+    """Whether a 403 is a secondary limit only its body says, and other tasks run while it is
+    read: the client holds every lane of the token from the status line on, so a GraphQL or
+    search request never goes out after the block response has started to arrive."""
+    transport = StatusLineFirst(headers_for)
+    async with GitHubClient(BASE, TOKEN, transport=transport, time_scale=0.01) as client:
+        await client.get_repo("o", "r")                     # learns the bucket
+        refused = asyncio.create_task(client.get_repo("o", "r"))
+        await transport.status_line_out.wait()              # the 403's status line has been received
+        other = asyncio.create_task(client.get_json("/repos/o/other", lane="search"))
+        while not (transport.sent_while_held() or client.holding_lanes):
+            await asyncio.sleep(0)                          # until either happens: it sent, or it holds
+        transport.body_gate.set()
+        assert await refused == {"name": "r"} and await other == {"name": "r"}
+    assert transport.sent_while_held() == []
+    paths = [path for path, _ in transport.sent]
+    assert paths[:2] == ["/repos/o/r"] * 2 and sorted(paths[2:]) == ["/repos/o/other", "/repos/o/r"]
+    assert client.counters["secondary_limited"] == 1
 
 
 async def test_callers_arriving_during_a_pause_wait_for_its_end(recorder, headers_for):

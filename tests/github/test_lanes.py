@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from engine.github.lanes import ContentBudget, Lane, Lanes
+from engine.github.lanes import EARLY_HOLD_S, ContentBudget, Lane, Lanes
+from tests.github.conftest import EPOCH, run_in_virtual_time
 
 
 def make_lane(clock, name: str = "read", time_scale: float = 1.0) -> Lane:
@@ -128,3 +129,32 @@ def test_a_secondary_limit_on_one_lane_pauses_every_lane_of_the_token(clock):
     assert {view.paused_until for view in lanes.views()} == {clock() + 3.0}
     clock.now += 3.0
     assert not any(lanes.get(name).paused() for name in ("read", "graphql"))
+
+
+async def test_a_403_being_read_holds_every_lane_until_it_is_booked(clock):
+    """From a 403/429's status line (placed by the transport, taken over by the task that asked)
+    until the response is booked, no lane of the token may send."""
+    lanes = Lanes(time_scale=0.01, clock=clock, sleep=clock.sleep)
+    lanes.pause.hold_early()                  # the transport read the status line
+    lanes.pause.hold()                        # the task that asked sees it: takes the hold over
+    assert all(lanes.get(name).paused() for name in ("read", "graphql", "search"))
+    waiting = asyncio.create_task(lanes.get("graphql").wait_while_paused())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    lanes.get("read").secondary_limit(3.0, sent_at=clock())   # booked: a secondary limit ...
+    lanes.pause.release()                                       # ... then the hold is let go
+    await waiting
+    assert clock() >= EPOCH + 3.0                               # it waited out the pause too
+    assert not lanes.pause.held
+
+
+def test_a_transport_hold_that_no_task_takes_over_lapses():
+    """The task that asked gave up (timeout, cancel) before it saw the 403: the hold ends anyway."""
+    async def main() -> float:
+        lanes = Lanes()
+        lanes.pause.hold_early()
+        assert lanes.get("read").paused()
+        await lanes.get("read").wait_while_paused()
+        return asyncio.get_running_loop().time()
+
+    assert run_in_virtual_time(main) >= EARLY_HOLD_S

@@ -29,4 +29,5 @@ async def test_a_short_fault_soak_completes_with_zero_violations():
     assert result["scan_state"] == "completed" and result["scan_ok"], result
     assert result["findings_equal_truth"], result
     assert result["sync_state"] == "completed" and result["sync_ok"] and result["sync_items"] >= 10, result
+    assert result["secondary_refusals"] > 0                     # blocks came (at fixed request numbers)
     assert result["violations"] == 0, result["violations_by_kind"]

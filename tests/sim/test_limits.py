@@ -6,8 +6,11 @@ import asyncio
 import math
 from types import SimpleNamespace
 
+import pytest
+
+from engine.errors import InputError
 from engine.sim import app as app_module
-from engine.sim.config import SimConfig
+from engine.sim.config import FaultConfig, SimConfig
 from engine.sim.limits import RateLimiter, identity_for
 
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-used", "x-ratelimit-reset",
@@ -171,8 +174,57 @@ async def test_more_than_100_concurrent_requests_trip_the_secondary_limit(make_c
         s = await stats(c)
         assert s["peak_concurrency"] == 101        # refused requests leave at once
         assert s["secondary_reasons"] == {"concurrency": 1, "blocked": 29}
-        assert s["violations"] == 29        # sent after the limit was already in force
+        # in-process, each of the 29 arrived after the 101st had its refusal delivered
+        assert s["violations"] == 29 and s["in_flight_at_block"] == 0
         assert (await c.get("/repos/acme/web")).status_code == 403   # the block outlasts the burst
+
+
+async def test_only_requests_sent_after_a_refusal_was_delivered_are_violations(make_client, kit):
+    """A request that reaches a block before any refusal of it has gone out was on the wire
+    before the client could know: counted as in flight at the block, not as a violation. One
+    that arrives once a refusal was delivered is a violation."""
+    config = SimConfig(secondary_points_per_minute=1, secondary_retry_after="always", secondary_status="403")
+    app = make_client(config=config).app
+    body_gate = asyncio.Event()
+    refusal_started = asyncio.Event()
+
+    async def first_refusal_held(scope, receive, send):     # its status line goes out, its body waits
+        async def gated(message):
+            if message["type"] == "http.response.start" and message["status"] == 403 and \
+                    not refusal_started.is_set():
+                refusal_started.set()
+                await send(message)
+                await body_gate.wait()
+                return
+            await send(message)
+        await app(scope, receive, gated)
+
+    async with kit.client_for(first_refusal_held, headers=kit.TOKEN) as c:
+        assert (await c.get("/repos/acme/web")).status_code == 200      # the minute's only point
+        trip = asyncio.create_task(c.get("/repos/acme/web"))
+        await refusal_started.wait()
+        assert (await c.get("/repos/acme/web")).status_code == 403      # in flight as the block began
+        s = await stats(c)
+        assert s["secondary_reasons"] == {"points": 1, "blocked": 1}
+        assert s["violations"] == 0 and s["in_flight_at_block"] == 1
+        body_gate.set()
+        assert (await trip).status_code == 403
+        assert (await c.get("/repos/acme/web")).status_code == 403      # sent after the refusal arrived
+        s = await stats(c)
+        assert s["violations"] == 1 and s["violations_by_kind"]["secondary"] == 1 and s["in_flight_at_block"] == 1
+
+
+async def test_a_fault_imposes_a_secondary_block_at_the_nth_request(make_client):
+    config = SimConfig(secondary_retry_after="always", faults=FaultConfig(secondary_block_at=[2]))
+    async with make_client(config=config) as c:
+        assert (await c.get("/repos/acme/web")).status_code == 200
+        forced = await c.get("/repos/acme/web")
+        assert forced.status_code in (403, 429) and "secondary rate limit" in forced.json()["message"]
+        assert (await c.get("/repos/acme/web")).status_code in (403, 429)     # the block holds
+        s = await stats(c)
+        assert s["secondary_reasons"] == {"forced": 1, "blocked": 1} and s["violations"] == 1
+        with pytest.raises(InputError, match="secondary_block_at"):
+            config.faults.merged({"secondary_block_at": [0]})
 
 
 async def test_points_per_minute_writes_cost_five(make_client, clock):
