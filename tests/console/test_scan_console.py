@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -35,8 +36,30 @@ async def engine(tmp_path):
     await eng.close()
 
 
+class HoldOneTree:
+    """ASGI wrapper: the tree requests of one repository (the tenth whose tree is asked for)
+    wait for ``gate``, so the scan cannot finish before the test has paused it."""
+
+    def __init__(self, app, nth: int = 10) -> None:
+        self.app, self.nth = app, nth
+        self.gate, self.holding = asyncio.Event(), asyncio.Event()
+        self.trees: list[str] = []
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and "/git/trees/" in path:
+            repo = path.split("/git/trees/")[0]
+            if repo not in self.trees:
+                self.trees.append(repo)
+            if self.trees.index(repo) == self.nth - 1:
+                self.holding.set()
+                await self.gate.wait()
+        await self.app(scope, receive, send)
+
+
 async def test_a_scan_fills_the_gauges_pauses_on_space_and_shows_its_findings(engine, tmp_path):
-    app_sim = create_app(SimConfig(repos=80, seed=5, faults=FaultConfig(latency_ms=15)))
+    held = HoldOneTree(create_app(SimConfig(repos=80, seed=5, faults=FaultConfig(latency_ms=15))))
+    app_sim = held
     spec = build_spec(ScanTargets(orgs=["acme"]), [DEFAULT_IOCS], api_url="http://sim", include_archived=True,
                       include_forks=True)
     client = make_client(engine, "http://sim", "tok", transport=httpx.ASGITransport(app_sim))
@@ -55,8 +78,10 @@ async def test_a_scan_fills_the_gauges_pauses_on_space_and_shows_its_findings(en
             assert "core" in text and "graphql" in text
             assert {b.lane for b in app.snapshot.breakers} >= {"read"}
 
+            await until(pilot, held.holding.is_set, "one repository's tree held: the scan cannot finish")
             await pilot.press("space")
             await until(pilot, lambda: app.snapshot.run.state is RunState.PAUSED, "paused")
+            held.gate.set()
             # the state flips at once; in-flight items then finish and the pause checkpoint is committed
             deadline = time.monotonic() + 60
             while ((await engine.store.last_checkpoint(run_id)) or {}).get("reason") != "pause":
