@@ -172,11 +172,11 @@ def _is_graphql_rate_limit(error: dict) -> bool:
         not error.get("path") and "rate limit" in str(error.get("message", "")).lower())
 
 
-async def _drain(response: httpx.Response, sink: BodySink) -> None:
-    """A streamed response's body: a 2xx one into ``sink``, any other read whole (an error
-    body is small, and the request path parses it like any other)."""
+async def _drain(response: httpx.Response, sink: BodySink | None) -> None:
+    """A streamed response's body: a 2xx one into ``sink`` when there is one, any other read
+    whole (an error body is small, and the request path parses it like any other)."""
     try:
-        if 200 <= response.status_code < 300:
+        if sink is not None and 200 <= response.status_code < 300:
             await sink(response)
         else:
             await response.aread()
@@ -481,13 +481,7 @@ class GitHubClient:
                             # answer is booked below, no task of the token sends (see lanes.py)
                             self._lanes.pause.hold()
                             held = True
-                        if body_sink is not None:
-                            await _drain(response, body_sink)
-                        else:
-                            try:
-                                await response.aread()
-                            finally:
-                                await response.aclose()
+                        await _drain(response, body_sink)
                 except _SEND_FAILURES as exc:
                     if isinstance(exc, TimeoutError | httpx.TimeoutException):
                         abandoned_at = on_wire_since
