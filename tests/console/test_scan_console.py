@@ -97,7 +97,8 @@ async def test_a_scan_fills_the_gauges_pauses_on_space_and_shows_its_findings(en
                 assert client.counters.get("api_requests", 0) == requests   # paused: no request sent
             await pilot.press("space")
             await until(pilot, lambda: app.snapshot.run.state is RunState.COMPLETED, "completed", bound=120)
-
+            # the state shows completed as the runner's last commit begins: read the findings once it ended
+            assert await handle.wait() is RunState.COMPLETED
             findings = await finding_rows(engine.store, run_id, limit=1000)
             assert findings
             await pilot.press("f")
